@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh Debian machine, as root; idempotent and quick when all is there.
+#   scripts/setup.sh          install + build
+#   scripts/setup.sh run      ... then run a busybox container with the embedded runtime
+#   scripts/setup.sh test     ... then run the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(runc containerd busybox-static gcc make libc6-dev protobuf-compiler npm)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Bun itself is pinned in package.json and comes from npm, like every other dependency.
+if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+export PATH="$PWD/node_modules/.bin:$PATH"
+
+bash scripts/build.sh
+
+case "${1:-}" in
+  "") ;;
+  run) shift; exec bash scripts/demo.sh "$@" ;;
+  test) shift; exec bun test --timeout 120000 "$@" ;;
+  *) echo "usage: scripts/setup.sh [run|test]" >&2; exit 2 ;;
+esac
