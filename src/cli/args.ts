@@ -1,0 +1,280 @@
+// Command-line parsing for `bunker`, in the style of ctr/nerdctl: global flags, then a command,
+// its flags, then positionals; flags stop at the first positional so a container's command keeps
+// its own flags (`bunker run --rootfs r id /bin/ls -l`).
+import { InvalidArgumentError } from "../errdefs.ts";
+
+export interface GlobalOptions {
+  root: string;
+  state: string;
+  address: string;
+  namespace: string;
+  debug: boolean;
+}
+
+export const DEFAULT_GLOBALS: GlobalOptions = {
+  root: "/var/lib/bunker",
+  state: "/run/bunker",
+  address: "/run/bunker/bunker.sock",
+  namespace: "default",
+  debug: false,
+};
+
+export const DEFAULT_RUNTIME = "io.containerd.bunker.v1";
+
+export interface RunOptions {
+  rm: boolean;
+  detach: boolean;
+  tty: boolean;
+  runtime: string;
+  env: string[];
+  labels: Record<string, string>;
+  log?: string;
+  cwd?: string;
+  rootfs: string;
+  id: string;
+  args: string[];
+}
+
+export type Command =
+  | { name: "run"; opts: RunOptions }
+  | { name: "ps"; quiet: boolean }
+  | { name: "exec"; tty: boolean; detach: boolean; execId?: string; env: string[]; cwd?: string; id: string; args: string[] }
+  | { name: "kill"; signal: number; all: boolean; id: string }
+  | { name: "rm"; force: boolean; ids: string[] }
+  | { name: "logs"; id: string; follow: boolean }
+  | { name: "events" }
+  | { name: "version" }
+  | { name: "daemon" }
+  | { name: "help"; topic?: string };
+
+export interface Parsed {
+  globals: GlobalOptions;
+  command: Command;
+}
+
+export const SIGNALS: Record<string, number> = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12,
+  PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22,
+  URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, PWR: 30, SYS: 31,
+};
+
+/** `KILL`, `SIGKILL`, `sigkill` or `9` -> 9. */
+export function parseSignal(value: string): number {
+  if (/^\d+$/.test(value)) {
+    const n = Number(value);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const name = value.toUpperCase().replace(/^SIG/, "");
+    const n = SIGNALS[name];
+    if (n !== undefined) return n;
+  }
+  throw new InvalidArgumentError(`invalid signal ${JSON.stringify(value)}`);
+}
+
+type FlagKind = "bool" | "string" | "list";
+interface FlagSpec {
+  names: string[];
+  key: string;
+  kind: FlagKind;
+}
+
+/** Parses flags until the first positional; returns values by key and the remaining arguments. */
+function parseFlags(argv: string[], specs: FlagSpec[], context: string): { values: Map<string, string | boolean | string[]>; rest: string[] } {
+  const values = new Map<string, string | boolean | string[]>();
+  let i = 0;
+  while (i < argv.length) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      i++;
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") break;
+    const eq = arg.indexOf("=");
+    const name = eq > 0 && arg.startsWith("--") ? arg.slice(0, eq) : arg;
+    const spec = specs.find((s) => s.names.includes(name));
+    if (!spec) throw new InvalidArgumentError(`${context}: unknown flag ${name}`);
+    let value: string | undefined;
+    if (spec.kind !== "bool") {
+      if (eq > 0 && arg.startsWith("--")) value = arg.slice(eq + 1);
+      else {
+        value = argv[i + 1];
+        if (value === undefined) throw new InvalidArgumentError(`${context}: flag ${name} needs a value`);
+        i++;
+      }
+    } else if (eq > 0 && arg.startsWith("--")) {
+      throw new InvalidArgumentError(`${context}: flag ${name} takes no value`);
+    }
+    if (spec.kind === "bool") values.set(spec.key, true);
+    else if (spec.kind === "string") values.set(spec.key, value!);
+    else {
+      const list = (values.get(spec.key) as string[] | undefined) ?? [];
+      list.push(value!);
+      values.set(spec.key, list);
+    }
+    i++;
+  }
+  return { values, rest: argv.slice(i) };
+}
+
+const str = (v: Map<string, unknown>, k: string): string | undefined => v.get(k) as string | undefined;
+const bool = (v: Map<string, unknown>, k: string): boolean => v.get(k) === true;
+const list = (v: Map<string, unknown>, k: string): string[] => (v.get(k) as string[] | undefined) ?? [];
+
+const GLOBAL_FLAGS: FlagSpec[] = [
+  { names: ["--root"], key: "root", kind: "string" },
+  { names: ["--state"], key: "state", kind: "string" },
+  { names: ["--address", "-a"], key: "address", kind: "string" },
+  { names: ["--namespace", "-n"], key: "namespace", kind: "string" },
+  { names: ["--debug"], key: "debug", kind: "bool" },
+  { names: ["--help", "-h"], key: "help", kind: "bool" },
+];
+
+function one(rest: string[], what: string, context: string): string {
+  const v = rest[0];
+  if (v === undefined) throw new InvalidArgumentError(`${context}: ${what} is required`);
+  return v;
+}
+
+function noMore(rest: string[], from: number, context: string): void {
+  if (rest.length > from) throw new InvalidArgumentError(`${context}: unexpected argument ${JSON.stringify(rest[from])}`);
+}
+
+function parseLabels(items: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf("=");
+    if (eq === 0) throw new InvalidArgumentError(`label ${JSON.stringify(item)} must be key=value`);
+    if (eq < 0) labels[item] = "";
+    else labels[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return labels;
+}
+
+function checkEnv(items: string[]): string[] {
+  for (const e of items) if (e.indexOf("=") <= 0) throw new InvalidArgumentError(`--env ${JSON.stringify(e)} must be KEY=VALUE`);
+  return items;
+}
+
+export function parseArgs(argv: string[], env: Record<string, string | undefined> = {}): Parsed {
+  const g = parseFlags(argv, GLOBAL_FLAGS, "bunker");
+  const globals: GlobalOptions = {
+    root: str(g.values, "root") ?? env.BUNKER_ROOT ?? DEFAULT_GLOBALS.root,
+    state: str(g.values, "state") ?? env.BUNKER_STATE ?? DEFAULT_GLOBALS.state,
+    address: str(g.values, "address") ?? env.BUNKER_ADDRESS ?? DEFAULT_GLOBALS.address,
+    namespace: str(g.values, "namespace") ?? env.BUNKER_NAMESPACE ?? DEFAULT_GLOBALS.namespace,
+    debug: bool(g.values, "debug"),
+  };
+  const [name, ...tail] = g.rest;
+  if (name === undefined || bool(g.values, "help")) return { globals, command: { name: "help", topic: name } };
+  const ctx = `bunker ${name}`;
+  switch (name) {
+    case "run": {
+      const f = parseFlags(tail, [
+        { names: ["--rm"], key: "rm", kind: "bool" },
+        { names: ["-d", "--detach"], key: "detach", kind: "bool" },
+        { names: ["-t", "--tty"], key: "tty", kind: "bool" },
+        { names: ["--runtime"], key: "runtime", kind: "string" },
+        { names: ["-e", "--env"], key: "env", kind: "list" },
+        { names: ["-l", "--label"], key: "label", kind: "list" },
+        { names: ["--log"], key: "log", kind: "string" },
+        { names: ["--cwd", "-w"], key: "cwd", kind: "string" },
+        { names: ["--rootfs"], key: "rootfs", kind: "string" },
+      ], ctx);
+      const rootfs = str(f.values, "rootfs");
+      if (rootfs === undefined) throw new InvalidArgumentError(`${ctx}: --rootfs DIR is required`);
+      const id = one(f.rest, "a container id", ctx);
+      const args = f.rest.slice(1);
+      if (args.length === 0) throw new InvalidArgumentError(`${ctx}: a command to run is required after the container id`);
+      const opts: RunOptions = {
+        rm: bool(f.values, "rm"),
+        detach: bool(f.values, "detach"),
+        tty: bool(f.values, "tty"),
+        runtime: str(f.values, "runtime") ?? DEFAULT_RUNTIME,
+        env: checkEnv(list(f.values, "env")),
+        labels: parseLabels(list(f.values, "label")),
+        rootfs,
+        id,
+        args,
+      };
+      const log = str(f.values, "log");
+      if (log !== undefined) opts.log = log;
+      const cwd = str(f.values, "cwd");
+      if (cwd !== undefined) opts.cwd = cwd;
+      if (opts.rm && opts.detach) throw new InvalidArgumentError(`${ctx}: --rm and --detach cannot be combined`);
+      if (opts.log !== undefined && !opts.detach) throw new InvalidArgumentError(`${ctx}: --log needs --detach`);
+      return { globals, command: { name: "run", opts } };
+    }
+    case "ps":
+    case "ls": {
+      const f = parseFlags(tail, [{ names: ["-q", "--quiet"], key: "quiet", kind: "bool" }], ctx);
+      noMore(f.rest, 0, ctx);
+      return { globals, command: { name: "ps", quiet: bool(f.values, "quiet") } };
+    }
+    case "exec": {
+      const f = parseFlags(tail, [
+        { names: ["-t", "--tty"], key: "tty", kind: "bool" },
+        { names: ["-d", "--detach"], key: "detach", kind: "bool" },
+        { names: ["--exec-id"], key: "execId", kind: "string" },
+        { names: ["-e", "--env"], key: "env", kind: "list" },
+        { names: ["--cwd", "-w"], key: "cwd", kind: "string" },
+      ], ctx);
+      const id = one(f.rest, "a container id", ctx);
+      const args = f.rest.slice(1);
+      if (args.length === 0) throw new InvalidArgumentError(`${ctx}: a command to execute is required after the container id`);
+      const cmd: Command = { name: "exec", tty: bool(f.values, "tty"), detach: bool(f.values, "detach"), env: checkEnv(list(f.values, "env")), id, args };
+      const execId = str(f.values, "execId");
+      if (execId !== undefined) cmd.execId = execId;
+      const cwd = str(f.values, "cwd");
+      if (cwd !== undefined) cmd.cwd = cwd;
+      return { globals, command: cmd };
+    }
+    case "kill": {
+      const f = parseFlags(tail, [
+        { names: ["-s", "--signal"], key: "signal", kind: "string" },
+        { names: ["-a", "--all"], key: "all", kind: "bool" },
+      ], ctx);
+      const id = one(f.rest, "a container id", ctx);
+      noMore(f.rest, 1, ctx);
+      return { globals, command: { name: "kill", signal: parseSignal(str(f.values, "signal") ?? "TERM"), all: bool(f.values, "all"), id } };
+    }
+    case "rm":
+    case "delete": {
+      const f = parseFlags(tail, [{ names: ["-f", "--force"], key: "force", kind: "bool" }], ctx);
+      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: a container id is required`);
+      return { globals, command: { name: "rm", force: bool(f.values, "force"), ids: f.rest } };
+    }
+    case "logs": {
+      const f = parseFlags(tail, [{ names: ["-f", "--follow"], key: "follow", kind: "bool" }], ctx);
+      const id = one(f.rest, "a container id", ctx);
+      noMore(f.rest, 1, ctx);
+      return { globals, command: { name: "logs", id, follow: bool(f.values, "follow") } };
+    }
+    case "events":
+    case "version":
+    case "daemon": {
+      const f = parseFlags(tail, [], ctx);
+      noMore(f.rest, 0, ctx);
+      return { globals, command: { name } };
+    }
+    case "help":
+      return { globals, command: { name: "help", topic: tail[0] } };
+    default:
+      throw new InvalidArgumentError(`unknown command ${JSON.stringify(name)} (try: bunker help)`);
+  }
+}
+
+export const USAGE = `usage: bunker [--root DIR] [--state DIR] [--address SOCK] [--namespace NS] [--debug] COMMAND
+
+commands:
+  run [--rm] [-d] [-t] [--runtime NAME] [--env K=V]... [--label k=v]... [--log FILE] [--cwd DIR] --rootfs DIR ID CMD [ARG...]
+  ps [-q]                        list tasks
+  exec [-t] [-d] [--exec-id ID] [--env K=V]... ID CMD [ARG...]
+  kill [-s SIGNAL] [-a] ID       signal a task (default TERM)
+  rm [-f] ID...                  delete stopped tasks (-f kills them first)
+  logs [-f] ID                   print the log of a task started with -d --log FILE
+  events                         print task events as JSON lines
+  version                        print the version
+  daemon                         serve the bunker API on --address
+
+Without a daemon listening on --address, commands run the task manager in-process.
+`;

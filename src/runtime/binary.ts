@@ -1,0 +1,60 @@
+// Runtime name -> shim binary (containerd runtime/v2/shim/util.go BinaryName, and the 1.6 rule
+// that an absolute runtime is the binary itself). Bunker also looks next to its own executable,
+// so a host that has only the bunker binary (and its containerd-shim-bunker-v1 link) works.
+import { accessSync, constants, statSync } from "node:fs";
+import { dirname, isAbsolute, join } from "node:path";
+import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
+
+const SHIM_BINARY_FORMAT = (name: string, version: string): string => `containerd-shim-${name}-${version}`;
+const PART = /^[A-Za-z0-9_-]+$/;
+
+/** `io.containerd.runc.v2` -> `containerd-shim-runc-v2`. */
+export function binaryName(runtime: string): string {
+  if (runtime.length === 0) throw new InvalidArgumentError("runtime name must not be empty");
+  if (runtime.includes("/")) {
+    throw new InvalidArgumentError(`runtime ${JSON.stringify(runtime)} has a path separator but is not an absolute path`);
+  }
+  const parts = runtime.split(".");
+  const name = parts[parts.length - 2];
+  const version = parts[parts.length - 1];
+  if (parts.length < 2 || name === undefined || version === undefined || !PART.test(name) || !PART.test(version)) {
+    throw new InvalidArgumentError(`runtime ${JSON.stringify(runtime)} must look like io.containerd.NAME.VERSION`);
+  }
+  return SHIM_BINARY_FORMAT(name, version);
+}
+
+export interface ResolveOptions {
+  /** Search path; defaults to $PATH. */
+  path?: string;
+  /** Directory of the bunker executable; defaults to dirname(process.execPath). */
+  selfDir?: string;
+}
+
+function isExecutableFile(p: string): boolean {
+  try {
+    if (!statSync(p).isFile()) return false;
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The absolute path of the shim binary for a runtime name, or NotFound / InvalidArgument. */
+export function resolveShimBinary(runtime: string, opts: ResolveOptions = {}): string {
+  if (isAbsolute(runtime)) {
+    if (!isExecutableFile(runtime)) throw new NotFoundError(`runtime binary ${runtime} does not exist or is not executable`);
+    return runtime;
+  }
+  const name = binaryName(runtime);
+  const searchPath = opts.path ?? process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const dir of searchPath.split(":")) {
+    if (dir === "" || !isAbsolute(dir)) continue;
+    const candidate = join(dir, name);
+    if (isExecutableFile(candidate)) return candidate;
+  }
+  const selfDir = opts.selfDir ?? dirname(process.execPath);
+  const beside = join(selfDir, name);
+  if (isExecutableFile(beside)) return beside;
+  throw new NotFoundError(`runtime ${JSON.stringify(runtime)}: binary ${name} not found in PATH or ${selfDir}`);
+}

@@ -1,0 +1,205 @@
+// The OCI runtime spec (config.json) bunker generates for `bunker run`, modelled on containerd's
+// oci.populateDefaultUnixSpec and `runc spec`: the container gets its own pid/ipc/uts/mount/network
+// namespaces, the usual pseudo filesystems, containerd's default capabilities and masked paths.
+import { InvalidArgumentError } from "../errdefs.ts";
+
+export const DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+export const DEFAULT_CAPABILITIES: readonly string[] = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_MKNOD",
+  "CAP_NET_RAW",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE",
+];
+
+export interface OciMount {
+  destination: string;
+  type: string;
+  source: string;
+  options?: string[];
+}
+
+export interface OciSpec {
+  ociVersion: string;
+  process: {
+    terminal: boolean;
+    user: { uid: number; gid: number };
+    args: string[];
+    env: string[];
+    cwd: string;
+    capabilities: Record<"bounding" | "effective" | "permitted", string[]>;
+    rlimits: { type: string; hard: number; soft: number }[];
+    noNewPrivileges: boolean;
+  };
+  root: { path: string; readonly: boolean };
+  hostname: string;
+  mounts: OciMount[];
+  annotations?: Record<string, string>;
+  linux: {
+    cgroupsPath: string;
+    resources: { devices: { allow: boolean; access: string }[] };
+    namespaces: { type: string }[];
+    maskedPaths: string[];
+    readonlyPaths: string[];
+  };
+}
+
+export interface SpecOptions {
+  namespace: string;
+  id: string;
+  args: string[];
+  env?: string[];
+  cwd?: string;
+  terminal?: boolean;
+  hostname?: string;
+  readonlyRootfs?: boolean;
+  annotations?: Record<string, string>;
+}
+
+function defaultMounts(): OciMount[] {
+  return [
+    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+    {
+      destination: "/dev/pts",
+      type: "devpts",
+      source: "devpts",
+      options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+    },
+    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+    { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+  ];
+}
+
+/** Later entries override earlier ones with the same name (containerd's replaceOrAppendEnvValues). */
+export function mergeEnv(base: readonly string[], extra: readonly string[]): string[] {
+  const out = [...base];
+  for (const kv of extra) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new InvalidArgumentError(`environment variable ${JSON.stringify(kv)} must be KEY=VALUE`);
+    const key = kv.slice(0, eq + 1);
+    const at = out.findIndex((e) => e.startsWith(key));
+    if (at >= 0) out[at] = kv;
+    else out.push(kv);
+  }
+  return out;
+}
+
+export function generateSpec(opts: SpecOptions): OciSpec {
+  if (opts.args.length === 0) throw new InvalidArgumentError("a command to run is required");
+  const cwd = opts.cwd ?? "/";
+  if (!cwd.startsWith("/")) throw new InvalidArgumentError(`working directory ${JSON.stringify(cwd)} must be absolute`);
+  const env = mergeEnv([DEFAULT_PATH_ENV], [...(opts.terminal ? ["TERM=xterm"] : []), ...(opts.env ?? [])]);
+  const spec: OciSpec = {
+    ociVersion: "1.0.2-dev",
+    process: {
+      terminal: opts.terminal ?? false,
+      user: { uid: 0, gid: 0 },
+      args: [...opts.args],
+      env,
+      cwd,
+      capabilities: {
+        bounding: [...DEFAULT_CAPABILITIES],
+        effective: [...DEFAULT_CAPABILITIES],
+        permitted: [...DEFAULT_CAPABILITIES],
+      },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    // Relative to the bundle: the shim mounts the task's rootfs onto <bundle>/rootfs.
+    root: { path: "rootfs", readonly: opts.readonlyRootfs ?? false },
+    hostname: opts.hostname ?? opts.id,
+    mounts: defaultMounts(),
+    linux: {
+      cgroupsPath: `/${opts.namespace}/${opts.id}`,
+      resources: { devices: [{ allow: false, access: "rwm" }] },
+      namespaces: ["pid", "ipc", "uts", "mount", "network"].map((type) => ({ type })),
+      maskedPaths: [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/sys/firmware",
+        "/proc/scsi",
+      ],
+      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+    },
+  };
+  if (opts.annotations && Object.keys(opts.annotations).length > 0) spec.annotations = { ...opts.annotations };
+  return spec;
+}
+
+/** The process section for an exec inside an existing container, derived from its spec. */
+export function execProcess(base: OciSpec, args: string[], terminal: boolean, env: string[] = []): OciSpec["process"] {
+  if (args.length === 0) throw new InvalidArgumentError("a command to execute is required");
+  return { ...base.process, args: [...args], terminal, env: mergeEnv(base.process.env, env) };
+}
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+const ARCH_ALIASES: Record<string, { architecture: string; variant?: string }> = {
+  x86_64: { architecture: "amd64" },
+  "x86-64": { architecture: "amd64" },
+  amd64: { architecture: "amd64" },
+  aarch64: { architecture: "arm64" },
+  arm64: { architecture: "arm64" },
+  armhf: { architecture: "arm", variant: "v7" },
+  armel: { architecture: "arm", variant: "v6" },
+  arm: { architecture: "arm" },
+  i386: { architecture: "386" },
+  "386": { architecture: "386" },
+  ppc64le: { architecture: "ppc64le" },
+  s390x: { architecture: "s390x" },
+  riscv64: { architecture: "riscv64" },
+};
+const KNOWN_OS = new Set(["linux", "windows", "darwin", "freebsd"]);
+
+/** The platforms a runtime config lists (containerd's platforms.Parse: os[/arch[/variant]] or arch). */
+export function parsePlatforms(specs: readonly string[]): Platform[] {
+  return specs.map((raw) => {
+    const parts = raw.toLowerCase().split("/");
+    if (parts.some((p) => !/^[a-z0-9_-]+$/.test(p)) || parts.length > 3) {
+      throw new InvalidArgumentError(`invalid platform ${JSON.stringify(raw)}: must be os[/arch[/variant]]`);
+    }
+    const [first, arch, variant] = parts as [string, string | undefined, string | undefined];
+    if (parts.length === 1) {
+      if (KNOWN_OS.has(first)) return { os: first, architecture: hostArchitecture() };
+      const a = ARCH_ALIASES[first];
+      if (!a) throw new InvalidArgumentError(`invalid platform ${JSON.stringify(raw)}: unknown operating system or architecture`);
+      return { os: "linux", ...a };
+    }
+    if (!KNOWN_OS.has(first)) throw new InvalidArgumentError(`invalid platform ${JSON.stringify(raw)}: unknown operating system ${first}`);
+    const a = ARCH_ALIASES[arch ?? ""];
+    if (!a) throw new InvalidArgumentError(`invalid platform ${JSON.stringify(raw)}: unknown architecture ${arch}`);
+    const v = variant ?? a.variant;
+    return v === undefined ? { os: first, architecture: a.architecture } : { os: first, architecture: a.architecture, variant: v };
+  });
+}
+
+export function hostArchitecture(): string {
+  const map: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x" };
+  return map[process.arch] ?? process.arch;
+}
+
+export function defaultPlatforms(): string[] {
+  return [`linux/${hostArchitecture()}`];
+}

@@ -1,0 +1,56 @@
+import { expect, test } from "bun:test";
+import { InvalidArgumentError } from "../../src/errdefs.ts";
+import { DEFAULT_PATH_ENV, execProcess, generateSpec, mergeEnv, parsePlatforms } from "../../src/runtime/spec.ts";
+
+test("generateSpec follows containerd's unix defaults", () => {
+  const s = generateSpec({ namespace: "default", id: "c1", args: ["/bin/echo", "hi"], env: ["A=1", "PATH=/bin"], cwd: "/tmp" });
+  expect(s.root).toEqual({ path: "rootfs", readonly: false });
+  expect(s.process.args).toEqual(["/bin/echo", "hi"]);
+  expect(s.process.env).toEqual(["PATH=/bin", "A=1"]);
+  expect(s.process.cwd).toBe("/tmp");
+  expect(s.process.terminal).toBe(false);
+  expect(s.hostname).toBe("c1");
+  expect(s.linux.namespaces.map((n) => n.type)).toEqual(["pid", "ipc", "uts", "mount", "network"]);
+  expect(s.mounts.map((m) => m.destination)).toEqual(["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"]);
+  expect(s.process.capabilities.bounding).toContain("CAP_KILL");
+  expect(s.process.capabilities.bounding).not.toContain("CAP_SYS_ADMIN");
+  expect(s.process.rlimits).toEqual([{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }]);
+  expect(s.linux.maskedPaths).toContain("/proc/kcore");
+  expect(s.linux.readonlyPaths).toContain("/proc/sys");
+  expect(s.linux.cgroupsPath).toBe("/default/c1");
+});
+
+test("terminal adds TERM; defaults", () => {
+  const s = generateSpec({ namespace: "n", id: "c", args: ["sh"], terminal: true });
+  expect(s.process.env).toEqual([DEFAULT_PATH_ENV, "TERM=xterm"]);
+  expect(s.process.cwd).toBe("/");
+  expect(s.annotations).toBeUndefined();
+});
+
+test("bad inputs", () => {
+  expect(() => generateSpec({ namespace: "n", id: "c", args: [] })).toThrow(InvalidArgumentError);
+  expect(() => generateSpec({ namespace: "n", id: "c", args: ["sh"], cwd: "rel" })).toThrow(InvalidArgumentError);
+  expect(() => mergeEnv([], ["=x"])).toThrow(InvalidArgumentError);
+});
+
+test("execProcess derives from the container's process", () => {
+  const s = generateSpec({ namespace: "n", id: "c", args: ["sleep", "1"], env: ["A=1"] });
+  const p = execProcess(s, ["ls"], true, ["A=2"]);
+  expect(p.args).toEqual(["ls"]);
+  expect(p.terminal).toBe(true);
+  expect(p.env).toEqual([DEFAULT_PATH_ENV, "A=2"]);
+  expect(s.process.args).toEqual(["sleep", "1"]);
+});
+
+test("parsePlatforms", () => {
+  expect(parsePlatforms(["linux/amd64", "linux/arm/v7", "aarch64", "Linux/x86_64"])).toEqual([
+    { os: "linux", architecture: "amd64" },
+    { os: "linux", architecture: "arm", variant: "v7" },
+    { os: "linux", architecture: "arm64" },
+    { os: "linux", architecture: "amd64" },
+  ]);
+  expect(parsePlatforms(["linux"])[0]!.os).toBe("linux");
+  for (const bad of ["", "linux/", "plan9/amd64", "linux/vax", "a/b/c/d", "linux/amd64 "]) {
+    expect(() => parsePlatforms([bad])).toThrow(InvalidArgumentError);
+  }
+});
