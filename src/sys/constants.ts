@@ -1,0 +1,23 @@
+// Flag bits for the Syscalls methods that take them (Linux values from <sys/mount.h>).
+
+export const MS = {
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+  REMOUNT: 0x20,
+  NOATIME: 0x400,
+  BIND: 0x1000,
+  MOVE: 0x2000,
+  REC: 0x4000,
+  PRIVATE: 0x40000,
+  SLAVE: 0x80000,
+  SHARED: 0x100000,
+} as const;
+
+export const MNT = {
+  FORCE: 0x1,
+  DETACH: 0x2,
+  EXPIRE: 0x4,
+  NOFOLLOW: 0x8,
+} as const;

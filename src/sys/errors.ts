@@ -1,0 +1,67 @@
+// SysError: a failed kernel call, with the errno name a human searches for and the path involved.
+import { constants } from "node:os";
+import { getSystemErrorMessage, getSystemErrorName } from "node:util";
+
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(constants.errno)) {
+  // Aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK) keep the first, more common name.
+  if (!errnoNames.has(value)) errnoNames.set(value, name);
+}
+
+/** errno number -> name ("ENOENT"); unknown numbers become "E<n>". */
+export function errnoName(errno: number): string {
+  const known = errnoNames.get(errno);
+  if (known) return known;
+  try {
+    return getSystemErrorName(-errno);
+  } catch {
+    return `E${errno}`;
+  }
+}
+
+/** errno number -> "No such file or directory". */
+export function errnoMessage(errno: number): string {
+  let text: string;
+  try {
+    text = getSystemErrorMessage(-errno);
+  } catch {
+    text = "";
+  }
+  if (!text || text.startsWith("Unknown system error")) return `errno ${errno}`;
+  return text[0]!.toUpperCase() + text.slice(1);
+}
+
+/** errno name -> number (for the fake and for tests: `errnoOf("EPERM")`). */
+export function errnoOf(code: string): number {
+  const n = (constants.errno as Record<string, number>)[code];
+  if (n === undefined) throw new TypeError(`unknown errno name ${code}`);
+  return n;
+}
+
+export class SysError extends Error {
+  override readonly name = "SysError";
+  readonly errno: number;
+  /** "ENOENT", like Node's ErrnoException.code, so code that handles fs errors handles these too. */
+  readonly code: string;
+  readonly syscall: string;
+  readonly path?: string;
+
+  constructor(syscall: string, errno: number, path?: string) {
+    const code = errnoName(errno);
+    super(`${syscall}${path === undefined ? "" : ` ${path}`}: ${code} (${errnoMessage(errno)})`);
+    this.errno = errno;
+    this.code = code;
+    this.syscall = syscall;
+    if (path !== undefined) this.path = path;
+  }
+
+  /** Builds the error from an errno name: `SysError.of("mount", "EPERM", "/x")`. */
+  static of(syscall: string, code: string, path?: string): SysError {
+    return new SysError(syscall, errnoOf(code), path);
+  }
+}
+
+/** True when err is a SysError with one of the given errno names. */
+export function isErrno(err: unknown, ...codes: string[]): err is SysError {
+  return err instanceof SysError && codes.includes(err.code);
+}

@@ -1,0 +1,166 @@
+// FakeSyscalls: a recording Syscalls for unit tests of the layers above (no root, no kernel).
+// Every call is appended to `calls` with its arguments, before it runs. Each method has a default
+// behaviour that keeps a little state (subreaper flag, a mount table, zombies, fd numbers);
+// `on(method, impl)` replaces it, `fail(method, "EPERM")` makes it throw a SysError.
+import { SysError } from "./errors.ts";
+import { exitedStatus, type ReapedChild, type Syscalls, type WaitStatus } from "./types.ts";
+
+export type Method = keyof Syscalls;
+export type Call = { [K in Method]: { method: K; args: Parameters<Syscalls[K]> } }[Method];
+
+type Impl<K extends Method> = (...args: Parameters<Syscalls[K]>) => ReturnType<Syscalls[K]>;
+
+export class FakeSyscalls implements Syscalls {
+  readonly calls: Call[] = [];
+  subreaper = false;
+  /** target -> stack of {source, fstype, flags, data}, last is on top. */
+  readonly mounts = new Map<string, { source: string; fstype: string; flags: number | bigint; data?: string }[]>();
+  /** Exited children not yet reaped: reap(pid) and reapSweep take them from here. */
+  readonly zombies = new Map<number, WaitStatus>();
+  readonly fifos = new Set<string>();
+  readonly closed: number[] = [];
+  /** What recvFd returns, in order; when empty it throws EAGAIN like a non-blocking socket. */
+  readonly received: { fd: number; msg: Uint8Array }[] = [];
+  peer = { pid: 1, uid: 0, gid: 0 };
+  private nextFd = 1000;
+  private readonly overrides = new Map<Method, (...args: never[]) => unknown>();
+
+  /** Replaces a method's behaviour (the call is still recorded). */
+  on<K extends Method>(method: K, impl: Impl<K>): this {
+    this.overrides.set(method, impl as (...args: never[]) => unknown);
+    return this;
+  }
+
+  /** Makes a method throw SysError(code), e.g. fail("mount", "EPERM"); the path is the call's first string arg. */
+  fail(method: Method, code: string): this {
+    this.overrides.set(method, (...args: never[]) => {
+      const first: unknown = args[0];
+      throw SysError.of(method, code, typeof first === "string" ? first : undefined);
+    });
+    return this;
+  }
+
+  /** Restores a method's default behaviour. */
+  restore(method: Method): this {
+    this.overrides.delete(method);
+    return this;
+  }
+
+  /** Queues a zombie: pid exited with this status (a number is an exit code). */
+  exit(pid: number, status: number | WaitStatus): this {
+    this.zombies.set(pid, typeof status === "number" ? exitedStatus(status) : status);
+    return this;
+  }
+
+  /** The argument lists of every call to one method, in order. */
+  callsOf<K extends Method>(method: K): Parameters<Syscalls[K]>[] {
+    return this.calls.filter((c) => c.method === method).map((c) => c.args as Parameters<Syscalls[K]>);
+  }
+
+  private run<K extends Method>(method: K, args: Parameters<Syscalls[K]>, dflt: () => ReturnType<Syscalls[K]>): ReturnType<Syscalls[K]> {
+    this.calls.push({ method, args } as Call);
+    const override = this.overrides.get(method);
+    if (override) return override(...(args as never[])) as ReturnType<Syscalls[K]>;
+    return dflt();
+  }
+
+  setSubreaper(on: boolean): void {
+    this.run("setSubreaper", [on], () => {
+      this.subreaper = on;
+    });
+  }
+
+  isSubreaper(): boolean {
+    return this.run("isSubreaper", [], () => this.subreaper);
+  }
+
+  reap(pid: number): WaitStatus | null {
+    return this.run("reap", [pid], () => {
+      const st = this.zombies.get(pid);
+      if (!st) return null;
+      this.zombies.delete(pid);
+      return st;
+    });
+  }
+
+  reapSweep(exclude: ReadonlySet<number>): ReapedChild[] {
+    return this.run("reapSweep", [exclude], () => {
+      const out: ReapedChild[] = [];
+      for (const [pid, st] of this.zombies) {
+        if (exclude.has(pid)) continue;
+        this.zombies.delete(pid);
+        out.push({ pid, ...st });
+      }
+      return out;
+    });
+  }
+
+  sendFd(sock: number, fd: number, msg?: Uint8Array): void {
+    this.run("sendFd", msg === undefined ? [sock, fd] : [sock, fd, msg], () => undefined);
+  }
+
+  recvFd(sock: number, opts?: { dontWait?: boolean }): { fd: number; msg: Uint8Array } {
+    return this.run("recvFd", opts === undefined ? [sock] : [sock, opts], () => {
+      const next = this.received.shift();
+      if (!next) throw SysError.of("recvmsg", "EAGAIN");
+      return next;
+    });
+  }
+
+  socketpair(): [number, number] {
+    return this.run("socketpair", [], () => [this.nextFd++, this.nextFd++]);
+  }
+
+  mount(source: string, target: string, fstype: string, flags: number | bigint, data?: string): void {
+    const args: Parameters<Syscalls["mount"]> = data === undefined ? [source, target, fstype, flags] : [source, target, fstype, flags, data];
+    this.run("mount", args, () => {
+      const stack = this.mounts.get(target) ?? [];
+      stack.push(data === undefined ? { source, fstype, flags } : { source, fstype, flags, data });
+      this.mounts.set(target, stack);
+    });
+  }
+
+  unmount(target: string, flags?: number): void {
+    this.run("unmount", flags === undefined ? [target] : [target, flags], () => {
+      const stack = this.mounts.get(target);
+      if (!stack?.length) throw SysError.of("umount2", "EINVAL", target);
+      stack.pop();
+      if (stack.length === 0) this.mounts.delete(target);
+    });
+  }
+
+  unmountAll(target: string): void {
+    this.run("unmountAll", [target], () => {
+      this.mounts.delete(target);
+    });
+  }
+
+  mkfifo(path: string, mode: number): void {
+    this.run("mkfifo", [path, mode], () => {
+      if (this.fifos.has(path)) throw SysError.of("mkfifo", "EEXIST", path);
+      this.fifos.add(path);
+    });
+  }
+
+  dup2(oldfd: number, newfd: number): void {
+    this.run("dup2", [oldfd, newfd], () => undefined);
+  }
+
+  peerCred(fd: number): { pid: number; uid: number; gid: number } {
+    return this.run("peerCred", [fd], () => ({ ...this.peer }));
+  }
+
+  setWinsize(fd: number, rows: number, cols: number): void {
+    this.run("setWinsize", [fd, rows, cols], () => undefined);
+  }
+
+  close(fd: number): void {
+    this.run("close", [fd], () => {
+      this.closed.push(fd);
+    });
+  }
+
+  pidfdOpen(pid: number): number {
+    return this.run("pidfdOpen", [pid], () => this.nextFd++);
+  }
+}

@@ -1,0 +1,142 @@
+// The bun:ffi implementation of Syscalls over native/libbunker.so. The only file that imports
+// bun:ffi. The import attribute makes `bun build --compile` embed the library in the binary.
+import { dlopen, FFIType } from "bun:ffi";
+import libPath from "../../native/libbunker.so" with { type: "file" };
+import { SysError } from "./errors.ts";
+import { decodeWaitStatus, type ReapedChild, type Syscalls, type WaitStatus } from "./types.ts";
+
+const { i32, u64, ptr } = FFIType;
+
+const symbols = {
+  bk_set_subreaper: { args: [i32], returns: i32 },
+  bk_get_subreaper: { args: [], returns: i32 },
+  bk_reap: { args: [i32, ptr], returns: i32 },
+  bk_reap_sweep: { args: [ptr, i32, ptr, ptr, i32], returns: i32 },
+  bk_send_fd: { args: [i32, i32, ptr, i32], returns: i32 },
+  bk_recv_fd: { args: [i32, ptr, i32, ptr, i32], returns: i32 },
+  bk_socketpair: { args: [ptr], returns: i32 },
+  bk_mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
+  bk_umount2: { args: [ptr, i32], returns: i32 },
+  bk_unmount_all: { args: [ptr], returns: i32 },
+  bk_mkfifo: { args: [ptr, i32], returns: i32 },
+  bk_dup2: { args: [i32, i32], returns: i32 },
+  bk_peercred: { args: [i32, ptr], returns: i32 },
+  bk_set_winsize: { args: [i32, i32, i32], returns: i32 },
+  bk_close: { args: [i32], returns: i32 },
+  bk_pidfd_open: { args: [i32], returns: i32 },
+} as const;
+
+const SWEEP_BATCH = 256;
+const RECV_MAX = 4096;
+const EINVAL = 22;
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated C string; a NUL inside would silently truncate the path, so it is EINVAL. */
+function cstr(syscall: string, s: string): Uint8Array {
+  if (s.includes("\0")) throw new SysError(syscall, EINVAL, JSON.stringify(s));
+  return encoder.encode(`${s}\0`);
+}
+
+function check(r: number, syscall: string, path?: string): number {
+  if (r < 0) throw new SysError(syscall, -r, path);
+  return r;
+}
+
+export class FfiSyscalls implements Syscalls {
+  private readonly lib = dlopen(libPath, symbols).symbols;
+
+  setSubreaper(on: boolean): void {
+    check(this.lib.bk_set_subreaper(on ? 1 : 0), "prctl(PR_SET_CHILD_SUBREAPER)");
+  }
+
+  isSubreaper(): boolean {
+    return check(this.lib.bk_get_subreaper(), "prctl(PR_GET_CHILD_SUBREAPER)") === 1;
+  }
+
+  reap(pid: number): WaitStatus | null {
+    const status = new Int32Array(1);
+    const r = check(this.lib.bk_reap(pid, status), "waitpid", String(pid));
+    return r === 0 ? null : decodeWaitStatus(status[0]!);
+  }
+
+  reapSweep(exclude: ReadonlySet<number>): ReapedChild[] {
+    const ex = Int32Array.from(exclude);
+    const pids = new Int32Array(SWEEP_BATCH);
+    const statuses = new Int32Array(SWEEP_BATCH);
+    const out: ReapedChild[] = [];
+    for (;;) {
+      // An empty typed array would pass NULL; the C side reads nothing when the count is 0 anyway.
+      const n = check(this.lib.bk_reap_sweep(ex.length ? ex : null, ex.length, pids, statuses, SWEEP_BATCH), "waitpid");
+      for (let i = 0; i < n; i++) out.push({ pid: pids[i]!, ...decodeWaitStatus(statuses[i]!) });
+      if (n < SWEEP_BATCH) return out;
+    }
+  }
+
+  sendFd(sock: number, fd: number, msg?: Uint8Array): void {
+    const body = msg && msg.length > 0 ? msg : null;
+    check(this.lib.bk_send_fd(sock, fd, body, body ? body.length : 0), "sendmsg");
+  }
+
+  recvFd(sock: number, opts?: { dontWait?: boolean }): { fd: number; msg: Uint8Array } {
+    const buf = new Uint8Array(RECV_MAX);
+    const fd = new Int32Array(1);
+    const n = check(this.lib.bk_recv_fd(sock, buf, buf.length, fd, opts?.dontWait ? 1 : 0), "recvmsg");
+    return { fd: fd[0]!, msg: buf.slice(0, n) };
+  }
+
+  socketpair(): [number, number] {
+    const fds = new Int32Array(2);
+    check(this.lib.bk_socketpair(fds), "socketpair");
+    return [fds[0]!, fds[1]!];
+  }
+
+  mount(source: string, target: string, fstype: string, flags: number | bigint, data?: string): void {
+    const r = this.lib.bk_mount(
+      cstr("mount", source),
+      cstr("mount", target),
+      cstr("mount", fstype),
+      flags,
+      data === undefined ? null : cstr("mount", data),
+    );
+    check(r, "mount", target);
+  }
+
+  unmount(target: string, flags = 0): void {
+    check(this.lib.bk_umount2(cstr("umount2", target), flags), "umount2", target);
+  }
+
+  unmountAll(target: string): void {
+    check(this.lib.bk_unmount_all(cstr("umount2", target)), "umount2", target);
+  }
+
+  mkfifo(path: string, mode: number): void {
+    check(this.lib.bk_mkfifo(cstr("mkfifo", path), mode), "mkfifo", path);
+  }
+
+  dup2(oldfd: number, newfd: number): void {
+    check(this.lib.bk_dup2(oldfd, newfd), "dup2");
+  }
+
+  peerCred(fd: number): { pid: number; uid: number; gid: number } {
+    const out = new Int32Array(3);
+    check(this.lib.bk_peercred(fd, out), "getsockopt(SO_PEERCRED)");
+    // uid/gid are unsigned in the kernel; >>> 0 keeps 4294967295 (nobody's -1) positive.
+    return { pid: out[0]!, uid: out[1]! >>> 0, gid: out[2]! >>> 0 };
+  }
+
+  setWinsize(fd: number, rows: number, cols: number): void {
+    if (!(rows >= 0 && rows <= 0xffff && cols >= 0 && cols <= 0xffff)) {
+      throw new SysError("ioctl(TIOCSWINSZ)", EINVAL, `${rows}x${cols}`);
+    }
+    check(this.lib.bk_set_winsize(fd, rows, cols), "ioctl(TIOCSWINSZ)");
+  }
+
+  close(fd: number): void {
+    check(this.lib.bk_close(fd), "close");
+  }
+
+  pidfdOpen(pid: number): number {
+    return check(this.lib.bk_pidfd_open(pid), "pidfd_open", String(pid));
+  }
+}

@@ -1,0 +1,24 @@
+// Entry point of src/sys: `sys()` is the process-wide Syscalls (the FFI one unless a test set a
+// fake with setSys). The FFI module loads lazily so that unit tests with the fake never dlopen.
+import type { Syscalls } from "./types.ts";
+
+let current: Syscalls | undefined;
+
+export function sys(): Syscalls {
+  if (!current) {
+    // require keeps the load lazy and is still followed by `bun build --compile`.
+    const { FfiSyscalls } = require("./ffi.ts") as typeof import("./ffi.ts");
+    current = new FfiSyscalls();
+  }
+  return current;
+}
+
+/** Replaces the process-wide Syscalls (tests); `setSys(undefined)` goes back to the FFI one. */
+export function setSys(impl: Syscalls | undefined): void {
+  current = impl;
+}
+
+export { MNT, MS } from "./constants.ts";
+export { errnoName, errnoOf, isErrno, SysError } from "./errors.ts";
+export { FakeSyscalls, type Call, type Method } from "./fake.ts";
+export { decodeWaitStatus, exitedStatus, signaledStatus, type ReapedChild, type Syscalls, type WaitStatus } from "./types.ts";
