@@ -1,7 +1,7 @@
 // Integration tests declare what they need. Missing needs skip the test with a reason, except
 // under BUNKER_REQUIRE_ALL=1 (set by .ci/run), where a missing need is a failure: CI must prove
 // that the integration tier really ran.
-import { describe } from "bun:test";
+import { describe, test } from "bun:test";
 
 export type Need = "root" | `bin:${string}`;
 
@@ -27,8 +27,12 @@ export function describeWith(needs: Need[], name: string, body: () => void): voi
   }
   const reason = `needs ${missing.join(", ")}`;
   if (process.env.BUNKER_REQUIRE_ALL === "1") {
+    // A failing test, not a throw in the describe body: Bun counts the latter as an "error between
+    // tests", which the closing summary does not show as a failure.
     describe(name, () => {
-      throw new Error(`${name}: ${reason}, and BUNKER_REQUIRE_ALL=1 forbids skipping`);
+      test(`has what it needs (${reason})`, () => {
+        throw new Error(`${name}: ${reason}, and BUNKER_REQUIRE_ALL=1 forbids skipping`);
+      });
     });
     return;
   }
