@@ -8,6 +8,26 @@ import { exitedStatus, type ReapedChild, type Syscalls, type WaitStatus } from "
 export type Method = keyof Syscalls;
 export type Call = { [K in Method]: { method: K; args: Parameters<Syscalls[K]> } }[Method];
 
+/** The syscall each method names in its errors, as the FFI implementation does. */
+const syscallOf: Record<Method, string> = {
+  setSubreaper: "prctl(PR_SET_CHILD_SUBREAPER)",
+  isSubreaper: "prctl(PR_GET_CHILD_SUBREAPER)",
+  reap: "waitpid",
+  reapSweep: "waitpid",
+  sendFd: "sendmsg",
+  recvFd: "recvmsg",
+  socketpair: "socketpair",
+  mount: "mount",
+  unmount: "umount2",
+  unmountAll: "umount2",
+  mkfifo: "mkfifo",
+  dup2: "dup2",
+  peerCred: "getsockopt(SO_PEERCRED)",
+  setWinsize: "ioctl(TIOCSWINSZ)",
+  close: "close",
+  pidfdOpen: "pidfd_open",
+};
+
 type Impl<K extends Method> = (...args: Parameters<Syscalls[K]>) => ReturnType<Syscalls[K]>;
 
 export class FakeSyscalls implements Syscalls {
@@ -31,11 +51,11 @@ export class FakeSyscalls implements Syscalls {
     return this;
   }
 
-  /** Makes a method throw SysError(code), e.g. fail("mount", "EPERM"); the path is the call's first string arg. */
+  /** Makes a method throw SysError(code) as the kernel would, e.g. fail("mount", "EPERM") (path: the target). */
   fail(method: Method, code: string): this {
     this.overrides.set(method, (...args: never[]) => {
-      const first: unknown = args[0];
-      throw SysError.of(method, code, typeof first === "string" ? first : undefined);
+      const path: unknown = method === "mount" ? args[1] : args[0];
+      throw SysError.of(syscallOf[method], code, typeof path === "string" ? path : undefined);
     });
     return this;
   }
