@@ -1,0 +1,139 @@
+// The shim's socket address and the files that carry it. The hash must be bit-for-bit containerd's
+// (runtime/v2/shim/util_unix.go SocketAddress): sha256 of filepath.Join(address, namespace, group),
+// printed as lowercase hex under /run/containerd/s, so a grouped address is stable across calls.
+import { createHash } from "node:crypto";
+import { lstatSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, unlinkSync, writeSync, fsyncSync } from "node:fs";
+import { dirname, basename, join, resolve } from "node:path";
+import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
+
+export const SOCKET_ROOT = "/run/containerd";
+/** sun_path is 108 bytes; containerd refuses paths above 106 to keep the NUL and a margin. */
+export const SOCKET_PATH_LIMIT = 106;
+
+/** Go's path.Clean (lexical: collapses //, ., and .. without touching the filesystem). */
+export function goClean(p: string): string {
+  if (p === "") return ".";
+  const rooted = p.startsWith("/");
+  const out: string[] = [];
+  for (const part of p.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (out.length > 0 && out[out.length - 1] !== "..") out.pop();
+      else if (!rooted) out.push("..");
+      continue;
+    }
+    out.push(part);
+  }
+  const joined = out.join("/");
+  if (rooted) return "/" + joined;
+  return joined === "" ? "." : joined;
+}
+
+/** Go's filepath.Join: empty elements are ignored, the result is cleaned. */
+export function goJoin(...parts: string[]): string {
+  const kept = parts.filter((p) => p !== "");
+  return kept.length === 0 ? "" : goClean(kept.join("/"));
+}
+
+export function socketAddress(containerdAddress: string, namespace: string, group: string, root = SOCKET_ROOT): string {
+  if (namespace === "") throw new InvalidArgumentError("namespace is required to compute a shim socket address");
+  const digest = createHash("sha256").update(goJoin(containerdAddress, namespace, group)).digest("hex");
+  return `unix://${goJoin(root, "s")}/${digest}`;
+}
+
+/** The filesystem path of a `unix://` address; abstract sockets are not used by bunker. */
+export function socketPath(address: string): string {
+  if (!address.startsWith("unix://")) {
+    throw new InvalidArgumentError(`shim address ${JSON.stringify(address)} is not a unix:// address`);
+  }
+  const path = address.slice("unix://".length);
+  if (path.length > SOCKET_PATH_LIMIT) {
+    throw new InvalidArgumentError(`${JSON.stringify(path)}: unix socket path too long (> ${SOCKET_PATH_LIMIT})`);
+  }
+  return path;
+}
+
+export function isSocket(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** Removes the socket file of an address if it is a socket; anything else there is left alone. */
+export function removeSocket(address: string): void {
+  const path = socketPath(address);
+  if (!isSocket(path)) return;
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
+/** True when something accepts connections on the address (containerd's CanConnect, 100 ms). */
+export async function canConnect(address: string, timeoutMs = 100): Promise<boolean> {
+  const path = socketPath(address);
+  if (!isSocket(path)) return false;
+  return await new Promise<boolean>((resolvePromise) => {
+    let done = false;
+    const finish = (ok: boolean, sock?: { end(): void }): void => {
+      if (done) {
+        sock?.end();
+        return;
+      }
+      done = true;
+      clearTimeout(timer);
+      sock?.end();
+      resolvePromise(ok);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    Bun.connect({
+      unix: path,
+      socket: {
+        open: (s) => finish(true, s),
+        data: () => {},
+        error: () => finish(false),
+        connectError: () => finish(false),
+      },
+    }).catch(() => finish(false));
+  });
+}
+
+export function ensureSocketDir(address: string): void {
+  mkdirSync(dirname(socketPath(address)), { recursive: true, mode: 0o700 });
+}
+
+/** Writes `address` (or any small file) the way containerd's WriteAddress does: `.name` then rename. */
+export function writeFileAtomic(path: string, content: string): void {
+  const abs = resolve(path);
+  const tmp = join(dirname(abs), `.${basename(abs)}`);
+  try {
+    unlinkSync(tmp); // a leftover from a crashed writer would make O_EXCL fail forever
+  } catch {}
+  const fd = openSync(tmp, "wx", 0o600);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, abs);
+}
+
+export function writeAddress(bundle: string, address: string): void {
+  writeFileAtomic(join(bundle, "address"), address);
+}
+
+export function readAddress(bundle: string): string {
+  let data: string;
+  try {
+    data = readFileSync(join(bundle, "address"), "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(`no shim address in ${bundle}`);
+    throw err;
+  }
+  if (data.length === 0) throw new NotFoundError(`no shim address in ${bundle}`);
+  return data;
+}
