@@ -1,0 +1,165 @@
+// The ttrpc frame codec: a 10-byte header (uint32 BE data length, uint32 BE stream id, uint8 type,
+// uint8 flags) followed by the data. Pure: no sockets, no timers, no protobuf.
+
+export const HEADER_LENGTH = 10;
+/** containerd/ttrpc messageLengthMax: larger frames are skipped and answered ResourceExhausted. */
+export const MAX_DATA_LENGTH = 4 << 20;
+
+export const FrameType = { Request: 1, Response: 2, Data: 3 } as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+/** ttrpc 1.2 stream flags (unary calls send 0). */
+export const FrameFlags = { RemoteClosed: 1, RemoteOpen: 2, NoData: 4 } as const;
+
+export interface FrameHeader {
+  length: number;
+  streamId: number;
+  type: number;
+  flags: number;
+}
+
+export interface Frame {
+  streamId: number;
+  type: number;
+  flags: number;
+  /** A view into a received chunk when the frame arrived whole, else a fresh buffer; never reused by the parser. */
+  data: Uint8Array;
+}
+
+/** A frame whose data exceeded the limit; its bytes were skipped. */
+export interface OversizedFrame {
+  streamId: number;
+  type: number;
+  flags: number;
+  length: number;
+}
+
+export interface ParserEvents {
+  frame(frame: Frame): void;
+  oversized(frame: OversizedFrame): void;
+}
+
+export function writeHeader(out: Uint8Array, offset: number, h: FrameHeader): void {
+  const v = new DataView(out.buffer, out.byteOffset + offset, HEADER_LENGTH);
+  v.setUint32(0, h.length >>> 0);
+  v.setUint32(4, h.streamId >>> 0);
+  v.setUint8(8, h.type);
+  v.setUint8(9, h.flags);
+}
+
+export function encodeHeader(h: FrameHeader): Uint8Array {
+  const out = new Uint8Array(HEADER_LENGTH);
+  writeHeader(out, 0, h);
+  return out;
+}
+
+export function decodeHeader(b: Uint8Array, offset = 0): FrameHeader {
+  if (b.length - offset < HEADER_LENGTH) throw new RangeError(`ttrpc: short header: ${b.length - offset} bytes`);
+  const v = new DataView(b.buffer, b.byteOffset + offset, HEADER_LENGTH);
+  return { length: v.getUint32(0), streamId: v.getUint32(4), type: v.getUint8(8), flags: v.getUint8(9) };
+}
+
+/** Header and data in one buffer. Hot paths build the data behind a reserved header instead (see wire.ts). */
+export function encodeFrame(streamId: number, type: number, data: Uint8Array, flags = 0): Uint8Array {
+  const out = new Uint8Array(HEADER_LENGTH + data.length);
+  writeHeader(out, 0, { length: data.length, streamId, type, flags });
+  out.set(data, HEADER_LENGTH);
+  return out;
+}
+
+/**
+ * Incremental frame parser: feed it chunks as they arrive (split or coalesced anyhow); it calls
+ * `events.frame` once per complete frame, in order. An oversized frame's data is skipped as it
+ * streams in (never buffered) and reported through `events.oversized` once fully skipped, after
+ * which parsing continues with the next frame: the connection stays usable.
+ */
+export class FrameParser {
+  private readonly header = new Uint8Array(HEADER_LENGTH);
+  private headerFill = 0;
+  private cur: FrameHeader | undefined;
+  private body: Uint8Array | undefined;
+  private bodyFill = 0;
+  private skipLeft = 0;
+
+  constructor(
+    private readonly events: ParserEvents,
+    private readonly maxDataLength = MAX_DATA_LENGTH,
+  ) {}
+
+  /** Bytes held for a frame not yet complete (header bytes, body bytes, or bytes still to skip). */
+  get pending(): number {
+    return this.headerFill + this.bodyFill + this.skipLeft;
+  }
+
+  push(chunk: Uint8Array): void {
+    let pos = 0;
+    const end = chunk.length;
+    while (pos < end) {
+      const cur = this.cur;
+      if (cur === undefined) {
+        // Fast path: a whole header (and perhaps its whole body) inside this chunk.
+        if (this.headerFill === 0 && end - pos >= HEADER_LENGTH) {
+          const h = decodeHeader(chunk, pos);
+          pos += HEADER_LENGTH;
+          if (h.length <= this.maxDataLength && end - pos >= h.length) {
+            const data = chunk.subarray(pos, pos + h.length);
+            pos += h.length;
+            this.events.frame({ streamId: h.streamId, type: h.type, flags: h.flags, data });
+            continue;
+          }
+          this.begin(h);
+          continue;
+        }
+        const take = Math.min(HEADER_LENGTH - this.headerFill, end - pos);
+        this.header.set(chunk.subarray(pos, pos + take), this.headerFill);
+        this.headerFill += take;
+        pos += take;
+        if (this.headerFill === HEADER_LENGTH) {
+          this.headerFill = 0;
+          this.begin(decodeHeader(this.header));
+        }
+        continue;
+      }
+      if (this.skipLeft > 0) {
+        const take = Math.min(this.skipLeft, end - pos);
+        this.skipLeft -= take;
+        pos += take;
+        if (this.skipLeft === 0) this.finishSkip(cur);
+        continue;
+      }
+      const body = this.body!;
+      const take = Math.min(body.length - this.bodyFill, end - pos);
+      body.set(chunk.subarray(pos, pos + take), this.bodyFill);
+      this.bodyFill += take;
+      pos += take;
+      if (this.bodyFill === body.length) this.finishBody(cur, body);
+    }
+  }
+
+  private begin(h: FrameHeader): void {
+    if (h.length > this.maxDataLength) {
+      this.cur = h;
+      this.skipLeft = h.length;
+      return;
+    }
+    if (h.length === 0) {
+      this.events.frame({ streamId: h.streamId, type: h.type, flags: h.flags, data: new Uint8Array(0) });
+      return;
+    }
+    this.cur = h;
+    this.body = new Uint8Array(h.length);
+    this.bodyFill = 0;
+  }
+
+  private finishBody(h: FrameHeader, body: Uint8Array): void {
+    this.cur = undefined;
+    this.body = undefined;
+    this.bodyFill = 0;
+    this.events.frame({ streamId: h.streamId, type: h.type, flags: h.flags, data: body });
+  }
+
+  private finishSkip(h: FrameHeader): void {
+    this.cur = undefined;
+    this.events.oversized({ streamId: h.streamId, type: h.type, flags: h.flags, length: h.length });
+  }
+}
