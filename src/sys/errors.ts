@@ -19,8 +19,30 @@ export function errnoName(errno: number): string {
   }
 }
 
+// glibc's texts for the errnos libuv has no message for (getSystemErrorMessage says "Unknown").
+const extraMessages: Record<string, string> = {
+  EBADMSG: "Bad message",
+  ECHILD: "No child processes",
+  EDEADLK: "Resource deadlock avoided",
+  EDOM: "Numerical argument out of domain",
+  EDQUOT: "Disk quota exceeded",
+  EIDRM: "Identifier removed",
+  EINPROGRESS: "Operation now in progress",
+  EMULTIHOP: "Multihop attempted",
+  ENETRESET: "Network dropped connection on reset",
+  ENOLCK: "No locks available",
+  ENOLINK: "Link has been severed",
+  ENOMSG: "No message of desired type",
+  ENOSR: "Out of streams resources",
+  ENOSTR: "Device not a stream",
+  ESTALE: "Stale file handle",
+  ETIME: "Timer expired",
+};
+
 /** errno number -> "No such file or directory". */
 export function errnoMessage(errno: number): string {
+  const extra = extraMessages[errnoName(errno)];
+  if (extra) return extra;
   let text: string;
   try {
     text = getSystemErrorMessage(-errno);

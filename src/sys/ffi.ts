@@ -140,3 +140,6 @@ export class FfiSyscalls implements Syscalls {
     return check(this.lib.bk_pidfd_open(pid), "pidfd_open", String(pid));
   }
 }
+
+/** Where the library was loaded from: native/ in a checkout, a $bunfs path in a compiled binary. */
+export const nativeLibraryPath: string = libPath;
