@@ -216,20 +216,28 @@ class Reader {
   get done(): boolean {
     return this.pos >= this.buf.length;
   }
+  /** A 64-bit varint as a number (exact up to 2^53); bit 63 set means a negative int64/int32. */
   varint(): number {
     const b = this.buf;
-    let result = 0;
-    let mul = 1;
+    let lo = 0;
+    let hi = 0;
     for (let i = 0; i < 10; i++) {
       if (this.pos >= b.length) throw new WireError("truncated varint");
       const byte = b[this.pos++]!;
+      const bits = byte & 0x7f;
+      const shift = i * 7;
       if (i === 9 && byte > 1) throw new WireError("varint overflows 64 bits");
-      result += (byte & 0x7f) * mul;
+      if (shift < 28) lo |= bits << shift;
+      else if (shift === 28) {
+        lo |= (bits & 0x0f) << 28;
+        hi |= bits >>> 4;
+      } else hi |= bits << (shift - 32);
       if (byte < 0x80) {
-        // Values with bit 63 set are negative int64/int32 on the wire.
-        return result >= 2 ** 63 ? result - 2 ** 64 : result;
+        lo >>>= 0;
+        hi >>>= 0;
+        if (hi >= 0x80000000) return -((~hi >>> 0) * 2 ** 32 + (~lo >>> 0) + 1);
+        return hi * 2 ** 32 + lo;
       }
-      mul *= 128;
     }
     throw new WireError("varint too long");
   }
