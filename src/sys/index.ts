@@ -7,8 +7,13 @@ let current: Syscalls | undefined;
 export function sys(): Syscalls {
   if (!current) {
     // require keeps the load lazy and is still followed by `bun build --compile`.
-    const { FfiSyscalls } = require("./ffi.ts") as typeof import("./ffi.ts");
-    current = new FfiSyscalls();
+    let mod: typeof import("./ffi.ts");
+    try {
+      mod = require("./ffi.ts") as typeof import("./ffi.ts");
+    } catch (err) {
+      throw new Error("cannot load native/libbunker.so (build it with `make -C native` or scripts/build.sh)", { cause: err });
+    }
+    current = new mod.FfiSyscalls();
   }
   return current;
 }
