@@ -18,7 +18,7 @@ export const ErrChecksumInvalidLength = "invalid checksum digest length";
 export const ErrChecksumUnsupported = "unsupported digest algorithm";
 
 /** A reference the parser refused; `reason` is the Go error text, the message adds the input. */
-export class ReferenceError extends InvalidArgumentError {
+export class InvalidReferenceError extends InvalidArgumentError {
   constructor(readonly reason: string, readonly input: string) {
     super(`${reason}: ${JSON.stringify(input)}`);
   }
@@ -57,7 +57,7 @@ function digestProblem(d: string): string | null {
 /** Validates a digest string (`sha256:<64 lowercase hex>`, sha384, sha512) like go-digest's Parse. */
 export function parseDigest(d: string): string {
   const problem = digestProblem(d);
-  if (problem !== null) throw new ReferenceError(problem, d);
+  if (problem !== null) throw new InvalidReferenceError(problem, d);
   return d;
 }
 
@@ -110,12 +110,12 @@ function splitDomain(name: string): [string, string] {
 export function parseReference(s: string): Reference {
   const m = referenceRegexp.exec(s);
   if (m === null) {
-    if (s === "") throw new ReferenceError(ErrNameEmpty, s);
-    if (referenceRegexp.test(s.toLowerCase())) throw new ReferenceError(ErrNameContainsUppercase, s);
-    throw new ReferenceError(ErrReferenceInvalidFormat, s);
+    if (s === "") throw new InvalidReferenceError(ErrNameEmpty, s);
+    if (referenceRegexp.test(s.toLowerCase())) throw new InvalidReferenceError(ErrNameContainsUppercase, s);
+    throw new InvalidReferenceError(ErrReferenceInvalidFormat, s);
   }
   const name = m[1] ?? "";
-  if (name.length > NAME_TOTAL_LENGTH_MAX) throw new ReferenceError(ErrNameTooLong, s);
+  if (name.length > NAME_TOTAL_LENGTH_MAX) throw new InvalidReferenceError(ErrNameTooLong, s);
   const [domain, path] = splitDomain(name);
   const digest = m[3] ?? "";
   if (digest !== "") parseDigest(digest);
@@ -143,13 +143,13 @@ function splitDockerDomain(name: string): [string, string] {
 /** reference.ParseNormalizedNamed: adds docker.io and library/ as Docker's UI does; no default tag. */
 export function parseNormalizedNamed(s: string): Reference {
   if (anchoredIdentifierRegexp.test(s)) {
-    throw new ReferenceError(`invalid repository name (${s}), cannot specify 64-byte hexadecimal strings`, s);
+    throw new InvalidReferenceError(`invalid repository name (${s}), cannot specify 64-byte hexadecimal strings`, s);
   }
   const [domain, remainder] = splitDockerDomain(s);
   const tagSep = remainder.indexOf(":");
   const remoteName = tagSep > -1 ? remainder.slice(0, tagSep) : remainder;
   if (remoteName.toLowerCase() !== remoteName) {
-    throw new ReferenceError(`${ErrReferenceInvalidFormat}: ${ErrNameContainsUppercase}`, s);
+    throw new InvalidReferenceError(`${ErrReferenceInvalidFormat}: ${ErrNameContainsUppercase}`, s);
   }
   return parseReference(`${domain}/${remainder}`);
 }
@@ -157,27 +157,27 @@ export function parseNormalizedNamed(s: string): Reference {
 /** reference.ParseNamed: the input must already be in canonical (normalised) form. */
 export function parseNamed(s: string): Reference {
   const named = parseNormalizedNamed(s);
-  if (named.toString() !== s) throw new ReferenceError(ErrNameNotCanonical, s);
+  if (named.toString() !== s) throw new InvalidReferenceError(ErrNameNotCanonical, s);
   return named;
 }
 
 /** reference.WithName. */
 export function withName(name: string): Reference {
-  if (name.length > NAME_TOTAL_LENGTH_MAX) throw new ReferenceError(ErrNameTooLong, name);
+  if (name.length > NAME_TOTAL_LENGTH_MAX) throw new InvalidReferenceError(ErrNameTooLong, name);
   const m = anchoredNameRegexp.exec(name);
-  if (m === null) throw new ReferenceError(ErrReferenceInvalidFormat, name);
+  if (m === null) throw new InvalidReferenceError(ErrReferenceInvalidFormat, name);
   return new Reference(m[1] ?? "", m[2] ?? "");
 }
 
 /** reference.WithTag: keeps the digest of a canonical name. */
 export function withTag(name: Reference, tag: string): Reference {
-  if (!anchoredTagRegexp.test(tag)) throw new ReferenceError(ErrTagInvalidFormat, tag);
+  if (!anchoredTagRegexp.test(tag)) throw new InvalidReferenceError(ErrTagInvalidFormat, tag);
   return new Reference(name.domain, name.path, tag, name.isCanonical ? name.digest : "");
 }
 
 /** reference.WithDigest: keeps the tag. */
 export function withDigest(name: Reference, digest: string): Reference {
-  if (!anchoredDigestRegexp.test(digest)) throw new ReferenceError(ErrDigestInvalidFormat, digest);
+  if (!anchoredDigestRegexp.test(digest)) throw new InvalidReferenceError(ErrDigestInvalidFormat, digest);
   return new Reference(name.domain, name.path, name.tag, digest);
 }
 

@@ -10,7 +10,8 @@ import {
   ErrNameTooLong,
   ErrReferenceInvalidFormat,
   ErrTagInvalidFormat,
-  ReferenceError,
+  InvalidReferenceError,
+  type Reference,
   familiarName,
   familiarString,
   parseAnyReference,
@@ -30,9 +31,9 @@ function reasonOf(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(ReferenceError);
+    expect(err).toBeInstanceOf(InvalidReferenceError);
     expect(err).toBeInstanceOf(InvalidArgumentError);
-    return (err as ReferenceError).reason;
+    return (err as InvalidReferenceError).reason;
   }
   throw new Error("expected the reference to be refused");
 }
@@ -164,5 +165,56 @@ describe("withName, withTag, withDigest", () => {
     expect(reasonOf(() => withTag(name, ".bad"))).toBe(ErrTagInvalidFormat);
     expect(reasonOf(() => withName("x/UPPER"))).toBe(ErrReferenceInvalidFormat);
     expect(withName("UPPER/x").domain).toBe("UPPER"); // a domain may have capitals
+  });
+});
+
+describe("same language and captures as Go's grammar", () => {
+  // Go's expressions transcribed literally (safe for JavaScript on short inputs only).
+  const alnum = "[a-z0-9]+";
+  const sep = "(?:[._]|__|[-]*)";
+  const comp = `${alnum}(?:(?:${sep}${alnum})+)?`;
+  const dcomp = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+  const domain = `${dcomp}(?:(?:\\.${dcomp})+)?(?::[0-9]+)?`;
+  const tag = "[\\w][\\w.-]{0,127}";
+  const digest = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9A-Fa-f]{32,}";
+  const name = `(?:${domain}/)?${comp}(?:(?:/${comp})+)?`;
+  const goReference = new RegExp(`^(${name})(?::(${tag}))?(?:@(${digest}))?$`);
+  const goName = new RegExp(`^(?:(${domain})/)?(${comp}(?:(?:/${comp})+)?)$`);
+
+  test("on 20000 random short strings", () => {
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return Math.floor(seed / 65536) % n;
+    };
+    const alphabet = "aab0Z._-/:@";
+    const suffix = `@sha256:${"ab".repeat(16)}`;
+    let agreed = 0;
+    for (let i = 0; i < 20000; i++) {
+      let s = "";
+      const len = 1 + rand(14);
+      for (let j = 0; j < len; j++) s += alphabet[rand(alphabet.length)];
+      if (rand(4) === 0) s += suffix.slice(0, 8 + 32 + rand(2));
+      const m = goReference.exec(s);
+      let ours: Reference | null = null;
+      try {
+        ours = parseReference(s);
+      } catch {
+        ours = null;
+      }
+      if (m === null) {
+        expect(ours).toBeNull();
+        continue;
+      }
+      if (ours === null) {
+        // Go refuses it too when the digest does not validate (only sha256 with 64 hex here).
+        expect(m[3]).toBeDefined();
+        continue;
+      }
+      const n = goName.exec(m[1]!)!;
+      expect([ours.domain, ours.path, ours.tag, ours.digest]).toEqual([n[1] ?? "", n[2]!, m[2] ?? "", m[3] ?? ""]);
+      agreed++;
+    }
+    expect(agreed).toBeGreaterThan(1000);
   });
 });
