@@ -1,0 +1,212 @@
+// Our ttrpc client against real Go peers: containerd's ttrpc events service, and Debian's
+// containerd-shim-runc-v2 started through its `start` action and driven through a task's life.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { AnySchema, timestampNow } from "@bufbuild/protobuf/wkt";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { UnavailableError } from "../../src/errdefs.ts";
+import { TaskExitSchema } from "../../src/gen/containerd/events/task_pb.ts";
+import { OptionsSchema } from "../../src/gen/containerd/runc/v1/options_pb.ts";
+import { Events } from "../../src/gen/containerd/services/events/ttrpc/v1/events_pb.ts";
+import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
+import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
+import { dial, packAny, socketPath, type Client } from "../../src/ttrpc/index.ts";
+import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
+import { killSame, procInfo, waitGone, type ProcInfo } from "../fixtures/procs.ts";
+import { copyRootfs } from "../fixtures/rootfs.ts";
+import { describeWith } from "../helpers/require.ts";
+
+const uniq = `${process.pid}${Math.random().toString(36).slice(2, 7)}`;
+
+/** Collects a subprocess's stdout and lets a test wait for a line matching a predicate. */
+function lineWatcher(stream: ReadableStream<Uint8Array>): { text(): string; waitFor(pred: (line: string) => boolean, ms: number): Promise<string | undefined> } {
+  let buf = "";
+  let wake: (() => void) | undefined;
+  void (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) {
+      buf += dec.decode(chunk, { stream: true });
+      wake?.();
+    }
+  })();
+  return {
+    text: () => buf,
+    async waitFor(pred, ms) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const hit = buf.split("\n").find(pred);
+        if (hit !== undefined) return hit;
+        const left = deadline - Date.now();
+        if (left <= 0) return undefined;
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, left);
+          wake = () => (clearTimeout(t), r());
+        });
+      }
+    },
+  };
+}
+
+describeWith(["root", "bin:containerd", "bin:containerd-shim-runc-v2", "bin:runc", "bin:ctr"], "ttrpc against real containerd peers", () => {
+  let ctd: TestContainerd;
+  let dir: string;
+  const cleanups: (() => Promise<void> | void)[] = [];
+
+  beforeAll(async () => {
+    ctd = await startContainerd();
+    dir = await mkdtemp("/tmp/bunker-ttrpc-real-");
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    await ctd?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  test("(a) Events/Forward of a TaskExit envelope shows up in `ctr events`", async () => {
+    const ctr = Bun.spawn(["ctr", "-a", ctd.address, "events"], { stdout: "pipe", stderr: "pipe" });
+    cleanups.push(() => void ctr.kill("SIGKILL"));
+    const out = lineWatcher(ctr.stdout);
+    const client = await dial(ctd.ttrpcAddress, { namespace: "default", connectTimeoutMs: 5000 });
+    cleanups.push(() => client.close());
+    const events = client.service(Events);
+    const forward = (containerId: string, exitStatus: number) =>
+      events.forward(
+        {
+          envelope: {
+            timestamp: timestampNow(),
+            namespace: "default",
+            topic: "/tasks/exit",
+            event: packAny(TaskExitSchema, { containerId, id: containerId, pid: 4242, exitStatus, exitedAt: timestampNow() }),
+          },
+        },
+        { timeoutMs: 5000 },
+      );
+
+    // `ctr events` gives no sign of having subscribed: forward probes until one comes through.
+    let subscribed = false;
+    for (let i = 0; i < 40 && !subscribed; i++) {
+      await forward(`probe-${uniq}-${i}`, 0);
+      subscribed = (await out.waitFor((l) => l.includes(`probe-${uniq}-`), 500)) !== undefined;
+    }
+    expect(subscribed).toBe(true);
+
+    const id = `exit-${uniq}`;
+    await forward(id, 137);
+    const line = await out.waitFor((l) => l.includes(`"container_id":"${id}"`), 10_000);
+    expect(line).toBeDefined();
+    // ctr decoded our Any (so its type URL is right) and printed namespace, topic and fields.
+    expect(line).toContain(" default /tasks/exit ");
+    expect(line).toContain('"pid":4242');
+    expect(line).toContain('"exit_status":137');
+    ctr.kill("SIGKILL");
+    await ctr.exited;
+  }, 60_000);
+
+  test("(b) drives containerd-shim-runc-v2: start, Connect, Create, Start, Wait, State, Kill, Delete, Shutdown", async () => {
+    const ns = `bunker${uniq}`;
+    const id = `ttrpc-${uniq}`;
+    const bundle = join(dir, "bundle");
+    await copyRootfs(join(bundle, "rootfs"));
+    const spec = Bun.spawnSync(["runc", "spec"], { cwd: bundle, stderr: "pipe" });
+    expect(spec.stderr.toString()).toBe("");
+    const config = JSON.parse(await readFile(join(bundle, "config.json"), "utf8")) as {
+      process: { args: string[]; terminal: boolean };
+    };
+    config.process.args = ["sh", "-c", "echo hello from busybox; exec sleep 600"];
+    config.process.terminal = false;
+    await writeFile(join(bundle, "config.json"), JSON.stringify(config));
+    cleanups.push(async () => {
+      Bun.spawnSync(["runc", "--root", `/run/containerd/runc/${ns}`, "delete", "--force", id], { stdout: "ignore", stderr: "ignore" });
+      await rm(`/run/containerd/runc/${ns}`, { recursive: true, force: true });
+    });
+    // The serving shim opens <bundle>/log (a FIFO containerd makes and reads) for writing and exits
+    // if it is missing. `cat` is our reader; it ends at EOF when the shim exits.
+    expect(Bun.spawnSync(["mkfifo", join(bundle, "log")]).exitCode).toBe(0);
+    const logReader = Bun.spawn(["cat", join(bundle, "log")], { stdout: "pipe" });
+    cleanups.push(() => void logReader.kill("SIGKILL"));
+    let finished = false;
+    cleanups.push(() => {
+      if (!finished) console.error(`containerd-shim-runc-v2 log:\n${shimLog.text()}`);
+    });
+    const shimLog = lineWatcher(logReader.stdout);
+
+    // The runtime options travel on stdin as a protobuf Any; the shim refuses a type URL it cannot resolve.
+    const options = toBinary(AnySchema, packAny(OptionsSchema, { binaryName: "runc" }));
+    const start = Bun.spawn(
+      ["containerd-shim-runc-v2", "-namespace", ns, "-id", id, "-address", ctd.address, "-publish-binary", "/usr/bin/containerd", "start"],
+      { cwd: bundle, env: { ...process.env, TTRPC_ADDRESS: ctd.ttrpcAddress }, stdin: options, stdout: "pipe", stderr: "pipe" },
+    );
+    const [code, stdout, stderr] = await Promise.all([start.exited, new Response(start.stdout).text(), new Response(start.stderr).text()]);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    const address = stdout.trim();
+    expect(address).toMatch(/^unix:\/\/\/run\/containerd\/s\/[0-9a-f]{64}$/);
+    expect(readFileSync(join(bundle, "address"), "utf8").trim()).toBe(address);
+    const sock = socketPath(address);
+    // Registered now so a shim that dies early does not leave its socket behind (runs after the kill below).
+    cleanups.push(() => rm(sock, { force: true }));
+
+    const client: Client = await dial(address, { namespace: ns, connectTimeoutMs: 5000, timeoutMs: 30_000 });
+    const task = client.service(Task);
+    const connected = await task.connect({ id });
+    expect(connected.shimPid).toBeGreaterThan(1);
+    expect(connected.taskPid).toBe(0);
+    const shim = procInfo(connected.shimPid) as ProcInfo;
+    expect(shim).toBeDefined();
+    cleanups.push(async () => {
+      killSame(shim, "SIGKILL");
+      await waitGone([shim], 5000);
+    });
+
+    const stdoutFile = join(dir, "stdout.log");
+    // file:// with an empty stderr panics the 1.6.20 shim (it copies from a stderr pipe it never made).
+    const uri = `file://${stdoutFile}`;
+    const created = await task.create({ id, bundle, rootfs: [], terminal: false, stdin: "", stdout: uri, stderr: uri });
+    expect(created.pid).toBeGreaterThan(1);
+    const createdState = await task.state({ id });
+    expect(createdState.status).toBe(Status.CREATED);
+
+    const started = await task.start({ id });
+    expect(started.pid).toBe(created.pid);
+    const waiting = task.wait({ id }); // in flight while we look and kill
+
+    const state = await task.state({ id });
+    expect(state).toMatchObject({ id, bundle, pid: created.pid, status: Status.RUNNING });
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(stdoutFile) || !readFileSync(stdoutFile, "utf8").includes("hello")) {
+      if (Date.now() > deadline) throw new Error(`no output in ${stdoutFile}`);
+      await Bun.sleep(20);
+    }
+    expect(readFileSync(stdoutFile, "utf8")).toBe("hello from busybox\n");
+    expect(client.inFlight).toBe(1);
+
+    await task.kill({ id, signal: 9 });
+    const waited = await waiting;
+    expect(waited.exitStatus).toBe(137);
+    expect(waited.exitedAt).toBeDefined();
+    expect((await task.state({ id })).status).toBe(Status.STOPPED);
+
+    const deleted = await task.delete({ id });
+    expect(deleted).toMatchObject({ pid: created.pid, exitStatus: 137 });
+
+    // The shim exits as it answers Shutdown: the answer may or may not beat the close.
+    let closed = false;
+    client.onClose(() => (closed = true));
+    const shut = await task.shutdown({ id }).then(
+      () => "answered",
+      (e: unknown) => e,
+    );
+    if (shut !== "answered") {
+      expect(shut).toBeInstanceOf(UnavailableError);
+    }
+    expect(await waitGone([shim], 10_000)).toEqual([]);
+    const gone = Date.now() + 5000;
+    while ((!closed || existsSync(sock)) && Date.now() < gone) await Bun.sleep(20);
+    expect(closed).toBe(true);
+    expect(existsSync(sock)).toBe(false);
+    expect(await logReader.exited).toBe(0);
+    finished = true;
+  }, 120_000);
+});
