@@ -3,9 +3,11 @@
 // handler) receive them filtered by namespace and topic. A bounded log with sequence numbers lets
 // a poller resume where it stopped, including across a short gap in its connection.
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import { type Any, AnySchema, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { type Any, AnySchema, timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "../errdefs.ts";
 import { TaskDeleteSchema, TaskExitSchema } from "../gen/containerd/events/task_pb.ts";
+import { Events } from "../gen/containerd/services/events/ttrpc/v1/events_pb.ts";
+import type { Server } from "../ttrpc/index.ts";
 import { validateIdentifier } from "../identifiers.ts";
 
 export const Topics = {
@@ -141,4 +143,15 @@ export function publishDeadShimExit(ex: Exchange, namespace: string, id: string,
   const exitedAt: Timestamp = timestampFromDate(exit.exitedAt);
   ex.publish(namespace, Topics.TaskExit, TaskExitSchema, create(TaskExitSchema, { containerId: id, id, pid: exit.pid, exitStatus: exit.exitStatus, exitedAt }));
   ex.publish(namespace, Topics.TaskDelete, TaskDeleteSchema, create(TaskDeleteSchema, { containerId: id, pid: exit.pid, exitStatus: exit.exitStatus, exitedAt }));
+}
+
+/** Serves containerd.services.events.ttrpc.v1.Events/Forward into the exchange (shims publish here). */
+export function registerForwardService(server: Server, ex: Exchange): void {
+  server.register(Events, {
+    forward(req) {
+      const env = req.envelope;
+      if (!env?.event) throw new InvalidArgumentError("Forward: envelope with an event is required");
+      ex.forward(env.namespace, env.topic, env.event, env.timestamp ? timestampDate(env.timestamp) : new Date());
+    },
+  });
 }

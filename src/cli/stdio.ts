@@ -1,0 +1,120 @@
+// The client's ends of a task's stdout/stderr FIFOs, without ever blocking Bun's event loop.
+// We open each FIFO O_RDWR|O_NONBLOCK first (so the open cannot block and a shim's O_WRONLY open
+// finds a reader), read through a second O_RDONLY|O_NONBLOCK fd, and drop the O_RDWR one once
+// the shim holds its write end (after Create): from then on EOF means the shim closed its end,
+// i.e. all output has arrived, which is how `run` drains before it exits.
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
+import { join } from "node:path";
+
+export interface FifoSys {
+  mkfifo(path: string, mode: number): void;
+}
+
+export type Sink = (chunk: Uint8Array) => void | Promise<void>;
+
+export class FifoReader {
+  private keepAlive: number | undefined;
+  private readFd: number | undefined;
+  private readonly finished: Promise<void>;
+  private reader: { cancel(): Promise<void> } | undefined;
+
+  constructor(readonly path: string, sink: Sink) {
+    this.keepAlive = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+    this.readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const reader = Bun.file(this.readFd).stream().getReader();
+    this.reader = reader;
+    this.finished = (async () => {
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) return;
+        await sink(r.value);
+      }
+    })().catch(() => undefined);
+  }
+
+  /** Call once the shim has opened its write end: EOF then marks the end of the output. */
+  releaseWriter(): void {
+    if (this.keepAlive !== undefined) {
+      closeSync(this.keepAlive);
+      this.keepAlive = undefined;
+    }
+  }
+
+  /** Waits for EOF (all output copied), at most timeoutMs; then stops reading. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.releaseWriter();
+    let timer: Timer | undefined;
+    await Promise.race([this.finished, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    this.close();
+  }
+
+  close(): void {
+    this.releaseWriter();
+    void this.reader?.cancel().catch(() => undefined);
+    this.reader = undefined;
+    if (this.readFd !== undefined) {
+      try {
+        closeSync(this.readFd);
+      } catch {
+        // already closed by the stream
+      }
+      this.readFd = undefined;
+    }
+  }
+}
+
+export interface OutputFifos {
+  dir: string;
+  stdout: string;
+  stderr: string;
+  readers: FifoReader[];
+  releaseWriters(): void;
+  drain(timeoutMs: number): Promise<void>;
+  /** Closes everything and removes the FIFOs. */
+  dispose(): void;
+}
+
+/** FIFOs for a process's stdout (and stderr unless terminal) in a fresh dir under parent. */
+export function openOutputFifos(sys: FifoSys, parent: string, terminal: boolean, out: Sink, err: Sink): OutputFifos {
+  const dir = mkdtempSync(join(parent, "bunker-io-"));
+  const readers: FifoReader[] = [];
+  const dispose = (): void => {
+    for (const r of readers) r.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const stdout = join(dir, "stdout");
+    sys.mkfifo(stdout, 0o600);
+    readers.push(new FifoReader(stdout, out));
+    let stderr = "";
+    if (!terminal) {
+      stderr = join(dir, "stderr");
+      sys.mkfifo(stderr, 0o600);
+      readers.push(new FifoReader(stderr, err));
+    }
+    return {
+      dir,
+      stdout,
+      stderr,
+      readers,
+      releaseWriters: () => readers.forEach((r) => r.releaseWriter()),
+      drain: async (ms) => {
+        await Promise.all(readers.map((r) => r.drain(ms)));
+      },
+      dispose,
+    };
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+}
+
+/** A sink that writes to one of our own streams and resolves when the bytes are handed off. */
+export function streamSink(stream: NodeJS.WriteStream): Sink {
+  return (chunk) =>
+    new Promise<void>((resolve) => {
+      if (stream.write(chunk)) resolve();
+      else stream.once("drain", () => resolve());
+    });
+}

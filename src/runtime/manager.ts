@@ -1,0 +1,410 @@
+// The task manager (containerd runtime/v2/manager.go): creates tasks (bundle + shim + Create,
+// rolled back together on failure), keeps the task list, cleans up after shims that die, and on
+// start-up reloads every task a previous bunker left running, all namespaces and bundles at once.
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { toBinary } from "@bufbuild/protobuf";
+import { type Any, AnySchema, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Logger } from "pino";
+import { AlreadyExistsError, errorMessage, isNotFound, NotFoundError, UnavailableError } from "../errdefs.ts";
+import type { Mount } from "../gen/containerd/types/mount_pb.ts";
+import { validateIdentifier } from "../identifiers.ts";
+import { resolveShimBinary } from "./binary.ts";
+import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, loadBundle, newBundle } from "./bundle.ts";
+import { type Exchange, type ExitInfo, publishDeadShimExit } from "./events.ts";
+import {
+  LOAD_TIMEOUT_MS,
+  readAddress,
+  readMeta,
+  readShimBinary,
+  SHIM_BINARY_FILE,
+  ShimConnection,
+  ShimLog,
+  ShimTask,
+  TaskList,
+  taskKey,
+  type TaskMeta,
+  writeMeta,
+} from "./shim.ts";
+import { type ShimCommandConfig, shimDelete, shimStart } from "./shimproc.ts";
+
+export interface ManagerOptions {
+  root: string;
+  state: string;
+  /** bunker's API address, passed to shims as -address. */
+  address: string;
+  /** Where shims publish events (TTRPC_ADDRESS). */
+  ttrpcAddress: string;
+  /** The bunker executable (-publish-binary); defaults to process.execPath. */
+  publishBinary?: string;
+  events: Exchange;
+  sys: BundleSys;
+  logger: Logger;
+  debug?: boolean;
+  loadTimeoutMs?: number;
+  /** Where shim binaries are looked for besides $PATH (default: beside the bunker executable). */
+  selfDir?: string;
+}
+
+export interface CreateOptions {
+  runtime: string;
+  spec: Uint8Array | string;
+  rootfs: Mount[];
+  stdin?: string;
+  stdout?: string;
+  stderr?: string;
+  terminal?: boolean;
+  /** Runtime options: on the shim's stdin at start, and in CreateTaskRequest.options. */
+  options?: Any;
+  labels?: Record<string, string>;
+  logPath?: string;
+}
+
+export class TaskManager {
+  readonly tasks = new TaskList();
+  private readonly conns = new Map<string, ShimConnection>();
+  private readonly log: Logger;
+
+  private constructor(private readonly o: ManagerOptions) {
+    this.log = o.logger;
+  }
+
+  /**
+   * Makes root and state, then reloads what a previous bunker left (containerd's New). With
+   * `load: false` (the embedded CLI, which may run next to other bunker processes) nothing is
+   * loaded up front: tasks are loaded one by one on demand, and never cleaned up behind the back
+   * of a process that may be creating them.
+   */
+  static async create(o: ManagerOptions, { load = true }: { load?: boolean } = {}): Promise<TaskManager> {
+    for (const d of [o.root, o.state]) mkdirSync(d, { recursive: true, mode: 0o711 });
+    const m = new TaskManager(o);
+    if (load) await m.loadExistingTasks();
+    return m;
+  }
+
+  /** Tasks whose shim could not be reached by a load without cleanup, with the reason. */
+  readonly unreachable = new Map<string, { bundle: Bundle; meta: TaskMeta | undefined; error: string }>();
+
+  /** The listed task, or (on demand) the task loaded from its bundle; NotFound without one. */
+  async lookup(namespace: string, id: string): Promise<ShimTask> {
+    validateIdentifier(namespace, "namespace");
+    validateIdentifier(id, "container id");
+    if (this.tasks.has(namespace, id)) return this.tasks.get(namespace, id);
+    const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
+    if (!exists(path)) throw new NotFoundError(`task ${namespace}/${id} not found`);
+    await this.loadTask(namespace, id, false);
+    if (this.tasks.has(namespace, id)) return this.tasks.get(namespace, id);
+    const u = this.unreachable.get(taskKey(namespace, id));
+    throw new UnavailableError(`task ${namespace}/${id}: its shim cannot be reached (${u?.error ?? "no address"}); bunker rm removes it`);
+  }
+
+  /** Loads every task without cleaning up (for listing from the embedded CLI). */
+  async loadAll(namespace?: string): Promise<void> {
+    const nss = namespace ? [namespace] : this.namespaces();
+    await Promise.all(
+      nss.map(async (ns) => {
+        const ids = this.bundleIds(ns).filter((id) => !this.tasks.has(ns, id));
+        await Promise.all(ids.map((id) => this.loadTask(ns, id, false)));
+      }),
+    );
+  }
+
+  /** Removes a task whose shim is gone: the binary's delete, exit events, bundle removal. */
+  async cleanupDead(namespace: string, id: string): Promise<ExitInfo> {
+    const bundle = loadBundle(this.o.state, namespace, id);
+    if (!exists(bundle.path)) throw new NotFoundError(`task ${namespace}/${id} not found`);
+    this.unreachable.delete(taskKey(namespace, id));
+    return this.cleanupAfterDeadShim(bundle, readShimBinary(bundle), true);
+  }
+
+  private namespaces(): string[] {
+    try {
+      return readdirSync(this.o.state, { withFileTypes: true })
+        .filter((d) => d.isDirectory() && !d.name.startsWith("."))
+        .map((d) => d.name);
+    } catch {
+      return [];
+    }
+  }
+
+  private bundleIds(namespace: string): string[] {
+    try {
+      return readdirSync(join(this.o.state, namespace), { withFileTypes: true })
+        .filter((d) => d.isDirectory() && !d.name.startsWith("."))
+        .map((d) => d.name);
+    } catch {
+      return [];
+    }
+  }
+
+  get events(): Exchange {
+    return this.o.events;
+  }
+
+  private command(bundle: Bundle, binary: string): ShimCommandConfig {
+    return {
+      binary,
+      bundle,
+      address: this.o.address,
+      ttrpcAddress: this.o.ttrpcAddress,
+      publishBinary: this.o.publishBinary ?? process.execPath,
+      debug: this.o.debug ?? false,
+    };
+  }
+
+  async create(namespace: string, id: string, opts: CreateOptions): Promise<ShimTask> {
+    validateIdentifier(namespace, "namespace");
+    validateIdentifier(id, "container id");
+    const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
+    if (this.tasks.has(namespace, id) || exists(path)) throw new AlreadyExistsError(`task ${namespace}/${id} already exists`);
+    // Resolve before touching disk: a missing runtime leaves nothing behind.
+    const binary = resolveShimBinary(opts.runtime, this.o.selfDir === undefined ? {} : { selfDir: this.o.selfDir });
+    const bundle = newBundle({ root: this.o.root, state: this.o.state, namespace, id, spec: opts.spec, sys: this.o.sys });
+    let shimLog: ShimLog | undefined;
+    let task: ShimTask | undefined;
+    try {
+      const meta: TaskMeta = { runtime: opts.runtime, labels: opts.labels ?? {}, created: new Date().toISOString() };
+      if (opts.logPath !== undefined) meta.logPath = opts.logPath;
+      writeMeta(bundle, meta);
+      shimLog = new ShimLog(bundle, this.log);
+      const cmd = this.command(bundle, binary);
+      const options = opts.options ? anyBytes(opts.options) : undefined;
+      const address = await shimStart(cmd, options);
+      writeFileSync(join(bundle.path, SHIM_BINARY_FILE), binary, { mode: 0o600 });
+      const conn = await this.connection(address, namespace);
+      task = new ShimTask(bundle, conn, binary, meta, shimLog);
+      await task.create({
+        rootfs: opts.rootfs,
+        stdin: opts.stdin ?? "",
+        stdout: opts.stdout ?? "",
+        stderr: opts.stderr ?? "",
+        terminal: opts.terminal ?? false,
+        ...(opts.options ? { options: opts.options } : {}),
+      });
+      this.tasks.add(task);
+      return task;
+    } catch (err) {
+      await this.rollback(bundle, binary, task, shimLog, err);
+      throw err;
+    }
+  }
+
+  private async rollback(bundle: Bundle, binary: string, task: ShimTask | undefined, shimLog: ShimLog | undefined, cause: unknown): Promise<void> {
+    this.log.warn({ id: bundle.id, namespace: bundle.namespace, err: errorMessage(cause) }, "create failed; rolling back");
+    if (task) {
+      try {
+        await task.deleteProcess();
+      } catch {
+        // Nothing was created in the shim, or it is gone: the binary's delete cleans up below.
+      }
+      await task.shutdown();
+      task.release();
+    } else {
+      shimLog?.close();
+    }
+    if (exists(join(bundle.path, "address"))) {
+      try {
+        await shimDelete(this.command(bundle, binary));
+      } catch (err) {
+        this.log.debug({ id: bundle.id, err: errorMessage(err) }, "shim delete during rollback");
+      }
+    }
+    try {
+      deleteBundle(bundle, this.o.sys);
+    } catch (err) {
+      this.log.error({ id: bundle.id, err: errorMessage(err) }, "delete bundle during rollback");
+    }
+  }
+
+  /** A shared connection per shim address (grouping shims serve several tasks on one socket). */
+  private async connection(address: string, namespace: string, timeoutMs?: number): Promise<ShimConnection> {
+    const existing = this.conns.get(address);
+    if (existing && !existing.closed) return existing;
+    const conn = await ShimConnection.dial(address, namespace, timeoutMs);
+    this.conns.set(address, conn);
+    conn.onClose((c) => this.onDisconnect(c));
+    return conn;
+  }
+
+  private onDisconnect(conn: ShimConnection): void {
+    if (this.conns.get(conn.address) === conn) this.conns.delete(conn.address);
+    for (const t of [...conn.tasks]) {
+      t.release();
+      // Only a task still listed died unexpectedly; deleted tasks were unlisted first.
+      if (!this.tasks.has(t.namespace, t.id) || this.tasks.get(t.namespace, t.id) !== t) continue;
+      this.log.warn({ id: t.id, namespace: t.namespace }, "shim disconnected");
+      void this.cleanupAfterDeadShim(t.bundle, t.binary, true).finally(() => this.tasks.delete(t.namespace, t.id));
+    }
+  }
+
+  /**
+   * containerd's cleanupAfterDeadShim: the binary's `delete`, then TaskExit (255 when delete
+   * failed) and TaskDelete. Bunker also removes the bundle, so a dead task leaves nothing behind.
+   */
+  private cleanupAfterDeadShim(bundle: Bundle, binary: string | undefined, publish: boolean): Promise<ExitInfo> {
+    // A disconnect and a failing Delete can both find the same dead shim: clean up once.
+    const key = taskKey(bundle.namespace, bundle.id);
+    const running = this.cleaning.get(key);
+    if (running) return running;
+    const p = this.doCleanup(bundle, binary, publish).finally(() => this.cleaning.delete(key));
+    this.cleaning.set(key, p);
+    return p;
+  }
+
+  private readonly cleaning = new Map<string, Promise<ExitInfo>>();
+
+  private async doCleanup(bundle: Bundle, binary: string | undefined, publish: boolean): Promise<ExitInfo> {
+    let exit: ExitInfo = { pid: 0, exitStatus: 255, exitedAt: new Date() };
+    if (binary) {
+      try {
+        exit = await shimDelete(this.command(bundle, binary));
+      } catch (err) {
+        this.log.warn({ id: bundle.id, namespace: bundle.namespace, err: errorMessage(err) }, "failed to clean up after dead shim");
+      }
+    }
+    if (publish) publishDeadShimExit(this.o.events, bundle.namespace, bundle.id, exit);
+    this.tryDeleteBundle(bundle);
+    return exit;
+  }
+
+  get(namespace: string, id: string): ShimTask {
+    return this.tasks.get(namespace, id);
+  }
+
+  add(task: ShimTask): void {
+    this.tasks.add(task);
+  }
+
+  /** Drops a task from the list (containerd's TaskManager.Delete). */
+  delete(namespace: string, id: string): void {
+    this.tasks.delete(namespace, id);
+  }
+
+  list(namespace?: string): ShimTask[] {
+    return this.tasks.all(namespace);
+  }
+
+  /** Deletes the task in its shim, stops the shim, removes the bundle; returns the exit. */
+  async deleteTask(namespace: string, id: string): Promise<ExitInfo> {
+    const t = this.tasks.get(namespace, id);
+    let r;
+    try {
+      r = await t.deleteProcess();
+    } catch (err) {
+      if (!(err instanceof UnavailableError) && !t.conn.closed) throw err;
+      // The shim is gone: the dead-shim path reports the exit and removes the bundle.
+      this.tasks.delete(namespace, id);
+      t.release();
+      return this.cleanupAfterDeadShim(t.bundle, t.binary, true);
+    }
+    // Unlist before the shim goes away, so its disconnect is not taken for a crash.
+    this.tasks.delete(namespace, id);
+    await t.shutdown();
+    t.release();
+    deleteBundle(t.bundle, this.o.sys);
+    return { pid: r.pid, exitStatus: r.exitStatus, exitedAt: r.exitedAt ? timestampDate(r.exitedAt) : new Date() };
+  }
+
+  /** Closes every shim connection without touching the shims (they keep running). */
+  close(): void {
+    for (const conn of this.conns.values()) {
+      for (const t of [...conn.tasks]) {
+        this.tasks.delete(t.namespace, t.id);
+        t.release();
+      }
+      conn.client.close();
+    }
+    this.conns.clear();
+  }
+
+  private async loadExistingTasks(): Promise<void> {
+    await Promise.all(
+      this.namespaces().map(async (ns) => {
+        try {
+          validateIdentifier(ns, "namespace");
+          await Promise.all(this.bundleIds(ns).map((id) => this.loadTask(ns, id, true)));
+          this.cleanupWorkDirs(ns);
+        } catch (err) {
+          this.log.error({ namespace: ns, err: errorMessage(err) }, "loading tasks in namespace");
+        }
+      }),
+    );
+  }
+
+  private async loadTask(namespace: string, id: string, cleanup: boolean): Promise<void> {
+    let bundle: Bundle;
+    try {
+      bundle = loadBundle(this.o.state, namespace, id);
+    } catch (err) {
+      this.log.error({ namespace, id, err: errorMessage(err) }, "skipping bundle with an invalid name");
+      return;
+    }
+    let entries: string[];
+    try {
+      entries = readdirSync(bundle.path);
+    } catch (err) {
+      this.log.error({ id, err: errorMessage(err) }, "read bundle");
+      if (cleanup) this.tryDeleteBundle(bundle);
+      return;
+    }
+    if (entries.length === 0) {
+      if (cleanup) this.tryDeleteBundle(bundle);
+      return;
+    }
+    const binary = readShimBinary(bundle);
+    const meta = readMeta(bundle) ?? { runtime: binary ?? "", labels: {}, created: "" };
+    let shimLog: ShimLog | undefined;
+    try {
+      const address = readAddress(bundle);
+      const conn = await this.connection(address, namespace, this.o.loadTimeoutMs ?? LOAD_TIMEOUT_MS);
+      shimLog = entries.includes("log") ? new ShimLog(bundle, this.log) : undefined;
+      const task = new ShimTask(bundle, conn, binary ?? "", meta, shimLog);
+      try {
+        await task.connect(this.o.loadTimeoutMs ?? LOAD_TIMEOUT_MS);
+      } catch (err) {
+        task.release();
+        throw err;
+      }
+      this.tasks.add(task);
+      this.unreachable.delete(taskKey(namespace, id));
+    } catch (err) {
+      shimLog?.close();
+      if (!cleanup) {
+        this.unreachable.set(taskKey(namespace, id), { bundle, meta: readMeta(bundle), error: errorMessage(err) });
+        return;
+      }
+      this.log.warn({ namespace, id, err: errorMessage(err) }, "cannot load shim; cleaning up");
+      // Unlike containerd (which has no listed task to report here), bunker reports the exit:
+      // the restart must not lose it.
+      await this.cleanupAfterDeadShim(bundle, binary, true);
+    }
+  }
+
+  private tryDeleteBundle(bundle: Bundle): void {
+    try {
+      deleteBundle(bundle, this.o.sys);
+    } catch (err) {
+      this.log.error({ id: bundle.id, err: errorMessage(err) }, "delete bundle");
+    }
+  }
+
+  /** Removes work dirs of tasks that did not load (e.g. /run was wiped by a reboot). */
+  cleanupWorkDirs(namespace: string): void {
+    let dirs: string[];
+    try {
+      dirs = readdirSync(join(this.o.root, namespace));
+    } catch (err) {
+      if (isNotFound(err) || (err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    for (const d of dirs) {
+      if (this.tasks.has(namespace, d)) continue;
+      rmSync(join(this.o.root, namespace, d), { recursive: true, force: true });
+    }
+  }
+}
+
+function anyBytes(any: Any): Uint8Array {
+  // The shim reads a serialized google.protobuf.Any from stdin.
+  return toBinary(AnySchema, any);
+}
