@@ -39,12 +39,21 @@ export interface ParserEvents {
   oversized(frame: OversizedFrame): void;
 }
 
+// Byte arithmetic rather than a DataView: creating a view (and touching .buffer) costs more than
+// the whole header on Bun's hot path.
 export function writeHeader(out: Uint8Array, offset: number, h: FrameHeader): void {
-  const v = new DataView(out.buffer, out.byteOffset + offset, HEADER_LENGTH);
-  v.setUint32(0, h.length >>> 0);
-  v.setUint32(4, h.streamId >>> 0);
-  v.setUint8(8, h.type);
-  v.setUint8(9, h.flags);
+  const len = h.length >>> 0;
+  const id = h.streamId >>> 0;
+  out[offset] = len >>> 24;
+  out[offset + 1] = (len >>> 16) & 0xff;
+  out[offset + 2] = (len >>> 8) & 0xff;
+  out[offset + 3] = len & 0xff;
+  out[offset + 4] = id >>> 24;
+  out[offset + 5] = (id >>> 16) & 0xff;
+  out[offset + 6] = (id >>> 8) & 0xff;
+  out[offset + 7] = id & 0xff;
+  out[offset + 8] = h.type;
+  out[offset + 9] = h.flags;
 }
 
 export function encodeHeader(h: FrameHeader): Uint8Array {
@@ -53,10 +62,11 @@ export function encodeHeader(h: FrameHeader): Uint8Array {
   return out;
 }
 
+const u32 = (b: Uint8Array, o: number): number => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+
 export function decodeHeader(b: Uint8Array, offset = 0): FrameHeader {
   if (b.length - offset < HEADER_LENGTH) throw new RangeError(`ttrpc: short header: ${b.length - offset} bytes`);
-  const v = new DataView(b.buffer, b.byteOffset + offset, HEADER_LENGTH);
-  return { length: v.getUint32(0), streamId: v.getUint32(4), type: v.getUint8(8), flags: v.getUint8(9) };
+  return { length: u32(b, offset), streamId: u32(b, offset + 4), type: b[offset + 8]!, flags: b[offset + 9]! };
 }
 
 /** Header and data in one buffer. Hot paths build the data behind a reserved header instead (see wire.ts). */

@@ -39,6 +39,7 @@ export interface ResponseEnvelope {
 export const NAMESPACE_KEY = "containerd-namespace-ttrpc";
 
 export const EMPTY = new Uint8Array(0);
+const OK_STATUS: StatusEnvelope = Object.freeze({ code: 0, message: "", details: Object.freeze([]) as unknown as AnyValue[] });
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -210,11 +211,15 @@ export function encodeResponse(r: ResponseEnvelope): Uint8Array {
   return encodeResponseFrame(0, r).subarray(HEADER_LENGTH);
 }
 
+/** Reads protobuf fields of buf[pos, end): nested messages get a bounded Reader, not a copy or view. */
 class Reader {
-  pos = 0;
-  constructor(readonly buf: Uint8Array) {}
+  constructor(
+    readonly buf: Uint8Array,
+    public pos = 0,
+    readonly end = buf.length,
+  ) {}
   get done(): boolean {
-    return this.pos >= this.buf.length;
+    return this.pos >= this.end;
   }
   /** A 64-bit varint as a number (exact up to 2^53); bit 63 set means a negative int64/int32. */
   varint(): number {
@@ -222,7 +227,7 @@ class Reader {
     let lo = 0;
     let hi = 0;
     for (let i = 0; i < 10; i++) {
-      if (this.pos >= b.length) throw new WireError("truncated varint");
+      if (this.pos >= this.end) throw new WireError("truncated varint");
       const byte = b[this.pos++]!;
       const bits = byte & 0x7f;
       const shift = i * 7;
@@ -241,15 +246,41 @@ class Reader {
     }
     throw new WireError("varint too long");
   }
-  delimited(): Uint8Array {
+  /** Length prefix of a delimited field; returns its end offset after checking bounds. */
+  private span(): number {
     const len = this.varint();
-    if (len < 0 || this.pos + len > this.buf.length) throw new WireError("length-delimited field exceeds its message");
-    const out = this.buf.subarray(this.pos, this.pos + len);
-    this.pos += len;
+    const end = this.pos + len;
+    if (len < 0 || end > this.end) throw new WireError("length-delimited field exceeds its message");
+    return end;
+  }
+  bytes(): Uint8Array {
+    const end = this.span();
+    const out = this.buf.subarray(this.pos, end);
+    this.pos = end;
     return out;
   }
+  message(): Reader {
+    const end = this.span();
+    const r = new Reader(this.buf, this.pos, end);
+    this.pos = end;
+    return r;
+  }
   string(): string {
-    return decoder.decode(this.delimited());
+    const end = this.span();
+    const start = this.pos;
+    this.pos = end;
+    // Short ASCII strings (service, method, metadata) skip the view and the decoder call.
+    if (end - start <= 64) {
+      const b = this.buf;
+      let s = "";
+      for (let i = start; i < end; i++) {
+        const c = b[i]!;
+        if (c >= 0x80) return decoder.decode(b.subarray(start, end));
+        s += String.fromCharCode(c);
+      }
+      return s;
+    }
+    return decoder.decode(this.buf.subarray(start, end));
   }
   skip(wireType: number): void {
     switch (wireType) {
@@ -260,7 +291,7 @@ class Reader {
         this.advance(8);
         return;
       case 2:
-        this.delimited();
+        this.pos = this.span();
         return;
       case 5:
         this.advance(4);
@@ -270,34 +301,33 @@ class Reader {
     }
   }
   private advance(n: number): void {
-    if (this.pos + n > this.buf.length) throw new WireError("truncated fixed-width field");
+    if (this.pos + n > this.end) throw new WireError("truncated fixed-width field");
     this.pos += n;
   }
-  /** Reads a tag; returns [field number, wire type]. */
-  tag(): [number, number] {
+  /** Reads a tag: field number * 8 + wire type. */
+  tag(): number {
     const t = this.varint();
-    const field = Math.floor(t / 8);
-    if (field < 1) throw new WireError(`invalid field number ${field}`);
-    return [field, t & 7];
+    if (t < 8) throw new WireError(`invalid field number ${Math.floor(t / 8)}`);
+    return t;
   }
 }
 
-function expect(field: number, wt: number, want: number): void {
-  if (wt !== want) throw new WireError(`field ${field}: wire type ${wt}, want ${want}`);
+function expect(tag: number, want: number): void {
+  if ((tag & 7) !== want) throw new WireError(`field ${Math.floor(tag / 8)}: wire type ${tag & 7}, want ${want}`);
 }
 
-function decodeKeyValue(b: Uint8Array): KeyValue {
-  const r = new Reader(b);
+function decodeKeyValue(r: Reader): KeyValue {
   const kv: KeyValue = { key: "", value: "" };
   while (!r.done) {
-    const [f, wt] = r.tag();
+    const t = r.tag();
+    const f = t >>> 3;
     if (f === 1) {
-      expect(f, wt, 2);
+      expect(t, 2);
       kv.key = r.string();
     } else if (f === 2) {
-      expect(f, wt, 2);
+      expect(t, 2);
       kv.value = r.string();
-    } else r.skip(wt);
+    } else r.skip(t & 7);
   }
   return kv;
 }
@@ -307,66 +337,66 @@ export function decodeRequest(b: Uint8Array): RequestEnvelope {
   const r = new Reader(b);
   const req: RequestEnvelope = { service: "", method: "", payload: EMPTY, timeoutNano: 0, metadata: [] };
   while (!r.done) {
-    const [f, wt] = r.tag();
-    switch (f) {
+    const t = r.tag();
+    switch (t >>> 3) {
       case 1:
-        expect(f, wt, 2);
+        expect(t, 2);
         req.service = r.string();
         break;
       case 2:
-        expect(f, wt, 2);
+        expect(t, 2);
         req.method = r.string();
         break;
       case 3:
-        expect(f, wt, 2);
-        req.payload = r.delimited();
+        expect(t, 2);
+        req.payload = r.bytes();
         break;
       case 4:
-        expect(f, wt, 0);
+        expect(t, 0);
         req.timeoutNano = r.varint();
         break;
       case 5:
-        expect(f, wt, 2);
-        req.metadata.push(decodeKeyValue(r.delimited()));
+        expect(t, 2);
+        req.metadata.push(decodeKeyValue(r.message()));
         break;
       default:
-        r.skip(wt);
+        r.skip(t & 7);
     }
   }
   return req;
 }
 
-function decodeAny(b: Uint8Array): AnyValue {
-  const r = new Reader(b);
+function decodeAny(r: Reader): AnyValue {
   const a: AnyValue = { typeUrl: "", value: EMPTY };
   while (!r.done) {
-    const [f, wt] = r.tag();
+    const t = r.tag();
+    const f = t >>> 3;
     if (f === 1) {
-      expect(f, wt, 2);
+      expect(t, 2);
       a.typeUrl = r.string();
     } else if (f === 2) {
-      expect(f, wt, 2);
-      a.value = r.delimited();
-    } else r.skip(wt);
+      expect(t, 2);
+      a.value = r.bytes();
+    } else r.skip(t & 7);
   }
   return a;
 }
 
-function decodeStatus(b: Uint8Array): StatusEnvelope {
-  const r = new Reader(b);
+function decodeStatus(r: Reader): StatusEnvelope {
   const st: StatusEnvelope = { code: 0, message: "", details: [] };
   while (!r.done) {
-    const [f, wt] = r.tag();
+    const t = r.tag();
+    const f = t >>> 3;
     if (f === 1) {
-      expect(f, wt, 0);
+      expect(t, 0);
       st.code = r.varint() | 0;
     } else if (f === 2) {
-      expect(f, wt, 2);
+      expect(t, 2);
       st.message = r.string();
     } else if (f === 3) {
-      expect(f, wt, 2);
-      st.details.push(decodeAny(r.delimited()));
-    } else r.skip(wt);
+      expect(t, 2);
+      st.details.push(decodeAny(r.message()));
+    } else r.skip(t & 7);
   }
   return st;
 }
@@ -374,16 +404,17 @@ function decodeStatus(b: Uint8Array): StatusEnvelope {
 /** Decodes a ttrpc.Response; payload is a view into `b`. Throws WireError on malformed input. */
 export function decodeResponse(b: Uint8Array): ResponseEnvelope {
   const r = new Reader(b);
-  const resp: ResponseEnvelope = { status: { code: 0, message: "", details: [] }, payload: EMPTY };
+  const resp: ResponseEnvelope = { status: OK_STATUS, payload: EMPTY };
   while (!r.done) {
-    const [f, wt] = r.tag();
+    const t = r.tag();
+    const f = t >>> 3;
     if (f === 1) {
-      expect(f, wt, 2);
-      resp.status = decodeStatus(r.delimited());
+      expect(t, 2);
+      resp.status = decodeStatus(r.message());
     } else if (f === 2) {
-      expect(f, wt, 2);
-      resp.payload = r.delimited();
-    } else r.skip(wt);
+      expect(t, 2);
+      resp.payload = r.bytes();
+    } else r.skip(t & 7);
   }
   return resp;
 }
