@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -239,4 +241,47 @@ int bk_close(int fd) { return close(fd) < 0 && errno != EINTR ? -errno : 0; }
 int bk_pidfd_open(int pid) {
   long r = syscall(SYS_pidfd_open, pid, 0);
   return r < 0 ? -errno : (int)r;
+}
+
+// O_NONBLOCK on or off (a pty master received from runc comes blocking; Bun polls only
+// non-blocking fds and would otherwise pread it like a file).
+int bk_set_nonblock(int fd, int on) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return -errno;
+  int want = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+  return want == fl ? 0 : RET(fcntl(fd, F_SETFL, want));
+}
+
+int bk_pipe(int *fds) { return RET(pipe2(fds, O_CLOEXEC)); }
+
+// EFD_* flags pass through (EFD_CLOEXEC is always added).
+int bk_eventfd(unsigned int initval, int flags) {
+  int fd = eventfd(initval, flags | EFD_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+// A non-blocking, close-on-exec unix stream socket listening at path (which must not exist).
+int bk_listen_unix(const char *path, int backlog) {
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  size_t len = strlen(path);
+  if (len == 0) return -EINVAL;
+  if (len >= sizeof addr.sun_path) return -ENAMETOOLONG;
+  memcpy(addr.sun_path, path, len + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, backlog) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+// accept4 of one pending connection (close-on-exec; non-blocking when `nonblock`); -EAGAIN when
+// none is pending on a non-blocking listener.
+int bk_accept(int fd, int nonblock) {
+  int r;
+  do r = accept4(fd, NULL, NULL, SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0));
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : r;
 }

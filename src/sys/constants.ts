@@ -21,3 +21,9 @@ export const MNT = {
   EXPIRE: 0x4,
   NOFOLLOW: 0x8,
 } as const;
+
+/** eventfd(2) flags (EFD_CLOEXEC is always set by Syscalls.eventfd). */
+export const EFD = {
+  SEMAPHORE: 0x1,
+  NONBLOCK: 0x800,
+} as const;

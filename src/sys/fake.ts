@@ -26,6 +26,11 @@ const syscallOf: Record<Method, string> = {
   setWinsize: "ioctl(TIOCSWINSZ)",
   close: "close",
   pidfdOpen: "pidfd_open",
+  setNonblock: "fcntl(F_SETFL)",
+  pipe: "pipe2",
+  eventfd: "eventfd",
+  listenUnix: "bind",
+  accept: "accept4",
 };
 
 type Impl<K extends Method> = (...args: Parameters<Syscalls[K]>) => ReturnType<Syscalls[K]>;
@@ -42,6 +47,12 @@ export class FakeSyscalls implements Syscalls {
   /** What recvFd returns, in order; when empty it throws EAGAIN like a non-blocking socket. */
   readonly received: { fd: number; msg: Uint8Array }[] = [];
   peer = { pid: 1, uid: 0, gid: 0 };
+  /** fds set non-blocking by setNonblock(fd, true) (removed by setNonblock(fd, false)). */
+  readonly nonblocking = new Set<number>();
+  /** Paths with a listening socket (listenUnix), fd by path; a second listen on one is EADDRINUSE. */
+  readonly listening = new Map<string, number>();
+  /** What accept returns, in order; when empty it returns null like a non-blocking listener. */
+  readonly pending: number[] = [];
   private nextFd = 1000;
   private readonly overrides = new Map<Method, (...args: never[]) => unknown>();
 
@@ -182,5 +193,34 @@ export class FakeSyscalls implements Syscalls {
 
   pidfdOpen(pid: number): number {
     return this.run("pidfdOpen", [pid], () => this.nextFd++);
+  }
+
+  setNonblock(fd: number, on: boolean): void {
+    this.run("setNonblock", [fd, on], () => {
+      if (on) this.nonblocking.add(fd);
+      else this.nonblocking.delete(fd);
+    });
+  }
+
+  pipe(): [number, number] {
+    return this.run("pipe", [], () => [this.nextFd++, this.nextFd++]);
+  }
+
+  eventfd(initval?: number, flags?: number): number {
+    const args: Parameters<Syscalls["eventfd"]> = flags === undefined ? (initval === undefined ? [] : [initval]) : [initval, flags];
+    return this.run("eventfd", args, () => this.nextFd++);
+  }
+
+  listenUnix(path: string, backlog?: number): number {
+    return this.run("listenUnix", backlog === undefined ? [path] : [path, backlog], () => {
+      if (this.listening.has(path)) throw SysError.of("bind", "EADDRINUSE", path);
+      const fd = this.nextFd++;
+      this.listening.set(path, fd);
+      return fd;
+    });
+  }
+
+  accept(fd: number, opts?: { nonblock?: boolean }): number | null {
+    return this.run("accept", opts === undefined ? [fd] : [fd, opts], () => this.pending.shift() ?? null);
   }
 }

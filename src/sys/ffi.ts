@@ -5,7 +5,7 @@ import libPath from "../../native/libbunker.so" with { type: "file" };
 import { SysError } from "./errors.ts";
 import { decodeWaitStatus, type ReapedChild, type Syscalls, type WaitStatus } from "./types.ts";
 
-const { i32, u64, ptr } = FFIType;
+const { i32, u32, u64, ptr } = FFIType;
 
 const symbols = {
   bk_set_subreaper: { args: [i32], returns: i32 },
@@ -24,11 +24,17 @@ const symbols = {
   bk_set_winsize: { args: [i32, i32, i32], returns: i32 },
   bk_close: { args: [i32], returns: i32 },
   bk_pidfd_open: { args: [i32], returns: i32 },
+  bk_set_nonblock: { args: [i32, i32], returns: i32 },
+  bk_pipe: { args: [ptr], returns: i32 },
+  bk_eventfd: { args: [u32, i32], returns: i32 },
+  bk_listen_unix: { args: [ptr, i32], returns: i32 },
+  bk_accept: { args: [i32, i32], returns: i32 },
 } as const;
 
 const SWEEP_BATCH = 256;
 const RECV_MAX = 4096;
 const EINVAL = 22;
+const EAGAIN = 11;
 
 const encoder = new TextEncoder();
 
@@ -138,6 +144,31 @@ export class FfiSyscalls implements Syscalls {
 
   pidfdOpen(pid: number): number {
     return check(this.lib.bk_pidfd_open(pid), "pidfd_open", String(pid));
+  }
+
+  setNonblock(fd: number, on: boolean): void {
+    check(this.lib.bk_set_nonblock(fd, on ? 1 : 0), "fcntl(F_SETFL)");
+  }
+
+  pipe(): [number, number] {
+    const fds = new Int32Array(2);
+    check(this.lib.bk_pipe(fds), "pipe2");
+    return [fds[0]!, fds[1]!];
+  }
+
+  eventfd(initval = 0, flags = 0): number {
+    if (!Number.isInteger(initval) || initval < 0 || initval > 0xffffffff) throw new SysError("eventfd", EINVAL, String(initval));
+    return check(this.lib.bk_eventfd(initval, flags), "eventfd");
+  }
+
+  listenUnix(path: string, backlog = 16): number {
+    return check(this.lib.bk_listen_unix(cstr("bind", path), backlog), "bind", path);
+  }
+
+  accept(fd: number, opts?: { nonblock?: boolean }): number | null {
+    const r = this.lib.bk_accept(fd, opts?.nonblock ? 1 : 0);
+    if (r === -EAGAIN) return null;
+    return check(r, "accept4");
   }
 }
 

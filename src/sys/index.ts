@@ -23,7 +23,7 @@ export function setSys(impl: Syscalls | undefined): void {
   current = impl;
 }
 
-export { MNT, MS } from "./constants.ts";
+export { EFD, MNT, MS } from "./constants.ts";
 export { errnoName, errnoOf, isErrno, SysError } from "./errors.ts";
 export { FakeSyscalls, type Call, type Method } from "./fake.ts";
 export { decodeWaitStatus, exitedStatus, signaledStatus, type ReapedChild, type Syscalls, type WaitStatus } from "./types.ts";

@@ -52,6 +52,23 @@ export interface Syscalls {
   close(fd: number): void;
   /** pidfd_open(2): an fd that becomes readable when pid exits (close it yourself). */
   pidfdOpen(pid: number): number;
+  /**
+   * fcntl(F_SETFL) O_NONBLOCK on or off. Bun streams (`Bun.file(fd).stream()`) poll only
+   * non-blocking fds; a blocking pty is pread like a file (ESPIPE), a blocking fd ties a thread.
+   */
+  setNonblock(fd: number, on: boolean): void;
+  /** pipe2(O_CLOEXEC): [read end, write end]. */
+  pipe(): [number, number];
+  /** eventfd(2), close-on-exec; `flags` are EFD_* bits (EFD.NONBLOCK, EFD.SEMAPHORE). */
+  eventfd(initval?: number, flags?: number): number;
+  /**
+   * A unix stream socket bound and listening at `path` (which must not exist), non-blocking and
+   * close-on-exec. For sockets whose peers pass fds (runc's --console-socket): Bun's own listener
+   * would read the messages and drop the SCM_RIGHTS fds.
+   */
+  listenUnix(path: string, backlog?: number): number;
+  /** accept4 of a pending connection (close-on-exec), or null when none is pending on a non-blocking listener. */
+  accept(fd: number, opts?: { nonblock?: boolean }): number | null;
 }
 
 /** Decodes a raw wait(2) status: the exit code, or 128+signal like a shell (SIGKILL -> 137). */
