@@ -3,16 +3,17 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, timestampNow } from "@bufbuild/protobuf/wkt";
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { UnavailableError } from "../../src/errdefs.ts";
+import { NotFoundError, UnavailableError } from "../../src/errdefs.ts";
 import { TaskExitSchema } from "../../src/gen/containerd/events/task_pb.ts";
 import { OptionsSchema } from "../../src/gen/containerd/runc/v1/options_pb.ts";
 import { Events } from "../../src/gen/containerd/services/events/ttrpc/v1/events_pb.ts";
 import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
-import { dial, packAny, socketPath, type Client } from "../../src/ttrpc/index.ts";
+import { Server, dial, listenUnix, packAny, socketPath, type Client } from "../../src/ttrpc/index.ts";
 import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
 import { killSame, procInfo, waitGone, type ProcInfo } from "../fixtures/procs.ts";
 import { copyRootfs } from "../fixtures/rootfs.ts";
@@ -209,4 +210,55 @@ describeWith(["root", "bin:containerd", "bin:containerd-shim-runc-v2", "bin:runc
     expect(await logReader.exited).toBe(0);
     finished = true;
   }, 120_000);
+
+  test("(c) our server answers a Go ttrpc client: `ctr shim` (State, Start, Delete)", async () => {
+    // `ctr shim --id ID` dials /run/containerd/s/sha256(<address>/<namespace>/<id>) and calls the Task
+    // service with containerd's Go ttrpc client; it never talks to containerd itself.
+    const address = join(dir, "not-a-containerd.sock");
+    const ns = `bunkergo${uniq}`;
+    const id = `go-${uniq}`;
+    const sock = `/run/containerd/s/${createHash("sha256").update(`${address}/${ns}/${id}`).digest("hex")}`;
+    const seen: string[] = [];
+    const server = new Server();
+    server.register(Task, {
+      state: (req) => {
+        seen.push(`State ${req.id}`);
+        return { id: req.id, bundle: "/b", pid: 4242, status: Status.RUNNING, stdout: "/o", exitStatus: 0 };
+      },
+      start: (req) => {
+        seen.push(`Start ${req.id}`);
+        throw new NotFoundError(`container ${req.id}: not found`);
+      },
+    });
+    const listener = await listenUnix(server, sock);
+    cleanups.push(() => {
+      listener.close();
+      server.close();
+    });
+    const ctr = async (...args: string[]) => {
+      const p = Bun.spawn(["ctr", "-a", address, "-n", ns, "shim", "--id", id, ...args], { stdout: "pipe", stderr: "pipe" });
+      const [code, stdout, stderr] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+      return { code, stdout, stderr };
+    };
+
+    const state = await ctr("state");
+    expect(state.stderr).toBe("");
+    expect(state.code).toBe(0);
+    expect(JSON.parse(state.stdout)).toMatchObject({ id, bundle: "/b", pid: 4242, status: Status.RUNNING, stdout: "/o" });
+
+    // Our NotFoundError travels as status code 5 with its message; ctr prints the Go status as is.
+    const start = await ctr("start", id);
+    expect(start.code).not.toBe(0);
+    expect(start.stderr).toBe(`ctr: rpc error: code = NotFound desc = container ${id}: not found\n`);
+
+    // No Delete handler: Unimplemented (12), named the way Go's ttrpc server names it.
+    const del = await ctr("delete", id);
+    expect(del.code).not.toBe(0);
+    expect(del.stderr).toBe("ctr: rpc error: code = Unimplemented desc = method Delete\n");
+    expect(seen).toEqual([`State ${id}`, `Start ${id}`]);
+
+    listener.close();
+    server.close();
+    expect(existsSync(sock)).toBe(false);
+  }, 60_000);
 });
