@@ -14,7 +14,8 @@ import {
 } from "../errdefs.ts";
 import { Channel, type Duplex } from "./channel.ts";
 import { FrameType, MAX_DATA_LENGTH, type Frame, type OversizedFrame } from "./codec.ts";
-import { decodeResponse, encodeRequestFrame, NAMESPACE_KEY, type KeyValue } from "./wire.ts";
+import { decodeResponse } from "./wire-decode.ts";
+import { encodeRequestFrame, NAMESPACE_KEY, type KeyValue } from "./wire.ts";
 
 export type MetadataInit = Readonly<Record<string, string | readonly string[]>>;
 

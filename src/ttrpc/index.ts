@@ -37,7 +37,7 @@
  *   const l = await listenUnix(server, path, { mode: 0o600, authorize: ({ fd }) => uidOf(fd) === 0 });
  *   server.serve(duplex)  (any Duplex); await server.shutdown() (drain, then close); server.close() (now); l.close()
  *
- * Lower layers: codec.ts (frame header + incremental FrameParser), wire.ts (Request/Response envelope codec),
+ * Lower layers: codec.ts (frame header + incremental FrameParser), wire.ts + wire-decode.ts (Request/Response envelopes),
  * channel.ts (Duplex interface + Channel with write batching), memory.ts (memoryPair for tests/in-process).
  */
 export { anyIs, anyTypeName, packAny, unpackAny, unpackAnyWith } from "./any.ts";

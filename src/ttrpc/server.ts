@@ -12,7 +12,8 @@ import {
 } from "../errdefs.ts";
 import { Channel, type Duplex } from "./channel.ts";
 import { FrameType, MAX_DATA_LENGTH, type Frame, type OversizedFrame } from "./codec.ts";
-import { decodeRequest, encodeResponseFrame, EMPTY, NAMESPACE_KEY, type RequestEnvelope } from "./wire.ts";
+import { decodeRequest } from "./wire-decode.ts";
+import { encodeResponseFrame, EMPTY, NAMESPACE_KEY, type RequestEnvelope } from "./wire.ts";
 
 
 export type Metadata = ReadonlyMap<string, readonly string[]>;

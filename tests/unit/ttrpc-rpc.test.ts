@@ -17,7 +17,8 @@ import { Events, ForwardRequestSchema } from "../../src/gen/containerd/services/
 import { StateRequestSchema, Task, WaitResponseSchema, type WaitResponse } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import type { CallContext, Duplex, ServiceImpl } from "../../src/ttrpc/index.ts";
 import { Client, FrameParser, FrameType, Server, encodeFrame, memoryPair } from "../../src/ttrpc/index.ts";
-import { decodeResponse, encodeRequestFrame, encodeResponseFrame, type ResponseEnvelope } from "../../src/ttrpc/wire.ts";
+import { decodeResponse } from "../../src/ttrpc/wire-decode.ts";
+import { encodeRequestFrame, encodeResponseFrame, type ResponseEnvelope } from "../../src/ttrpc/wire.ts";
 
 function connect(server: Server, opts?: ConstructorParameters<typeof Client>[1]): Client {
   const [a, b] = memoryPair();

@@ -16,7 +16,8 @@ import {
   socketPath,
   type CallContext,
 } from "../../src/ttrpc/index.ts";
-import { decodeResponse, encodeRequestFrame, type ResponseEnvelope } from "../../src/ttrpc/wire.ts";
+import { decodeResponse } from "../../src/ttrpc/wire-decode.ts";
+import { encodeRequestFrame, type ResponseEnvelope } from "../../src/ttrpc/wire.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunker-ttrpc-unix-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -12,15 +12,8 @@ import {
 import { RequestSchema, ResponseSchema } from "../../src/gen/ttrpc/request_pb.ts";
 import { anyIs, packAny, unpackAny } from "../../src/ttrpc/any.ts";
 import { FrameType, decodeHeader } from "../../src/ttrpc/codec.ts";
-import {
-  decodeRequest,
-  decodeResponse,
-  encodeRequest,
-  encodeRequestFrame,
-  encodeResponse,
-  type RequestEnvelope,
-  WireError,
-} from "../../src/ttrpc/wire.ts";
+import { decodeRequest, decodeResponse, WireError } from "../../src/ttrpc/wire-decode.ts";
+import { encodeRequest, encodeRequestFrame, encodeResponse, type RequestEnvelope } from "../../src/ttrpc/wire.ts";
 import { InvalidArgumentError } from "../../src/errdefs.ts";
 
 const ascii = (s: string): number[] => [...s].map((c) => c.charCodeAt(0));
