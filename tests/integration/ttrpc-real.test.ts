@@ -14,6 +14,7 @@ import { Events } from "../../src/gen/containerd/services/events/ttrpc/v1/events
 import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { Server, dial, listenUnix, packAny, socketPath, type Client } from "../../src/ttrpc/index.ts";
+import { sys } from "../../src/sys/index.ts";
 import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
 import { killSame, procInfo, waitGone, type ProcInfo } from "../fixtures/procs.ts";
 import { copyRootfs } from "../fixtures/rootfs.ts";
@@ -261,4 +262,29 @@ describeWith(["root", "bin:containerd", "bin:containerd-shim-runc-v2", "bin:runc
     server.close();
     expect(existsSync(sock)).toBe(false);
   }, 60_000);
+
+  test("(d) peer-uid check: authorize() with SO_PEERCRED admits our uid and refuses another", async () => {
+    const path = join(dir, "peercred.sock");
+    const server = new Server();
+    server.register(Task, { connect: () => ({ shimPid: process.pid }) });
+    const uids: number[] = [];
+    let requiredUid = process.getuid!();
+    const listener = await listenUnix(server, path, {
+      authorize: ({ fd }) => {
+        const { uid } = sys().peerCred(fd);
+        uids.push(uid);
+        return uid === requiredUid;
+      },
+    });
+    cleanups.push(() => listener.close());
+    const ok = await dial(path);
+    expect((await ok.service(Task).connect({})).shimPid).toBe(process.pid);
+    ok.close();
+    requiredUid = 65534; // as if the shim ran as another user than its client
+    const refused = await dial(path);
+    expect(await refused.service(Task).connect({}).catch((e: unknown) => e)).toBeInstanceOf(UnavailableError);
+    expect(uids).toEqual([process.getuid!(), process.getuid!()]);
+    listener.close();
+    server.close();
+  }, 30_000);
 });
