@@ -291,6 +291,54 @@ describe("raw frames", () => {
   });
 });
 
+describe("garbage from the peer", () => {
+  // Deterministic so that a failure reproduces.
+  let seed = 1234;
+  const rand = (): number => ((seed = (seed * 1664525 + 1013904223) >>> 0), seed / 2 ** 32);
+  const bytes = (n: number): Uint8Array => new Uint8Array(n).map(() => Math.floor(rand() * 256));
+
+  test("every request frame, however malformed, gets exactly one answer and the server keeps serving", async () => {
+    const peer = rawPeer(taskServer({ state: () => ({}) }));
+    const valid = (service: string, method: string, payload: Uint8Array) =>
+      encodeRequestFrame(0, { service, method, payload, timeoutNano: 0, metadata: [] }).subarray(10);
+    const n = 300;
+    for (let i = 0; i < n; i++) {
+      const kind = i % 4;
+      // random envelope bytes; a real envelope with a random payload; random service/method; an even id
+      const data =
+        kind === 0
+          ? bytes(Math.floor(rand() * 64))
+          : kind === 1
+            ? valid("containerd.task.v2.Task", "State", bytes(Math.floor(rand() * 32)))
+            : valid(String.fromCharCode(...bytes(8)), "State", new Uint8Array(0));
+      const id = kind === 3 ? 2 * i + 2 : 2 * i + 1;
+      peer.end.write(encodeFrame(id, FrameType.Request, data));
+    }
+    await peer.next(n);
+    expect(peer.responses.size).toBe(n);
+    const codes = new Set([...peer.responses.values()].map((r) => r.status.code));
+    for (const c of codes) expect([Code.OK, Code.InvalidArgument, Code.Unimplemented]).toContain(c as never);
+    peer.end.write(encodeRequestFrame(100001, { service: "containerd.task.v2.Task", method: "Connect", payload: new Uint8Array(0), timeoutNano: 0, metadata: [] }));
+    await peer.next(n + 1);
+    expect(peer.responses.get(100001)!.status.code).toBe(Code.OK);
+  });
+
+  test("garbage response frames never break a client: unknown ids are dropped, bad envelopes fail only their call", async () => {
+    const [a, b] = memoryPair();
+    b.onData(() => {});
+    b.onClose(() => {});
+    const c = new Client(a);
+    const pending = c.callRaw("s", "m", new Uint8Array(0)).catch((e: unknown) => e); // stream 1
+    for (let i = 0; i < 200; i++) b.write(encodeFrame(1001 + 2 * i, FrameType.Response, bytes(Math.floor(rand() * 40))));
+    b.write(encodeFrame(1, FrameType.Response, new Uint8Array([0x0a, 0x7f])));
+    expect(await pending).toBeInstanceOf(UnknownError);
+    expect(c.closed).toBe(false);
+    const next = c.callRaw("s", "m", new Uint8Array(0)); // stream 3
+    b.write(encodeResponseFrame(3, { status: { code: 0, message: "", details: [] }, payload: new Uint8Array([7]) }));
+    expect([...(await next)]).toEqual([7]);
+  });
+});
+
 describe("size limits", () => {
   test("a request over 4 MiB fails locally with ResourceExhausted and sends nothing", async () => {
     const c = connect(taskServer());

@@ -105,6 +105,35 @@ describe("unix transport", () => {
     l.close();
   });
 
+  test("a server process killed by SIGKILL fails the client's pending calls with UnavailableError", async () => {
+    const path = sockPath();
+    const script = `
+      import { Task } from ${JSON.stringify(join(import.meta.dir, "../../src/gen/containerd/task/v2/shim_pb.ts"))};
+      import { Server, listenUnix } from ${JSON.stringify(join(import.meta.dir, "../../src/ttrpc/index.ts"))};
+      const server = new Server();
+      server.register(Task, { wait: () => new Promise(() => {}), connect: () => ({ shimPid: process.pid }) });
+      await listenUnix(server, ${JSON.stringify(path)});
+      console.log("ready");`;
+    const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "inherit" });
+    try {
+      const first = await child.stdout.getReader().read();
+      expect(new TextDecoder().decode(first.value)).toContain("ready");
+      const c = await dial(path);
+      expect((await c.service(Task).connect({})).shimPid).toBe(child.pid);
+      const pending = [c.service(Task).wait({ id: "a" }), c.service(Task).wait({ id: "b" })].map((p) => p.catch((e: unknown) => e));
+      await c.service(Task).connect({}); // both waits reached the server before this answer
+      child.kill("SIGKILL");
+      for (const err of await Promise.all(pending)) {
+        expect(err).toBeInstanceOf(UnavailableError);
+        expect((err as Error).message).toBe("ttrpc: closed");
+      }
+      expect(c.closed).toBe(true);
+    } finally {
+      child.kill("SIGKILL");
+      await child.exited;
+    }
+  });
+
   test("a stale socket file is replaced; a live one is refused; a non-socket is refused", async () => {
     const path = sockPath();
     const s1 = echoServer();
