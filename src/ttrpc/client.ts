@@ -5,6 +5,7 @@ import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageSha
 import {
   CanceledError,
   DeadlineExceededError,
+  InvalidArgumentError,
   ResourceExhaustedError,
   UnavailableError,
   UnknownError,
@@ -100,18 +101,24 @@ export class Client {
   }
 
   /** A typed unary call: `client.call(Task.method.connect, { id })`. */
-  async call<I extends DescMessage, O extends DescMessage>(
+  call<I extends DescMessage, O extends DescMessage>(
     method: UnaryMethod<I, O>,
     req: MessageInitShape<I>,
     opts?: CallOptions,
   ): Promise<MessageShape<O>> {
-    const payload = toBinary(method.input, create(method.input, req));
-    const out = await this.callRaw(method.parent.typeName, method.name, payload, opts);
+    let payload: Uint8Array;
     try {
-      return fromBinary(method.output, out);
+      payload = toBinary(method.input, create(method.input, req));
     } catch (err) {
-      throw new UnknownError(`ttrpc: ${method.parent.typeName}/${method.name}: undecodable response: ${errorMessage(err)}`);
+      return Promise.reject(new InvalidArgumentError(`ttrpc: ${method.parent.typeName}/${method.name}: unencodable request: ${errorMessage(err)}`));
     }
+    return this.callRaw(method.parent.typeName, method.name, payload, opts).then((out) => {
+      try {
+        return fromBinary(method.output, out);
+      } catch (err) {
+        throw new UnknownError(`ttrpc: ${method.parent.typeName}/${method.name}: undecodable response: ${errorMessage(err)}`);
+      }
+    });
   }
 
   /** A typed view of one service: `client.service(Task).wait({ id })`. */

@@ -189,6 +189,13 @@ describe("deadlines and cancellation", () => {
     expect(c.inFlight).toBe(0);
   });
 
+  test("a request the schema cannot encode fails locally with InvalidArgumentError", async () => {
+    const c = connect(taskServer());
+    const err = await c.service(Task).kill({ id: "x", signal: -1 }).catch((e: unknown) => e); // not a uint32
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect(c.inFlight).toBe(0);
+  });
+
   test("non-positive timeouts fail at once", async () => {
     const c = connect(taskServer());
     expect(await c.service(Task).connect({}, { timeoutMs: 0 }).catch((e: unknown) => e)).toBeInstanceOf(DeadlineExceededError);
