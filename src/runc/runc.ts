@@ -122,9 +122,10 @@ export function lastLogError(text: string): string {
 /** Picks the errdefs class from runc's wording, as containerd's shim does for its callers. */
 export function runcError(what: string, f: RuncFailure): RuncError {
   const detail = f.logMessage || f.stderr.trim() || f.stdout.trim() || `exit status ${f.exitCode}`;
-  const message = `runc ${what} failed: ${detail}`;
+  // runc 1.1 already says "runc create failed: ..." in its log; do not say it twice
+  const message = detail.startsWith("runc ") ? detail : `runc ${what} failed: ${detail}`;
   let err: BunkerError;
-  if (/does not exist|not found/.test(detail)) err = new NotFoundError(message);
+  if (/container does not exist|container .* does not exist/.test(detail)) err = new NotFoundError(message);
   else if (/already exists|is already in use/.test(detail)) err = new AlreadyExistsError(message);
   else err = new UnknownError(message);
   return Object.assign(err, { runc: f });

@@ -1,0 +1,171 @@
+// One container in a (possibly shared) shim: its init process, stdio copy, rootfs mounts and
+// runc client. State is small on purpose (a shim holds many of these), and everything that can
+// fail is confined to this object: an error here fails this container's RPC, nothing else.
+import { mkdirSync, readFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage } from "../errdefs.ts";
+import type { CreateTaskRequest } from "../gen/containerd/task/v2/shim_pb.ts";
+import { validateIdentifier } from "../identifiers.ts";
+import type { Logger } from "../shim/logger.ts";
+import type { Exit, Monitor } from "../shim/reaper.ts";
+import type { Syscalls } from "../sys/types.ts";
+import { PipeIO } from "./io.ts";
+import { mountAll } from "./mount.ts";
+import { optionsFromAny, runcConfig, writeOptions } from "./options.ts";
+import { ProcessState, type ExitInfo } from "./process.ts";
+import { isRuncError, Runc } from "./runc.ts";
+
+export const INIT_PID_FILE = "init.pid";
+
+export interface ContainerDeps {
+  namespace: string;
+  sys: Syscalls;
+  monitor: Monitor;
+  log: Logger;
+  /** The init process ended and its output is drained (publish TaskExit here). */
+  onExit(c: Container, exit: ExitInfo): void;
+}
+
+export interface Deleted extends ExitInfo {
+  pid: number;
+}
+
+function readPidFile(path: string): number {
+  const pid = Number.parseInt(readFileSync(path, "utf8").trim(), 10);
+  if (!Number.isInteger(pid) || pid <= 0) throw new InvalidArgumentError(`${path} holds no pid`);
+  return pid;
+}
+
+/** Kill errors that mean "nothing left to signal" (go: checkKillError). */
+function killError(err: unknown): unknown {
+  const msg = errorMessage(err);
+  if (/os: process already finished|container not running|no such process/.test(msg)) {
+    return new NotFoundError("process already finished: not found");
+  }
+  if (/does not exist/.test(msg)) return new NotFoundError("no such container: not found");
+  return err;
+}
+
+export class Container {
+  readonly state: ProcessState;
+  pid = 0;
+  private io: PipeIO | undefined;
+  private rootfs = "";
+  /** Start and the exit report go through this chain: TaskExit never overtakes TaskStart. */
+  private order: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly request: CreateTaskRequest,
+    readonly runc: Runc,
+    private readonly deps: ContainerDeps,
+  ) {
+    this.state = new ProcessState(request.id);
+  }
+
+  get id(): string {
+    return this.request.id;
+  }
+  get bundle(): string {
+    return this.request.bundle;
+  }
+
+  /** Go's NewContainer + Init.Create: options, rootfs mounts, stdio, `runc create`, the init pid. */
+  static async create(req: CreateTaskRequest, deps: ContainerDeps): Promise<Container> {
+    validateIdentifier(req.id, "container id");
+    if (!isAbsolute(req.bundle)) throw new InvalidArgumentError(`bundle path ${JSON.stringify(req.bundle)} must be absolute`);
+    if (req.terminal) throw new FailedPreconditionError("terminal (tty) is not supported by this shim yet");
+    if (req.checkpoint) throw new FailedPreconditionError("restore from checkpoint is not supported by this shim yet");
+    const options = optionsFromAny(req.options);
+    const c = new Container(req, new Runc(runcConfig(options, req.bundle, deps.namespace)), deps);
+    writeOptions(req.bundle, options);
+    try {
+      if (req.rootfs.length > 0) {
+        c.rootfs = join(req.bundle, "rootfs");
+        mkdirSync(c.rootfs, { recursive: true, mode: 0o711 });
+        mountAll(deps.sys, req.rootfs, c.rootfs);
+      }
+      c.io = new PipeIO({ stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, deps.sys, req.bundle);
+      const pidFile = join(req.bundle, INIT_PID_FILE);
+      await c.runc.create(req.id, req.bundle, {
+        pidFile,
+        noPivot: options.noPivotRoot,
+        noNewKeyring: options.noNewKeyring,
+        io: c.io.runcIO(),
+      });
+      c.pid = readPidFile(pidFile);
+      c.io.attach();
+      deps.monitor.watch(c.pid, (exit) => c.exited(exit));
+      return c;
+    } catch (err) {
+      c.io?.close();
+      if (c.pid === 0) await c.runc.delete(req.id, { force: true }).catch(() => undefined);
+      if (c.rootfs) c.unmountRootfs();
+      throw err;
+    }
+  }
+
+  private unmountRootfs(): void {
+    try {
+      this.deps.sys.unmountAll(this.rootfs);
+    } catch (err) {
+      this.deps.log.warn({ id: this.id, err: errorMessage(err) }, "failed to unmount rootfs");
+    }
+  }
+
+  /** `runc start`; `started` runs in the same turn, so the TaskStart it sends precedes any TaskExit. */
+  async start(started: (pid: number) => void): Promise<number> {
+    this.state.check("start");
+    const run = this.order.then(async () => {
+      await this.runc.start(this.id);
+      this.state.apply("start");
+      started(this.pid);
+    });
+    this.order = run.catch(() => undefined);
+    await run;
+    return this.pid;
+  }
+
+  /** Called by the monitor: waits for the output to drain, then records and reports the exit. */
+  private exited(exit: Exit): void {
+    this.order = this.order.then(async () => {
+      await this.io?.drain();
+      this.io?.close();
+      this.state.setExited(exit.status, exit.at);
+      const info = this.state.exited;
+      if (info) this.deps.onExit(this, info);
+    });
+  }
+
+  async kill(signal: number, all: boolean): Promise<void> {
+    this.state.check("kill");
+    try {
+      await this.runc.kill(this.id, signal, { all });
+    } catch (err) {
+      throw killError(err);
+    }
+  }
+
+  closeStdin(): void {
+    this.io?.closeStdin();
+  }
+
+  /** `runc delete`, unmount, and the exit to report (a never-started process is waited for briefly). */
+  async delete(): Promise<Deleted> {
+    this.state.check("delete");
+    try {
+      await this.runc.delete(this.id);
+    } catch (err) {
+      if (!(isRuncError(err) && err instanceof NotFoundError)) throw err;
+    }
+    if (!this.state.exited) {
+      // runc delete killed a created process; the monitor reports it in a moment
+      await Promise.race([this.state.wait(), Bun.sleep(1000)]);
+    }
+    this.deps.monitor.unwatch(this.pid);
+    this.io?.close();
+    if (this.rootfs) this.unmountRootfs();
+    const exit = this.state.exited ?? { exitStatus: 0, exitedAt: new Date() };
+    this.state.apply("delete");
+    return { pid: this.pid, ...exit };
+  }
+}

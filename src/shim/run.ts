@@ -1,0 +1,100 @@
+// One entry point for every shim action (the Rust crate's `run`/`bootstrap`, Go's shim.Run):
+// parse the flags as Go does, then `start` (print the address and nothing else), `delete` (print
+// a protobuf DeleteResponse), or serve. Returns the process exit code; errors go to stderr as
+// "<runtime>: <message>", which containerd includes in its own error.
+import { toBinary, create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { errorMessage } from "../errdefs.ts";
+import { DeleteResponseSchema } from "../gen/containerd/task/v2/shim_pb.ts";
+import { FlagHelpError, parseFlags, type ShimFlags } from "./flags.ts";
+import { createLogger } from "./logger.ts";
+import { serve, type ServeOptions } from "./serve.ts";
+import type { Shim } from "./types.ts";
+
+export interface RunOptions extends ServeOptions {
+  version?: string;
+  /** Where start/delete write their reply (default: fd 1). */
+  stdout?: (data: Uint8Array | string) => Promise<void>;
+  /** stdin of `start` (default: all of fd 0). */
+  stdin?: () => Promise<Uint8Array>;
+}
+
+const USAGE = `Usage: containerd-shim-<name>-<version> [flags] [start|delete]
+  -address string  grpc address back to main containerd
+  -bundle string   path to the bundle if not workdir
+  -debug           enable debug output in logs
+  -id string       id of the task
+  -namespace string  namespace that owns the shim
+  -publish-binary string  path to publish binary (used for publishing events) (default "containerd")
+  -socket string   socket path to serve
+  -v               show the shim version and exit
+`;
+
+async function writeStdout(data: Uint8Array | string): Promise<void> {
+  await Bun.write(Bun.stdout, data);
+}
+
+async function readStdin(): Promise<Uint8Array> {
+  return new Uint8Array(await Bun.stdin.arrayBuffer());
+}
+
+export async function run(argv: readonly string[], shim: Shim, opts: RunOptions = {}): Promise<number> {
+  const out = opts.stdout ?? writeStdout;
+  let flags: ShimFlags;
+  try {
+    flags = parseFlags(argv);
+  } catch (err) {
+    // Go's flag.ExitOnError: the message and the usage on stderr, exit status 2
+    if (!(err instanceof FlagHelpError)) process.stderr.write(`${errorMessage(err)}\n`);
+    process.stderr.write(USAGE);
+    return err instanceof FlagHelpError ? 0 : 2;
+  }
+  if (flags.version) {
+    await out(`${process.argv0}:\n  Version:  ${opts.version ?? "unknown"}\n  Runtime:  ${shim.name}\n  Bun:      ${Bun.version}\n\n`);
+    return 0;
+  }
+  try {
+    if (flags.namespace === "") throw new Error("shim namespace cannot be empty");
+    const ttrpcAddress = process.env.TTRPC_ADDRESS ?? "";
+    switch (flags.action) {
+      case "start": {
+        const options = await (opts.stdin ?? readStdin)();
+        const address = await shim.start({
+          id: flags.id,
+          namespace: flags.namespace,
+          address: flags.address,
+          ttrpcAddress,
+          publishBinary: flags.publishBinary,
+          debug: flags.debug,
+          bundle: process.cwd(),
+          options,
+          flags,
+        });
+        await out(address);
+        return 0;
+      }
+      case "delete": {
+        const log = createLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace, id: flags.id } });
+        const r = await shim.delete({
+          id: flags.id,
+          namespace: flags.namespace,
+          bundle: flags.bundle || process.cwd(),
+          address: flags.address,
+          ttrpcAddress,
+          flags,
+          log,
+        });
+        const msg = create(DeleteResponseSchema, { pid: r.pid, exitStatus: r.exitStatus, exitedAt: timestampFromDate(r.exitedAt) });
+        await out(toBinary(DeleteResponseSchema, msg));
+        return 0;
+      }
+      case "":
+        return await serve(shim, flags, ttrpcAddress, opts);
+      default:
+        throw new Error(`unknown action ${JSON.stringify(flags.action)} (want start, delete or none)`);
+    }
+  } catch (err) {
+    process.stderr.write(`${shim.name}: ${errorMessage(err)}\n`);
+    return 1;
+  }
+}

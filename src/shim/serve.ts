@@ -1,0 +1,94 @@
+// The serve action: the long-lived shim process. It becomes a subreaper (container processes are
+// reparented to it when runc exits), logs into the bundle's `log` FIFO, publishes events to
+// containerd, serves the task API on its socket (owner-only, peers of another uid refused), and
+// stops when its lifecycle says so: Shutdown with nothing left to serve, or a long idle time.
+import { errorMessage } from "../errdefs.ts";
+import { Task } from "../gen/containerd/task/v2/shim_pb.ts";
+import { sys } from "../sys/index.ts";
+import { Server } from "../ttrpc/server.ts";
+import { listenUnix } from "../ttrpc/unix.ts";
+import type { ShimFlags } from "./flags.ts";
+import { Lifecycle, type LifecycleOptions } from "./lifecycle.ts";
+import { createLogger, redirectStderrToLogFifo } from "./logger.ts";
+import { RemotePublisher } from "./publisher.ts";
+import { Monitor } from "./reaper.ts";
+import type { ServeContext, Shim, TaskService } from "./types.ts";
+
+export interface ServeOptions {
+  lifecycle?: LifecycleOptions;
+  /** Skip PR_SET_CHILD_SUBREAPER (tests that are not root-free otherwise). */
+  noSubreaper?: boolean;
+  /** Keep fd 2 as it is instead of pointing it at the bundle's log FIFO. */
+  noLogFifo?: boolean;
+}
+
+const SHUTDOWN_DRAIN_MS = 2000;
+
+export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, opts: ServeOptions = {}): Promise<number> {
+  const bundle = flags.bundle || process.cwd();
+  if (!opts.noLogFifo) redirectStderrToLogFifo(bundle);
+  const log = createLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace } });
+  if (!flags.socket) {
+    log.error("serve needs -socket: the start action passes it");
+    return 1;
+  }
+  if (!opts.noSubreaper) sys().setSubreaper(true);
+
+  const monitor = new Monitor();
+  const stopMonitor = monitor.start();
+  const publisher = new RemotePublisher(ttrpcAddress, flags.namespace, { log });
+  let service: TaskService | undefined;
+  const lifecycle = new Lifecycle(() => service?.containerCount() ?? 0, opts.lifecycle);
+  const ctx: ServeContext = {
+    id: flags.id,
+    namespace: flags.namespace,
+    bundle,
+    socket: flags.socket,
+    containerdAddress: flags.address,
+    ttrpcAddress,
+    debug: flags.debug,
+    log,
+    publisher,
+    monitor,
+    lifecycle,
+  };
+  service = shim.createTaskService(ctx);
+
+  const server = new Server({ onError: (err, info) => log.error({ err: errorMessage(err), ...info }, "request failed") });
+  server.register(Task, service.impl);
+  const uid = process.getuid?.() ?? 0;
+  const listener = await listenUnix(server, flags.socket, {
+    mode: 0o600,
+    authorize: ({ fd }) => {
+      try {
+        return sys().peerCred(fd).uid === uid;
+      } catch {
+        return false;
+      }
+    },
+  });
+  log.info({ socket: flags.socket }, "serving");
+
+  const onSignal = (sig: NodeJS.Signals): void => {
+    log.info({ signal: sig, containers: service?.containerCount() }, "signal received");
+    if (lifecycle.requestShutdown()) return;
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  process.on("SIGPIPE", () => {}); // a reader that went away is an error on write, not a death
+
+  lifecycle.changed();
+  await lifecycle.done;
+
+  log.info("shutting down");
+  // stop taking connections first, so a concurrent `start` spawns a new shim instead of this one
+  listener.close();
+  await Promise.race([server.shutdown(), Bun.sleep(SHUTDOWN_DRAIN_MS)]);
+  server.close();
+  await publisher.flush(SHUTDOWN_DRAIN_MS);
+  publisher.close();
+  await service.close?.();
+  stopMonitor();
+  // no removeSocket here: listener.close() removed ours, and the path may already be a new shim's
+  return 0;
+}

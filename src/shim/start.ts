@@ -1,0 +1,171 @@
+// The `start` action's machinery: find or start the serve process of a group. Bun cannot listen on
+// an inherited fd, so instead of binding the socket and passing it as fd 3 (Go, Rust), `start`
+// spawns the serve process detached with `-socket <address>`, the serve process binds it itself,
+// and `start` waits until the socket accepts connections. Concurrent starts for one group (20
+// `ctr run` at once) are serialized by a lock file next to the socket, so exactly one serve
+// process is spawned; the others find it live and reuse it.
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { DeadlineExceededError, UnavailableError, UnknownError } from "../errdefs.ts";
+import { Task } from "../gen/containerd/task/v2/shim_pb.ts";
+import { dial } from "../ttrpc/unix.ts";
+import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "./address.ts";
+import { serveArgs } from "./flags.ts";
+import type { StartOpts } from "./types.ts";
+
+export interface SpawnOptions {
+  /** argv prefix that re-invokes this shim (default: selfArgv()). */
+  self?: string[];
+  env?: Record<string, string | undefined>;
+  /** How long the serve process may take to accept connections. */
+  readyTimeoutMs?: number;
+}
+
+/** The command that runs this shim again: the compiled binary, or bun with the entry script. */
+export function selfArgv(): string[] {
+  if (Bun.main.startsWith("/$bunfs/")) return [process.execPath, "shim"];
+  return [process.execPath, Bun.main, "shim"];
+}
+
+const LOCK_WAIT_MS = 20_000;
+const STALE_LOCK_MS = 30_000;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** An O_EXCL lock file holding our pid; a dead holder's (or a very old) lock is broken. */
+async function acquireLock(path: string): Promise<() => void> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let delay = 2;
+  for (;;) {
+    try {
+      const fd = openSync(path, "wx", 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => {
+        try {
+          unlinkSync(path);
+        } catch {
+          // broken by someone who thought we were dead: nothing left to release
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    let stale = false;
+    try {
+      const holder = Number.parseInt(readFileSync(path, "utf8"), 10);
+      const age = Date.now() - statSync(path).mtimeMs;
+      stale = (Number.isInteger(holder) && holder > 0 && !pidAlive(holder)) || age > STALE_LOCK_MS;
+    } catch {
+      continue; // released between our open and our read
+    }
+    if (stale) {
+      try {
+        unlinkSync(path);
+      } catch {
+        // someone else broke it first
+      }
+      continue;
+    }
+    if (Date.now() > deadline) throw new DeadlineExceededError(`timed out waiting for shim start lock ${path}`);
+    await Bun.sleep(delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}
+
+/** Reserves `id` on a live shim (Connect); false if it is not there or is going away. */
+async function reserve(address: string, id: string, namespace: string): Promise<boolean> {
+  let client;
+  try {
+    client = await dial(address, { connectTimeoutMs: 2000, namespace });
+  } catch {
+    return false;
+  }
+  try {
+    await client.call(Task.method.connect, { id }, { timeoutMs: 5000 });
+    return true;
+  } catch (err) {
+    if (err instanceof UnavailableError || err instanceof DeadlineExceededError) return false;
+    throw err;
+  } finally {
+    client.close();
+  }
+}
+
+async function waitGone(address: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && (await canConnect(address))) await Bun.sleep(10);
+}
+
+function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): ReturnType<typeof Bun.spawn> {
+  const argv = [...(spawn.self ?? selfArgv()), ...serveArgs(opts.flags, address)];
+  const proc = Bun.spawn(argv, {
+    cwd: opts.bundle,
+    env: { ...process.env, ...spawn.env, TTRPC_ADDRESS: opts.ttrpcAddress },
+    // never containerd's pipes: containerd reads start's output until every writer is gone
+    stdio: ["ignore", "ignore", "ignore"],
+    detached: true,
+  });
+  proc.unref();
+  return proc;
+}
+
+async function waitReady(address: string, proc: ReturnType<typeof Bun.spawn>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 2;
+  for (;;) {
+    if (await canConnect(address, 500)) return;
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new UnknownError(`shim serve process exited (${proc.exitCode ?? proc.signalCode}) before serving ${address}; see the shim log`);
+    }
+    if (Date.now() > deadline) {
+      proc.kill("SIGKILL");
+      throw new DeadlineExceededError(`shim serve process did not serve ${address} within ${timeoutMs} ms`);
+    }
+    await Bun.sleep(delay);
+    delay = Math.min(delay * 2, 20);
+  }
+}
+
+/**
+ * Returns the address of the shim serving `group`, starting one if needed, with `id` reserved on
+ * it, and writes `<bundle>/address`.
+ */
+export async function startGrouped(opts: StartOpts, group: string, spawn: SpawnOptions = {}): Promise<string> {
+  const address = socketAddress(opts.address, opts.namespace, group);
+  const path = socketPath(address);
+  ensureSocketDir(address);
+  const release = await acquireLock(`${path}.lock`);
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (await canConnect(address)) {
+        if (await reserve(address, opts.id, opts.namespace)) {
+          writeAddress(opts.bundle, address);
+          return address;
+        }
+        await waitGone(address, 5000); // it is shutting down: let it go, then start a new one
+      }
+      removeSocket(address);
+      const proc = spawnServe(opts, address, spawn);
+      try {
+        await waitReady(address, proc, spawn.readyTimeoutMs ?? 10_000);
+      } catch (err) {
+        removeSocket(address);
+        throw err;
+      }
+      if (await reserve(address, opts.id, opts.namespace)) {
+        writeAddress(opts.bundle, address);
+        return address;
+      }
+    }
+    throw new UnavailableError(`could not reserve ${opts.id} on a shim at ${address}`);
+  } finally {
+    release();
+  }
+}
