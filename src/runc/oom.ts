@@ -51,6 +51,8 @@ export interface OomWatcherOptions {
   sys?: Syscalls;
   /** Called with errors that cannot be thrown to anyone (a cgroup file that became unreadable). */
   onError?: (err: unknown, containerId: string) => void;
+  /** Every decision on a notification (for logs): reported or not, and why. */
+  onDecision?: (containerId: string, reported: boolean, why: string) => void;
 }
 
 export class OomWatcher {
@@ -108,7 +110,8 @@ export class OomWatcher {
     this.closed = true;
   }
 
-  private emit(containerId: string): void {
+  private emit(containerId: string, why: string): void {
+    this.opts.onDecision?.(containerId, true, why);
     for (const cb of this.callbacks) {
       try {
         cb(containerId);
@@ -158,20 +161,23 @@ export class OomWatcher {
         const text = readCgroupFile(e.dir, "memory.oom_control");
         if (text === undefined) {
           // the cgroup went away (its removal signals once): anything beyond that was an OOM
-          if (e.signals >= 2n) this.emit(containerId);
+          if (e.signals >= 2n) this.emit(containerId, "signalled before its cgroup was removed");
+          else this.opts.onDecision?.(containerId, false, "cgroup removed");
           this.remove(containerId);
           return;
         }
         const kv = parseFlatKeyed(text);
         const kills = kv.get("oom_kill");
         if (kills === undefined || kills > e.lastKills || (kv.get("under_oom") === 1n && kv.get("oom_kill_disable") === 1n)) {
+          const why = kills === undefined ? "notified (no oom_kill counter)" : kills > e.lastKills ? `oom_kill ${kills}` : "under OOM, killer disabled";
           if (kills !== undefined) e.lastKills = kills;
           e.signals = 0n;
-          this.emit(containerId);
+          this.emit(containerId, why);
           return;
         }
       }
       e.signals = 0n; // no kill followed: a victim was already on its way out
+      this.opts.onDecision?.(containerId, false, "no kill followed the notification");
     } catch (err) {
       this.opts.onError?.(err, containerId);
     } finally {
@@ -198,7 +204,7 @@ export class OomWatcher {
       }
       if (kills > e.lastKills) {
         e.lastKills = kills;
-        this.emit(containerId);
+        this.emit(containerId, `oom_kill ${kills}`);
       }
     } catch (err) {
       this.opts.onError?.(err, containerId);

@@ -1,7 +1,7 @@
 // OOM notifications: a real runc container past its memory limit (this host: cgroup v1 eventfd),
 // and the v2 memory.events watch on fixture files plus a real cgroup2 (kernfs) notification.
 import { afterEach, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, watch, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, watch, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { type Cgroup, cgroupMode, cgroupOfPid, CGROUP_ROOT } from "../../src/runc/cgroup.ts";
 import { OomWatcher } from "../../src/runc/oom.ts";
@@ -55,7 +55,7 @@ describeWith(["root", "bin:runc"], "OOM watcher with real runc", () => {
     expect(seen).toEqual([]);
   });
 
-  test("remove() before runc delete: no callback, the eventfd is closed", async () => {
+  test("adding an id again replaces its watch; remove() is idempotent", async () => {
     const { c, cg } = await created("oomrm", ["sleep", "60"], 16 << 20);
     const oom = new OomWatcher();
     cleanups.push(() => oom.close());
@@ -109,3 +109,66 @@ describeWith(["root"], "cgroup2 (kernfs) change notifications reach fs.watch", (
     expect(readFileSync(join(dir, "cgroup.events"), "utf8")).toContain("populated 1");
   });
 });
+
+describeWith([], "OOM watcher, cgroup v1 decisions (fixture files, a real eventfd signalled by the test)", () => {
+  /** A fake v1 memory cgroup; signal() plays the kernel writing to the eventfd registered in cgroup.event_control. */
+  function fixture() {
+    const dir = mkdtempSync("/tmp/bunker-oom-v1-");
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const control = (kills: number | undefined, underOom = 0, disable = 0) =>
+      writeFileSync(join(dir, "memory.oom_control"), `oom_kill_disable ${disable}\nunder_oom ${underOom}\n${kills === undefined ? "" : `oom_kill ${kills}\n`}`);
+    control(0);
+    writeFileSync(join(dir, "cgroup.event_control"), "");
+    const decisions: string[] = [];
+    const oom = new OomWatcher({ onDecision: (_id, reported, why) => decisions.push(`${reported}: ${why}`) });
+    cleanups.push(() => oom.close());
+    const seen: string[] = [];
+    oom.onOom((id) => seen.push(id));
+    oom.add("c", dir);
+    const efd = Number(readFileSync(join(dir, "cgroup.event_control"), "utf8").split(" ")[0]);
+    const signal = () => {
+      const one = Buffer.alloc(8);
+      one.writeBigUInt64LE(1n);
+      writeSync(efd, one);
+    };
+    return { dir, oom, seen, control, signal, decisions };
+  }
+
+  test("the notification comes before the kill: it is reported once the counter moves", async () => {
+    const f = fixture();
+    f.signal();
+    await Bun.sleep(2);
+    f.control(1);
+    await waitFor(() => f.seen.length === 1, 5000, "the OOM callback");
+    f.signal(); // a second notification for the same kill
+    await waitFor(() => f.decisions.length === 2, 5000, "the recheck window to close");
+    expect(f.decisions).toEqual(["true: oom_kill 1", "false: no kill followed the notification"]);
+    expect(f.seen).toEqual(["c"]);
+  });
+
+  test("under_oom with the killer disabled is reported; an old kernel without oom_kill reports each one", async () => {
+    const f = fixture();
+    f.control(0, 1, 1);
+    f.signal();
+    await waitFor(() => f.seen.length === 1, 5000, "the frozen-under-OOM callback");
+    f.control(undefined);
+    f.signal();
+    await waitFor(() => f.seen.length === 2, 5000, "the callback without a counter");
+    expect(f.decisions).toEqual(["true: under OOM, killer disabled", "true: notified (no oom_kill counter)"]);
+  });
+
+  test("removal of the cgroup: its own signal is no OOM, a pending one is", async () => {
+    const quiet = fixture();
+    rmSync(join(quiet.dir, "memory.oom_control"));
+    quiet.signal();
+    await waitFor(() => quiet.oom.ids().length === 0, 5000, "the watch to end");
+    expect(quiet.seen).toEqual([]);
+    const lost = fixture();
+    rmSync(join(lost.dir, "memory.oom_control"));
+    lost.signal();
+    lost.signal();
+    await waitFor(() => lost.oom.ids().length === 0, 5000, "the watch to end");
+    expect(lost.seen).toEqual(["c"]);
+  });
+});
+
