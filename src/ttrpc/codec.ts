@@ -22,7 +22,7 @@ export interface Frame {
   streamId: number;
   type: number;
   flags: number;
-  /** A view into a received chunk when the frame arrived whole, else a fresh buffer; never reused by the parser. */
+  /** A view into a received chunk when the frame arrived in one, else a fresh buffer; never reused by the parser. */
   data: Uint8Array;
 }
 
@@ -37,6 +37,8 @@ export interface OversizedFrame {
 export interface ParserEvents {
   frame(frame: Frame): void;
   oversized(frame: OversizedFrame): void;
+  /** A header with an unknown frame type; the parser ignores all later input. */
+  invalid?(header: FrameHeader): void;
 }
 
 // Byte arithmetic rather than a DataView: creating a view (and touching .buffer) costs more than
@@ -77,19 +79,30 @@ export function encodeFrame(streamId: number, type: number, data: Uint8Array, fl
   return out;
 }
 
+/** Frame types of ttrpc 1.2; any other type means the peer is not speaking ttrpc or lost the framing. */
+export function isKnownFrameType(type: number): boolean {
+  return type >= FrameType.Request && type <= FrameType.Data;
+}
+
 /**
  * Incremental frame parser: feed it chunks as they arrive (split or coalesced anyhow); it calls
  * `events.frame` once per complete frame, in order. An oversized frame's data is skipped as it
  * streams in (never buffered) and reported through `events.oversized` once fully skipped, after
  * which parsing continues with the next frame: the connection stays usable.
+ *
+ * Memory follows the bytes actually received, never the length a header claims: a body is kept as
+ * the received chunks (views, no copy) and joined once complete, so a peer that announces 4 MiB and
+ * sends 10 bytes costs 10 bytes. A header with an unknown type is reported through `events.invalid`
+ * (when given) and the parser stops: nothing after it can be trusted to be framed.
  */
 export class FrameParser {
   private readonly header = new Uint8Array(HEADER_LENGTH);
   private headerFill = 0;
   private cur: FrameHeader | undefined;
-  private body: Uint8Array | undefined;
+  private parts: Uint8Array[] = [];
   private bodyFill = 0;
   private skipLeft = 0;
+  private dead = false;
 
   constructor(
     private readonly events: ParserEvents,
@@ -101,17 +114,22 @@ export class FrameParser {
     return this.headerFill + this.bodyFill + this.skipLeft;
   }
 
+  /** True once an invalid header was seen; later input is ignored. */
+  get failed(): boolean {
+    return this.dead;
+  }
+
   push(chunk: Uint8Array): void {
     let pos = 0;
     const end = chunk.length;
-    while (pos < end) {
+    while (pos < end && !this.dead) {
       const cur = this.cur;
       if (cur === undefined) {
         // Fast path: a whole header (and perhaps its whole body) inside this chunk.
         if (this.headerFill === 0 && end - pos >= HEADER_LENGTH) {
           const h = decodeHeader(chunk, pos);
           pos += HEADER_LENGTH;
-          if (h.length <= this.maxDataLength && end - pos >= h.length) {
+          if (h.length <= this.maxDataLength && end - pos >= h.length && isKnownFrameType(h.type)) {
             const data = chunk.subarray(pos, pos + h.length);
             pos += h.length;
             this.events.frame({ streamId: h.streamId, type: h.type, flags: h.flags, data });
@@ -137,16 +155,20 @@ export class FrameParser {
         if (this.skipLeft === 0) this.finishSkip(cur);
         continue;
       }
-      const body = this.body!;
-      const take = Math.min(body.length - this.bodyFill, end - pos);
-      body.set(chunk.subarray(pos, pos + take), this.bodyFill);
+      const take = Math.min(cur.length - this.bodyFill, end - pos);
+      this.parts.push(chunk.subarray(pos, pos + take));
       this.bodyFill += take;
       pos += take;
-      if (this.bodyFill === body.length) this.finishBody(cur, body);
+      if (this.bodyFill === cur.length) this.finishBody(cur);
     }
   }
 
   private begin(h: FrameHeader): void {
+    if (!isKnownFrameType(h.type)) {
+      this.dead = true;
+      this.events.invalid?.(h);
+      return;
+    }
     if (h.length > this.maxDataLength) {
       this.cur = h;
       this.skipLeft = h.length;
@@ -157,15 +179,26 @@ export class FrameParser {
       return;
     }
     this.cur = h;
-    this.body = new Uint8Array(h.length);
+    this.parts = [];
     this.bodyFill = 0;
   }
 
-  private finishBody(h: FrameHeader, body: Uint8Array): void {
+  private finishBody(h: FrameHeader): void {
+    const parts = this.parts;
     this.cur = undefined;
-    this.body = undefined;
+    this.parts = [];
     this.bodyFill = 0;
-    this.events.frame({ streamId: h.streamId, type: h.type, flags: h.flags, data: body });
+    let data: Uint8Array;
+    if (parts.length === 1) data = parts[0]!;
+    else {
+      data = new Uint8Array(h.length);
+      let pos = 0;
+      for (const p of parts) {
+        data.set(p, pos);
+        pos += p.length;
+      }
+    }
+    this.events.frame({ streamId: h.streamId, type: h.type, flags: h.flags, data });
   }
 
   private finishSkip(h: FrameHeader): void {

@@ -1,12 +1,25 @@
 // The ttrpc server: services registered by full name with typed handlers, requests dispatched
 // concurrently per connection, errors mapped to status codes here and nowhere else.
+//
+// Hostile or broken peers are bounded per connection, so one cannot hurt the others:
+// - answers waiting for a peer that does not read: past `pauseBytes` the connection's requests
+//   are no longer read (the kernel then blocks the peer's writes); past `maxQueuedBytes` (calls
+//   already in flight kept answering) the connection is dropped;
+// - calls in flight: past `maxInFlight` a request is answered ResourceExhausted at once. Go's ttrpc
+//   has no cap (a goroutine per request). Waiting instead of answering would let a peer with
+//   `maxInFlight` long Waits pending stall its own cheap calls (State, Connect) past containerd's
+//   deadlines with no error to see; an immediate error is visible and keeps the connection usable;
+// - a frame of unknown type means the peer is not speaking ttrpc: the connection is dropped (Go
+//   ignores such frames); malformed requests in well-formed frames are answered, as Go does.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import {
   AlreadyExistsError,
+  BunkerError,
   CanceledError,
   Code,
   InvalidArgumentError,
+  ResourceExhaustedError,
   errorMessage,
   toCode,
 } from "../errdefs.ts";
@@ -47,6 +60,24 @@ export type ServiceImpl<S extends DescService> = {
 export interface ServerOptions {
   /** Sees every handler error that maps to Unknown (a bug or an unexpected failure), for logging. */
   onError?: (err: unknown, info: { service: string; method: string }) => void;
+  /** Sees why the server dropped a connection (garbage, a peer that stopped reading), for logging. */
+  onDrop?: (err: Error) => void;
+  /** Calls handled at once per connection; more are answered ResourceExhausted. Default 1024. */
+  maxInFlight?: number;
+  /** Stop reading a connection's requests while this many answer bytes wait for its peer. Default 1 MiB. */
+  pauseBytes?: number;
+  /** Drop a connection when this many answer bytes wait for its peer. Default 16 MiB. */
+  maxQueuedBytes?: number;
+}
+
+export const DEFAULT_MAX_IN_FLIGHT = 1024;
+export const DEFAULT_PAUSE_BYTES = 1 << 20;
+export const DEFAULT_MAX_QUEUED_BYTES = 16 << 20;
+
+interface Limits {
+  maxInFlight: number;
+  pauseBytes: number;
+  maxQueuedBytes: number;
 }
 
 interface Registered {
@@ -102,8 +133,21 @@ export class Server {
   private readonly services = new Map<string, Map<string, Registered>>();
   private readonly conns = new Set<ServerConnection>();
   private shuttingDown = false;
+  /** @internal */
+  readonly limits: Limits;
 
-  constructor(private readonly options: ServerOptions = {}) {}
+  constructor(private readonly options: ServerOptions = {}) {
+    const positive = (name: string, v: number | undefined, dflt: number): number => {
+      if (v === undefined) return dflt;
+      if (!(Number.isInteger(v) && v > 0)) throw new InvalidArgumentError(`ttrpc: ${name} must be a positive integer, got ${v}`);
+      return v;
+    };
+    this.limits = {
+      maxInFlight: positive("maxInFlight", options.maxInFlight, DEFAULT_MAX_IN_FLIGHT),
+      pauseBytes: positive("pauseBytes", options.pauseBytes, DEFAULT_PAUSE_BYTES),
+      maxQueuedBytes: positive("maxQueuedBytes", options.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES),
+    };
+  }
 
   /** Registers a generated service (e.g. `Task` from src/gen/containerd/task/v2/shim_pb.ts). */
   register<S extends DescService>(service: S, impl: ServiceImpl<S>): void {
@@ -143,6 +187,11 @@ export class Server {
     return this.conns.size;
   }
 
+  /** Per open connection: calls in flight, answer bytes waiting for the peer, reads paused (for logs and tests). */
+  connectionStats(): { inFlight: number; queuedBytes: number; readPaused: boolean }[] {
+    return [...this.conns].map((c) => ({ inFlight: c.inFlight, queuedBytes: c.queuedBytes, readPaused: c.readPaused }));
+  }
+
   /** Ends every connection now; calls in flight get their signal aborted and their answers dropped. */
   close(): void {
     this.shuttingDown = true;
@@ -172,6 +221,11 @@ export class Server {
   reportError(err: unknown, service: string, method: string): void {
     this.options.onError?.(err, { service, method });
   }
+
+  /** @internal */
+  reportDrop(err: Error): void {
+    this.options.onDrop?.(err);
+  }
 }
 
 export class ServerConnection {
@@ -179,15 +233,18 @@ export class ServerConnection {
   private readonly abort = new AbortController();
   private active = 0;
   private idleWaiters: (() => void)[] = [];
+  private readonly limits: Limits;
 
   constructor(
     private readonly server: Server,
     stream: Duplex,
   ) {
+    this.limits = server.limits;
     this.channel = new Channel(stream, {
       frame: (f) => this.onFrame(f),
       oversized: (f) => this.onOversized(f),
-      close: () => this.onClosed(),
+      close: (err) => this.onClosed(err),
+      drain: () => this.onDrain(),
     });
   }
 
@@ -200,6 +257,16 @@ export class ServerConnection {
     return this.active;
   }
 
+  /** Answer bytes waiting for the peer. */
+  get queuedBytes(): number {
+    return this.channel.outstanding;
+  }
+
+  /** True while requests are not read because the peer is not reading its answers. */
+  get readPaused(): boolean {
+    return this.channel.readPaused;
+  }
+
   close(): void {
     this.channel.close();
   }
@@ -210,7 +277,8 @@ export class ServerConnection {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private onClosed(): void {
+  private onClosed(err?: Error): void {
+    if (err instanceof BunkerError) this.server.reportDrop(err);
     this.abort.abort(new CanceledError("ttrpc: connection closed"));
     this.server.forget(this);
     this.wakeIdle();
@@ -223,7 +291,24 @@ export class ServerConnection {
   }
 
   private sendStatus(streamId: number, code: Code, message: string): void {
-    this.channel.send(encodeResponseFrame(streamId, { status: { code, message, details: [] }, payload: EMPTY }));
+    this.send(encodeResponseFrame(streamId, { status: { code, message, details: [] }, payload: EMPTY }));
+  }
+
+  private send(frame: Uint8Array): void {
+    if (!this.channel.send(frame)) return;
+    const out = this.channel.outstanding;
+    if (out > this.limits.maxQueuedBytes) {
+      this.channel.destroy(
+        new ResourceExhaustedError(`ttrpc: dropped a connection whose peer left ${out} bytes of answers unread`),
+      );
+    } else if (out >= this.limits.pauseBytes) {
+      this.channel.pause();
+    }
+  }
+
+  private onDrain(): void {
+    // Resume only well below the mark, so a peer reading slowly does not flip reads on and off per chunk.
+    if (this.channel.readPaused && this.channel.outstanding <= this.limits.pauseBytes / 2) this.channel.resume();
   }
 
   private onOversized(f: OversizedFrame): void {
@@ -246,6 +331,14 @@ export class ServerConnection {
     }
     if (f.streamId % 2 !== 1) {
       this.sendStatus(f.streamId, Code.InvalidArgument, "StreamID must be odd for client initiated streams");
+      return;
+    }
+    if (this.active >= this.limits.maxInFlight) {
+      this.sendStatus(
+        f.streamId,
+        Code.ResourceExhausted,
+        `ttrpc: ${this.active} calls in flight on this connection, the maximum is ${this.limits.maxInFlight}`,
+      );
       return;
     }
     const found = this.server.lookup(req.service, req.method);
@@ -290,7 +383,7 @@ export class ServerConnection {
       if (code === Code.Unknown) this.server.reportError(err, req.service, req.method);
       frame = encodeResponseFrame(streamId, { status: { code, message: errorMessage(err), details: [] }, payload: EMPTY });
     }
-    this.channel.send(frame);
+    this.send(frame);
     if (--this.active === 0) this.wakeIdle();
   }
 }

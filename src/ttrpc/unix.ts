@@ -34,8 +34,10 @@ type Sock = Socket<SocketDuplex | undefined>;
 /** A Duplex over one Bun socket. */
 export class SocketDuplex implements Duplex {
   private queue: Uint8Array[] = [];
+  private queuedBytes = 0;
   private dataCb: ((b: Uint8Array) => void) | undefined;
   private closeCb: ((err?: Error) => void) | undefined;
+  private drainCb: (() => void) | undefined;
   private early: Uint8Array[] = [];
   private closing = false;
   private ended = false;
@@ -48,14 +50,36 @@ export class SocketDuplex implements Duplex {
     return (this.sock as unknown as { fd: number }).fd;
   }
 
+  /** Bytes written here that the kernel has not taken yet. */
+  get buffered(): number {
+    return this.queuedBytes;
+  }
+
   write(bytes: Uint8Array): void {
     if (this.ended || this.closing) return;
     if (this.queue.length > 0) {
       this.queue.push(bytes);
+      this.queuedBytes += bytes.length;
       return;
     }
     const n = this.sock.write(bytes);
-    if (n < bytes.length) this.queue.push(n > 0 ? bytes.subarray(n) : bytes);
+    if (n < bytes.length) {
+      const rest = n > 0 ? bytes.subarray(n) : bytes;
+      this.queue.push(rest);
+      this.queuedBytes += rest.length;
+    }
+  }
+
+  onDrain(cb: () => void): void {
+    this.drainCb = cb;
+  }
+
+  pause(): void {
+    if (!this.ended) this.sock.pause();
+  }
+
+  resume(): void {
+    if (!this.ended) this.sock.resume();
   }
 
   onData(cb: (bytes: Uint8Array) => void): void {
@@ -79,7 +103,10 @@ export class SocketDuplex implements Duplex {
   /** Closes without sending what is queued. */
   destroy(): void {
     this.queue = [];
+    this.queuedBytes = 0;
+    if (this.ended) return;
     this.sock.terminate();
+    this.handleClose();
   }
 
   /** @internal socket handler plumbing */
@@ -91,16 +118,22 @@ export class SocketDuplex implements Duplex {
 
   /** @internal */
   handleDrain(): void {
+    const before = this.queuedBytes;
     while (this.queue.length > 0) {
       const head = this.queue[0]!;
       const n = this.sock.write(head);
       if (n < head.length) {
-        if (n > 0) this.queue[0] = head.subarray(n);
-        return;
+        if (n > 0) {
+          this.queue[0] = head.subarray(n);
+          this.queuedBytes -= n;
+        }
+        break;
       }
       this.queue.shift();
+      this.queuedBytes -= head.length;
     }
-    if (this.closing) this.sock.end();
+    if (this.queue.length === 0 && this.closing) this.sock.end();
+    if (this.queuedBytes < before) this.drainCb?.();
   }
 
   /** @internal */
@@ -109,6 +142,7 @@ export class SocketDuplex implements Duplex {
     this.ended = true;
     this.endError = err;
     this.queue = [];
+    this.queuedBytes = 0;
     this.closeCb?.(err);
   }
 }
