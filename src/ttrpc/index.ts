@@ -29,7 +29,11 @@
  *   a request over 4 MiB -> ResourceExhaustedError without sending.
  *
  * Server:
- *   const server = new Server({ onError? });
+ *   const server = new Server({ onError?, onDrop?, maxInFlight?, pauseBytes?, maxQueuedBytes? });
+ *     per-connection limits (server.ts header says why): past maxInFlight (1024) calls a request is answered
+ *     ResourceExhausted; past pauseBytes (1 MiB) of answers the peer has not read, its requests are not read;
+ *     past maxQueuedBytes (16 MiB) the connection is dropped (onDrop sees why); a frame of unknown type drops it.
+ *     server.connectionStats() -> [{ inFlight, queuedBytes, readPaused }]
  *   server.register(Task, { async create(req, ctx) { return { pid } }, async kill(req) {} , ... });
  *     handlers are keyed by localName; missing ones answer Unimplemented; returning nothing sends an empty
  *     message; a thrown errdefs error becomes its code (toCode), anything else Unknown.
@@ -38,7 +42,8 @@
  *   server.serve(duplex)  (any Duplex); await server.shutdown() (drain, then close); server.close() (now); l.close()
  *
  * Lower layers: codec.ts (frame header + incremental FrameParser), wire.ts + wire-decode.ts (Request/Response envelopes),
- * channel.ts (Duplex interface + Channel with write batching), memory.ts (memoryPair for tests/in-process).
+ * channel.ts (Duplex interface + Channel with write batching and flow control: buffered/onDrain/pause/resume/destroy,
+ * optional for a Duplex), memory.ts (memoryPair for tests/in-process, flow-controlled: a paused end never reads).
  */
 export { anyIs, anyTypeName, packAny, unpackAny, unpackAnyWith } from "./any.ts";
 export { Channel, type ChannelHandlers, type Duplex } from "./channel.ts";
@@ -48,6 +53,7 @@ export {
   FrameParser,
   FrameType,
   HEADER_LENGTH,
+  isKnownFrameType,
   MAX_DATA_LENGTH,
   decodeHeader,
   encodeFrame,
@@ -57,6 +63,11 @@ export {
   type OversizedFrame,
 } from "./codec.ts";
 export { memoryPair } from "./memory.ts";
-export { Server, ServerConnection, type CallContext, type Handler, type Metadata, type ServerOptions, type ServiceImpl } from "./server.ts";
+export {
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_QUEUED_BYTES,
+  DEFAULT_PAUSE_BYTES,
+  Server,
+  ServerConnection, type CallContext, type Handler, type Metadata, type ServerOptions, type ServiceImpl } from "./server.ts";
 export { connectUnix, dial, listenUnix, socketPath, SocketDuplex, type ConnectOptions, type ListenOptions, type UnixListener } from "./unix.ts";
 export { NAMESPACE_KEY } from "./wire.ts";

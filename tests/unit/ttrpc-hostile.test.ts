@@ -82,7 +82,7 @@ describe("a peer that never reads its answers", () => {
   test("its requests stop being read past pauseBytes; answers stay bounded; reading again gets every answer", async () => {
     const { server, drops } = taskServer({ pauseBytes: 64 * 1024 });
     const peer = rawPeer(server);
-    peer.end.pause();
+    peer.end.pause!();
     const id = "x".repeat(4000); // each answer is ~4 KiB
     const n = 200;
     for (let i = 0; i < n; i++) peer.end.write(connectReq(2 * i + 1, id));
@@ -95,7 +95,7 @@ describe("a peer that never reads its answers", () => {
     expect((peer.end.buffered ?? 0) > 0).toBe(true); // the peer's own writes now wait: pushback reached it
     const c = healthy(server);
     expect((await c.service(Task).connect({ id: "ok" })).version).toBe("ok");
-    peer.end.resume();
+    peer.end.resume!();
     await until(() => peer.answers.size === n, "every answer");
     for (const a of peer.answers.values()) expect(a.status.code).toBe(Code.OK);
     expect(peer.conn.readPaused).toBe(false);
@@ -117,7 +117,7 @@ describe("a peer that never reads its answers", () => {
       },
     );
     const peer = rawPeer(server);
-    peer.end.pause();
+    peer.end.pause!();
     peer.end.write(encodeRequestFrame(1, { service: TASK, method: "Wait", payload: new Uint8Array(0), timeoutNano: 0, metadata: [] }));
     // 8 calls whose 100 KiB answers all complete at once: 800 KiB for a peer that reads nothing.
     for (let i = 1; i <= 8; i++) peer.end.write(connectReq(2 * i + 1, "y".repeat(100 * 1024)));
