@@ -68,6 +68,12 @@ export {
   DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_PAUSE_BYTES,
   Server,
-  ServerConnection, type CallContext, type Handler, type Metadata, type ServerOptions, type ServiceImpl } from "./server.ts";
+  ServerConnection,
+  type CallContext,
+  type Handler,
+  type Metadata,
+  type ServerOptions,
+  type ServiceImpl,
+} from "./server.ts";
 export { connectUnix, dial, listenUnix, socketPath, SocketDuplex, type ConnectOptions, type ListenOptions, type UnixListener } from "./unix.ts";
 export { NAMESPACE_KEY } from "./wire.ts";
