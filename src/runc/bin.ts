@@ -2,7 +2,7 @@
 // `bun src/runc/bin.ts [shim] -namespace ... start`.
 import { shimMain } from "./main.ts";
 
-process.exitCode = await shimMain(process.argv.slice(2));
+const code = await shimMain(process.argv.slice(2));
 // the serve action returns after shutdown; start/delete return at once. Either way nothing
 // else should keep this process alive (stray timers, half-closed sockets).
-process.exit(process.exitCode);
+process.exit(code);

@@ -11,7 +11,8 @@ import type { Exit, Monitor } from "../shim/reaper.ts";
 import type { Syscalls } from "../sys/types.ts";
 import { PipeIO } from "./io.ts";
 import { mountAll } from "./mount.ts";
-import { optionsFromAny, runcConfig, writeOptions } from "./options.ts";
+import { runcConfig, writeOptions } from "./options.ts";
+import { optionsFromAny } from "./options-any.ts";
 import { ProcessState, type ExitInfo } from "./process.ts";
 import { isRuncError, Runc } from "./runc.ts";
 

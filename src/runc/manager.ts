@@ -9,16 +9,17 @@ import { groupKey, readBundleAnnotations } from "../shim/grouping.ts";
 import { startGrouped, type SpawnOptions } from "../shim/start.ts";
 import type { DeleteOpts, DeleteResult, ServeContext, Shim, StartOpts, TaskService } from "../shim/types.ts";
 import { sys } from "../sys/index.ts";
-import { INIT_PID_FILE } from "./container.ts";
+
 import { readOptions, runcConfig } from "./options.ts";
 import { Runc } from "./runc.ts";
-import { RuncTaskService } from "./service.ts";
 
 export const RUNTIME_NAME = "io.containerd.bunker.v1";
 /** Environment knob for the default group ("namespace", "container" or a name), below annotations. */
 export const GROUP_ENV = "BUNKER_SHIM_GROUP";
 
 const SIGKILL = 9;
+/** containerd's InitPidFile; container.ts (serve side) writes it. */
+const INIT_PID_FILE = "init.pid";
 
 export class RuncShim implements Shim {
   readonly name = RUNTIME_NAME;
@@ -64,7 +65,8 @@ export class RuncShim implements Shim {
     return { pid, exitStatus: 128 + SIGKILL, exitedAt: new Date() };
   }
 
-  createTaskService(ctx: ServeContext): TaskService {
+  async createTaskService(ctx: ServeContext): Promise<TaskService> {
+    const { RuncTaskService } = await import("./service.ts");
     return new RuncTaskService(ctx);
   }
 }

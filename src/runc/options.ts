@@ -3,9 +3,6 @@
 // action, run after the shim died, uses the same runc root and binary.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Any } from "@bufbuild/protobuf/wkt";
-import { OptionsSchema } from "../gen/containerd/runc/v1/options_pb.ts";
-import { anyIs, unpackAny } from "../ttrpc/any.ts";
 import { DEFAULT_RUNC_ROOT, type RuncConfig } from "./runc.ts";
 
 export interface RuncOptions {
@@ -29,26 +26,6 @@ export const defaultOptions = (): RuncOptions => ({
   ioUid: 0,
   ioGid: 0,
 });
-
-/**
- * Options from the request's Any. Empty means defaults; so does another type (CRI sends
- * runtimeoptions.v1.Options to runtimes it does not know), which bunker has nothing to read from.
- * Undecodable runc options are InvalidArgument.
- */
-export function optionsFromAny(any: Any | undefined): RuncOptions {
-  if (!any || !anyIs(any, OptionsSchema)) return defaultOptions();
-  const o = unpackAny(any, OptionsSchema);
-  return {
-    binaryName: o.binaryName,
-    root: o.root,
-    systemdCgroup: o.systemdCgroup,
-    criuPath: o.criuPath,
-    noPivotRoot: o.noPivotRoot,
-    noNewKeyring: o.noNewKeyring,
-    ioUid: o.ioUid,
-    ioGid: o.ioGid,
-  };
-}
 
 const JSON_NAMES: Record<keyof RuncOptions, string> = {
   binaryName: "binary_name",

@@ -182,7 +182,7 @@ export class RuncTaskService implements TaskService {
       },
 
       shutdown: () => {
-        if (lifecycle.requestShutdown()) log.info("shutdown requested with nothing left to serve");
+        if (lifecycle.requestShutdown()) log.info({}, "shutdown requested with nothing left to serve");
       },
 
       exec: () => {

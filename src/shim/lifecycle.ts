@@ -5,6 +5,8 @@
 // Connect) before printing the address, Shutdown is ignored while reservations are pending, and a
 // shim that is already going away refuses reservations, so `start` spawns a fresh one instead.
 // An idle timeout ends a shim that nobody uses any more (e.g. a reservation whose Create never came).
+// A shim may also linger a few seconds after its last Shutdown: the next container of the group
+// (a `ctr run` right after another) then reuses it instead of paying for a new Bun process.
 import { UnavailableError } from "../errdefs.ts";
 
 export interface LifecycleOptions {
@@ -12,17 +14,27 @@ export interface LifecycleOptions {
   reservationMs?: number;
   /** Exit after this long with no containers and no reservations, even without Shutdown. */
   idleMs?: number;
+  /** After a Shutdown with nothing left, keep serving this long for the group's next container. */
+  lingerMs?: number;
+}
+
+/** BUNKER_SHIM_LINGER_MS, else 5 s. */
+export function lingerFromEnv(env: Record<string, string | undefined> = process.env): number {
+  const v = Number.parseInt(env.BUNKER_SHIM_LINGER_MS ?? "", 10);
+  return Number.isInteger(v) && v >= 0 ? v : 5000;
 }
 
 export class Lifecycle {
   private readonly reservations = new Map<string, Timer>();
   private stopping = false;
+  private shutdownRequested = false;
   private idleTimer: Timer | undefined;
   private resolveDone!: () => void;
   /** Resolves when the shim should stop serving. */
   readonly done: Promise<void>;
   private readonly reservationMs: number;
   private readonly idleMs: number;
+  private readonly lingerMs: number;
 
   constructor(
     private readonly containerCount: () => number,
@@ -30,6 +42,7 @@ export class Lifecycle {
   ) {
     this.reservationMs = opts.reservationMs ?? 30_000;
     this.idleMs = opts.idleMs ?? 300_000;
+    this.lingerMs = opts.lingerMs ?? 0;
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
@@ -44,6 +57,7 @@ export class Lifecycle {
   /** Holds the shim for a container about to be created here; refused once shutdown began. */
   reserve(id: string): void {
     if (this.stopping) throw new UnavailableError("shim is shutting down");
+    this.shutdownRequested = false;
     clearTimeout(this.reservations.get(id));
     const timer = setTimeout(() => {
       this.reservations.delete(id);
@@ -67,11 +81,19 @@ export class Lifecycle {
     return this.containerCount() === 0 && this.reservations.size === 0;
   }
 
-  /** containerd's Shutdown: acts only when nothing is served or reserved. Returns whether it acted. */
+  /**
+   * containerd's Shutdown: acts only when nothing is served or reserved (then stops, or lingers).
+   * Returns whether it acted.
+   */
   requestShutdown(): boolean {
     if (this.stopping) return true;
     if (!this.empty()) return false;
-    this.stop();
+    if (this.lingerMs <= 0) {
+      this.stop();
+      return true;
+    }
+    this.shutdownRequested = true;
+    this.changed();
     return true;
   }
 
@@ -92,9 +114,12 @@ export class Lifecycle {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     if (this.empty()) {
-      this.idleTimer = setTimeout(() => {
-        if (this.empty()) this.stop();
-      }, this.idleMs);
+      this.idleTimer = setTimeout(
+        () => {
+          if (this.empty()) this.stop();
+        },
+        this.shutdownRequested ? this.lingerMs : this.idleMs,
+      );
     }
   }
 }

@@ -4,10 +4,16 @@
 // (reader gone, pipe full) is dropped: logging must never take the shim down.
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import pino, { type Logger } from "pino";
+import type { Logger as PinoLogger } from "pino";
 import { sys } from "../sys/index.ts";
 
-export type { Logger };
+/** What shim code logs through: pino in serve mode, a few-line JSON writer in start/delete. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
 
 class Fd2Destination {
   write(line: string): boolean {
@@ -20,7 +26,9 @@ class Fd2Destination {
   }
 }
 
-export function createLogger(opts: { debug?: boolean; bindings?: Record<string, unknown> } = {}): Logger {
+/** pino, loaded on demand: the start and delete actions must not pay for it. */
+export async function createLogger(opts: { debug?: boolean; bindings?: Record<string, unknown> } = {}): Promise<PinoLogger> {
+  const { default: pino } = await import("pino");
   return pino(
     {
       level: opts.debug ? "debug" : "info",
@@ -31,9 +39,24 @@ export function createLogger(opts: { debug?: boolean; bindings?: Record<string, 
   );
 }
 
-/** A logger that drops everything (start/delete actions must keep stdout clean, and tests). */
+const LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const;
+
+/** pino-compatible JSON lines on fd 2 without pino (delete action: containerd logs its stderr). */
+export function stderrLogger(opts: { debug?: boolean; bindings?: Record<string, unknown> } = {}): Logger {
+  const min = opts.debug ? LEVELS.debug : LEVELS.info;
+  const out = new Fd2Destination();
+  const at = (level: number) => (obj: object, msg?: string) => {
+    if (level < min) return;
+    const line = { level, time: new Date().toISOString(), pid: process.pid, ...opts.bindings, ...obj, ...(msg ? { msg } : {}) };
+    out.write(`${JSON.stringify(line)}\n`);
+  };
+  return { debug: at(LEVELS.debug), info: at(LEVELS.info), warn: at(LEVELS.warn), error: at(LEVELS.error) };
+}
+
+/** A logger that drops everything (tests). */
 export function silentLogger(): Logger {
-  return pino({ level: "silent" });
+  const nop = (): void => {};
+  return { debug: nop, info: nop, warn: nop, error: nop };
 }
 
 /**

@@ -2,13 +2,14 @@
 // parse the flags as Go does, then `start` (print the address and nothing else), `delete` (print
 // a protobuf DeleteResponse), or serve. Returns the process exit code; errors go to stderr as
 // "<runtime>: <message>", which containerd includes in its own error.
-import { toBinary, create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+//
+// Only the serve action loads the heavy modules (ttrpc server, generated descriptors, pino): start
+// and delete run once per container on containerd's critical path and must start fast.
 import { errorMessage } from "../errdefs.ts";
-import { DeleteResponseSchema } from "../gen/containerd/task/v2/shim_pb.ts";
+import { encodeDeleteResponse } from "./delete-response.ts";
 import { FlagHelpError, parseFlags, type ShimFlags } from "./flags.ts";
-import { createLogger } from "./logger.ts";
-import { serve, type ServeOptions } from "./serve.ts";
+import { stderrLogger } from "./logger.ts";
+import type { ServeOptions } from "./serve.ts";
 import type { Shim } from "./types.ts";
 
 export interface RunOptions extends ServeOptions {
@@ -74,7 +75,7 @@ export async function run(argv: readonly string[], shim: Shim, opts: RunOptions 
         return 0;
       }
       case "delete": {
-        const log = createLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace, id: flags.id } });
+        const log = stderrLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace, id: flags.id } });
         const r = await shim.delete({
           id: flags.id,
           namespace: flags.namespace,
@@ -84,12 +85,13 @@ export async function run(argv: readonly string[], shim: Shim, opts: RunOptions 
           flags,
           log,
         });
-        const msg = create(DeleteResponseSchema, { pid: r.pid, exitStatus: r.exitStatus, exitedAt: timestampFromDate(r.exitedAt) });
-        await out(toBinary(DeleteResponseSchema, msg));
+        await out(encodeDeleteResponse(r));
         return 0;
       }
-      case "":
+      case "": {
+        const { serve } = await import("./serve.ts");
         return await serve(shim, flags, ttrpcAddress, opts);
+      }
       default:
         throw new Error(`unknown action ${JSON.stringify(flags.action)} (want start, delete or none)`);
     }

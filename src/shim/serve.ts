@@ -8,7 +8,7 @@ import { sys } from "../sys/index.ts";
 import { Server } from "../ttrpc/server.ts";
 import { listenUnix } from "../ttrpc/unix.ts";
 import type { ShimFlags } from "./flags.ts";
-import { Lifecycle, type LifecycleOptions } from "./lifecycle.ts";
+import { Lifecycle, lingerFromEnv, type LifecycleOptions } from "./lifecycle.ts";
 import { createLogger, redirectStderrToLogFifo } from "./logger.ts";
 import { RemotePublisher } from "./publisher.ts";
 import { Monitor } from "./reaper.ts";
@@ -27,9 +27,9 @@ const SHUTDOWN_DRAIN_MS = 2000;
 export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, opts: ServeOptions = {}): Promise<number> {
   const bundle = flags.bundle || process.cwd();
   if (!opts.noLogFifo) redirectStderrToLogFifo(bundle);
-  const log = createLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace } });
+  const log = await createLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace } });
   if (!flags.socket) {
-    log.error("serve needs -socket: the start action passes it");
+    log.error({}, "serve needs -socket: the start action passes it");
     return 1;
   }
   if (!opts.noSubreaper) sys().setSubreaper(true);
@@ -38,7 +38,7 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
   const stopMonitor = monitor.start();
   const publisher = new RemotePublisher(ttrpcAddress, flags.namespace, { log });
   let service: TaskService | undefined;
-  const lifecycle = new Lifecycle(() => service?.containerCount() ?? 0, opts.lifecycle);
+  const lifecycle = new Lifecycle(() => service?.containerCount() ?? 0, { lingerMs: lingerFromEnv(), ...opts.lifecycle });
   const ctx: ServeContext = {
     id: flags.id,
     namespace: flags.namespace,
@@ -52,7 +52,7 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     monitor,
     lifecycle,
   };
-  service = shim.createTaskService(ctx);
+  service = await shim.createTaskService(ctx);
 
   const server = new Server({ onError: (err, info) => log.error({ err: errorMessage(err), ...info }, "request failed") });
   server.register(Task, service.impl);
@@ -70,8 +70,10 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
   log.info({ socket: flags.socket }, "serving");
 
   const onSignal = (sig: NodeJS.Signals): void => {
-    log.info({ signal: sig, containers: service?.containerCount() }, "signal received");
-    if (lifecycle.requestShutdown()) return;
+    const containers = service?.containerCount() ?? 0;
+    log.info({ signal: sig, containers }, "signal received");
+    // with containers this shim stays (containerd still needs it); empty, it goes now
+    if (containers === 0 && lifecycle.reserved === 0) lifecycle.stop();
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
@@ -80,7 +82,7 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
   lifecycle.changed();
   await lifecycle.done;
 
-  log.info("shutting down");
+  log.info({}, "shutting down");
   // stop taking connections first, so a concurrent `start` spawns a new shim instead of this one
   listener.close();
   await Promise.race([server.shutdown(), Bun.sleep(SHUTDOWN_DRAIN_MS)]);

@@ -73,6 +73,6 @@ export interface Shim {
   start(opts: StartOpts): Promise<string>;
   /** The `delete` action, run by containerd after a shim died: clean up one container. */
   delete(opts: DeleteOpts): Promise<DeleteResult>;
-  /** The task service of the serve process. */
-  createTaskService(ctx: ServeContext): TaskService;
+  /** The task service of the serve process (may load its modules on demand). */
+  createTaskService(ctx: ServeContext): TaskService | Promise<TaskService>;
 }
