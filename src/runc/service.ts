@@ -140,6 +140,7 @@ export class RuncTaskService implements TaskService {
         const d = await c.delete();
         this.containers.delete(req.id);
         lifecycle.changed();
+        if (this.ctx.logBundle === c.bundle) this.moveLog();
         const exitedAt = timestampFromDate(d.exitedAt);
         publisher.publish("/tasks/delete", TaskDeleteSchema, { containerId: c.id, pid: d.pid, exitStatus: d.exitStatus, exitedAt });
         log.info({ id: c.id, exitStatus: d.exitStatus }, "deleted");
@@ -201,6 +202,11 @@ export class RuncTaskService implements TaskService {
         throw new NotImplementedError("stats are not supported by this shim yet");
       },
     };
+  }
+
+  /** containerd stops reading a bundle's log once its task is deleted: follow a live container. */
+  private moveLog(): void {
+    for (const other of this.containers.values()) if (this.ctx.logTo(other.bundle)) return;
   }
 
   close(): void {

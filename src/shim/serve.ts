@@ -51,6 +51,12 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     publisher,
     monitor,
     lifecycle,
+    logBundle: bundle,
+    logTo(b) {
+      if (opts.noLogFifo || !redirectStderrToLogFifo(b)) return false;
+      ctx.logBundle = b;
+      return true;
+    },
   };
   service = await shim.createTaskService(ctx);
 

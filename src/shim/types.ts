@@ -56,6 +56,13 @@ export interface ServeContext {
   publisher: Publisher;
   monitor: Monitor;
   lifecycle: Lifecycle;
+  /**
+   * The bundle whose `log` FIFO receives this process's logs. A grouped shim logs into the bundle
+   * it was started for; when that container goes, the service moves the log to a live one.
+   */
+  logBundle: string;
+  /** Points the log at another bundle's FIFO; false if it has none with a reader. */
+  logTo(bundle: string): boolean;
 }
 
 export interface TaskService {

@@ -1,0 +1,98 @@
+// Shared set-up for the shim's integration tests and benchmark: a directory holding an executable
+// `containerd-shim-bunker-v1` to put on containerd's PATH, and helpers to find and end our shims
+// by pid. The shim is the compiled single binary (what ships; starts in tens of milliseconds),
+// built once per test process from src/runc/bin.ts; BUNKER_SHIM_LAUNCHER=script uses a shell
+// launcher running the TypeScript sources with bun instead.
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { socketAddress, socketPath } from "../../src/shim/address.ts";
+import { NAMESPACE_GROUP_KEY } from "../../src/shim/grouping.ts";
+import type { TestContainerd } from "../fixtures/containerd.ts";
+import { allProcs, cmdline, killSame, type ProcInfo, procInfo, waitGone } from "../fixtures/procs.ts";
+
+export const RUNTIME = "io.containerd.bunker.v1";
+export const SHIM_BINARY = "containerd-shim-bunker-v1";
+const REPO = resolve(import.meta.dir, "../..");
+
+let built: Promise<string> | undefined;
+
+async function build(): Promise<string> {
+  const dir = mkdtempSync("/tmp/bunker-shim-bin-");
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  const target = join(dir, SHIM_BINARY);
+  if (process.env.BUNKER_SHIM_LAUNCHER === "script") {
+    writeFileSync(target, `#!/bin/sh\nexec ${process.execPath} ${join(REPO, "src/runc/bin.ts")} "$@"\n`);
+    chmodSync(target, 0o755);
+    return dir;
+  }
+  const proc = Bun.spawn([process.execPath, "build", "--compile", "--minify", join(REPO, "src/runc/bin.ts"), "--outfile", target], {
+    cwd: REPO,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  if (code !== 0 || !existsSync(target)) throw new Error(`bun build --compile failed (${code}):\n${out}\n${err}`);
+  return dir;
+}
+
+/** A directory with an executable containerd-shim-bunker-v1 (built once per process). */
+export function shimBinDir(): Promise<string> {
+  built ??= build();
+  return built;
+}
+
+/** PATH for a test containerd that finds our shim first. */
+export async function shimPath(): Promise<string> {
+  return `${await shimBinDir()}:${process.env.PATH ?? ""}:/usr/sbin:/sbin`;
+}
+
+/** The serve processes of our runtime started by this containerd (argv has its address and -socket). */
+export function shimServers(ctd: TestContainerd): ProcInfo[] {
+  return allProcs().filter((p) => {
+    const cmd = cmdline(p.pid);
+    return cmd.includes(SHIM_BINARY) || cmd.includes("src/runc/bin.ts")
+      ? cmd.includes(ctd.address) && cmd.includes(" -socket ")
+      : false;
+  });
+}
+
+/** The address a namespace's default group is served on. */
+export function groupSocket(ctd: TestContainerd, namespace: string): string {
+  return socketPath(socketAddress(ctd.address, namespace, NAMESPACE_GROUP_KEY));
+}
+
+/** Zombie children of a process (what a subreaper that forgot to reap would leave). */
+export function zombieChildren(pid: number): ProcInfo[] {
+  return allProcs().filter((p) => p.ppid === pid && p.state === "Z");
+}
+
+/** SIGTERM our shims (an empty shim exits cleanly and removes its socket) and wait for them. */
+export async function endShims(ctd: TestContainerd, timeoutMs = 10_000): Promise<ProcInfo[]> {
+  const shims = shimServers(ctd);
+  for (const p of shims) killSame(p, "SIGTERM");
+  return await waitGone(shims, timeoutMs);
+}
+
+/** Waits for a condition, polling; throws with `what` after timeoutMs. */
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}
+
+export function alive(p: ProcInfo): boolean {
+  const now = procInfo(p.pid);
+  return now !== undefined && now.start === p.start && now.state !== "Z";
+}
+
+/** Mount points under a directory (from /proc/self/mountinfo). */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((p) => p.startsWith(`${dir}/`));
+}
