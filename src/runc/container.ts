@@ -87,6 +87,7 @@ export class Container {
       }
       c.io = new PipeIO({ stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, deps.sys, req.bundle);
       const pidFile = join(req.bundle, INIT_PID_FILE);
+      const t0 = performance.now();
       await c.runc.create(req.id, req.bundle, {
         pidFile,
         noPivot: options.noPivotRoot,
@@ -94,6 +95,7 @@ export class Container {
         io: c.io.runcIO(),
       });
       c.pid = readPidFile(pidFile);
+      deps.log.debug({ id: req.id, ms: Math.round(performance.now() - t0) }, "runc create");
       c.io.attach();
       deps.monitor.watch(c.pid, (exit) => c.exited(exit));
       return c;
@@ -117,7 +119,9 @@ export class Container {
   async start(started: (pid: number) => void): Promise<number> {
     this.state.check("start");
     const run = this.order.then(async () => {
+      const t0 = performance.now();
       await this.runc.start(this.id);
+      this.deps.log.debug({ id: this.id, ms: Math.round(performance.now() - t0) }, "runc start");
       this.state.apply("start");
       started(this.pid);
     });
@@ -150,23 +154,37 @@ export class Container {
     this.io?.closeStdin();
   }
 
-  /** `runc delete`, unmount, and the exit to report (a never-started process is waited for briefly). */
-  async delete(): Promise<Deleted> {
-    this.state.check("delete");
+  private async runcDelete(): Promise<void> {
     try {
       await this.runc.delete(this.id);
     } catch (err) {
       if (!(isRuncError(err) && err instanceof NotFoundError)) throw err;
     }
-    if (!this.state.exited) {
-      // runc delete killed a created process; the monitor reports it in a moment
-      await Promise.race([this.state.wait(), Bun.sleep(1000)]);
+  }
+
+  /**
+   * `runc delete`, unmount, and the exit to report. For a stopped container runc only removes its
+   * state and cgroup, which containerd need not wait for: that part is returned as `cleanup`,
+   * still running (a new container with the same id waits for it).
+   */
+  async delete(): Promise<Deleted & { cleanup: Promise<void> }> {
+    this.state.check("delete");
+    let cleanup = Promise.resolve();
+    if (this.state.status === "stopped") {
+      cleanup = this.runcDelete().catch((err: unknown) => {
+        this.deps.log.warn({ id: this.id, err: errorMessage(err) }, "runc delete after exit failed");
+      });
+    } else {
+      await this.runcDelete(); // a created process: runc kills it
+      // the monitor reports that kill in a moment
+      if (!this.state.exited) await Promise.race([this.state.wait(), Bun.sleep(1000)]);
     }
     this.deps.monitor.unwatch(this.pid);
     this.io?.close();
     if (this.rootfs) this.unmountRootfs();
     const exit = this.state.exited ?? { exitStatus: 0, exitedAt: new Date() };
     this.state.apply("delete");
-    return { pid: this.pid, ...exit };
+    return { pid: this.pid, ...exit, cleanup };
   }
+
 }

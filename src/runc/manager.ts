@@ -8,10 +8,9 @@ import { canConnect, readAddress, removeSocket } from "../shim/address.ts";
 import { groupKey, readBundleAnnotations } from "../shim/grouping.ts";
 import { startGrouped, type SpawnOptions } from "../shim/start.ts";
 import type { DeleteOpts, DeleteResult, ServeContext, Shim, StartOpts, TaskService } from "../shim/types.ts";
-import { sys } from "../sys/index.ts";
 
 import { readOptions, runcConfig } from "./options.ts";
-import { Runc } from "./runc.ts";
+import { Runc, useSpawner } from "./runc.ts";
 
 export const RUNTIME_NAME = "io.containerd.bunker.v1";
 /** Environment knob for the default group ("namespace", "container" or a name), below annotations. */
@@ -20,6 +19,15 @@ export const GROUP_ENV = "BUNKER_SHIM_GROUP";
 const SIGKILL = 9;
 /** containerd's InitPidFile; container.ts (serve side) writes it. */
 const INIT_PID_FILE = "init.pid";
+
+/** Whether path is a mount point in our mount namespace (mountinfo escapes space and friends as \ooo). */
+export function isMounted(path: string): boolean {
+  const escaped = path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    if (line.split(" ")[4] === escaped) return true;
+  }
+  return false;
+}
 
 export class RuncShim implements Shim {
   readonly name = RUNTIME_NAME;
@@ -36,14 +44,23 @@ export class RuncShim implements Shim {
 
   async delete(opts: DeleteOpts): Promise<DeleteResult> {
     const { bundle, id, log } = opts;
-    const runc = new Runc(runcConfig(readOptions(bundle), bundle, opts.namespace));
-    try {
-      await runc.delete(id, { force: true });
-    } catch (err) {
-      log.warn({ err: errorMessage(err) }, "failed to remove runc container");
+    const config = runcConfig(readOptions(bundle), bundle, opts.namespace);
+    // containerd runs this after every shim disconnect, also after a clean Delete: when runc has
+    // no state for the container, there is nothing to force (and one runc exec less to wait for)
+    if (existsSync(join(config.root!, id))) {
+      try {
+        await new Runc(config).delete(id, { force: true });
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, "failed to remove runc container");
+      }
     }
     try {
-      sys().unmountAll(join(bundle, "rootfs"));
+      // loading the native library costs more than reading mountinfo: only when something is mounted
+      const rootfs = join(bundle, "rootfs");
+      if (isMounted(rootfs)) {
+        const { sys } = await import("../sys/index.ts");
+        sys().unmountAll(rootfs);
+      }
     } catch (err) {
       log.warn({ err: errorMessage(err) }, "failed to cleanup rootfs mount");
     }
@@ -66,7 +83,8 @@ export class RuncShim implements Shim {
   }
 
   async createTaskService(ctx: ServeContext): Promise<TaskService> {
-    const { RuncTaskService } = await import("./service.ts");
+    const [{ RuncTaskService }, { spawnTracked }] = await Promise.all([import("./service.ts"), import("../sys/children.ts")]);
+    useSpawner(spawnTracked);
     return new RuncTaskService(ctx);
   }
 }

@@ -8,9 +8,24 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFile
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { AlreadyExistsError, type BunkerError, NotFoundError, UnknownError } from "../errdefs.ts";
-import { spawnTracked } from "../sys/children.ts";
 
 export const DEFAULT_RUNC_ROOT = "/run/containerd/runc";
+
+export type SpawnFn = <const In extends Bun.SpawnOptions.Writable, const Out extends Bun.SpawnOptions.Readable, const Err extends Bun.SpawnOptions.Readable>(
+  cmd: string[],
+  opts: Bun.SpawnOptions.SpawnOptions<In, Out, Err>,
+) => Bun.Subprocess<In, Out, Err>;
+
+let spawner: SpawnFn = (cmd, opts) => Bun.spawn(cmd, opts);
+
+/**
+ * Routes every runc command through `fn`. A subreaper (the serve process) must install
+ * src/sys spawnTracked here before running runc, or its orphan sweep could steal runc's exit
+ * status from Bun; the start and delete actions are no subreapers and keep plain Bun.spawn.
+ */
+export function useSpawner(fn: SpawnFn): void {
+  spawner = fn;
+}
 
 export interface RuncConfig {
   /** The runc binary (options.BinaryName); "runc" from PATH by default. */
@@ -217,7 +232,7 @@ export class Runc {
     opts: Bun.SpawnOptions.SpawnOptions<In, Out, Err>,
   ): Bun.Subprocess<In, Out, Err> {
     try {
-      return spawnTracked(argv, opts);
+      return spawner(argv, opts);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
         throw new NotFoundError(`runc binary ${JSON.stringify(this.command)} not found`, { cause: err });

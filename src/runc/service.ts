@@ -37,6 +37,8 @@ export class RuncTaskService implements TaskService {
   private readonly containers = new Map<string, Container>();
   /** Ids whose Create is in progress: they count as served, and a second Create is AlreadyExists. */
   private readonly creating = new Set<string>();
+  /** runc state removals still running after Delete answered, by container id. */
+  private readonly cleanups = new Map<string, Promise<void>>();
   readonly impl: ServiceImpl<typeof Task>;
 
   constructor(
@@ -66,6 +68,7 @@ export class RuncTaskService implements TaskService {
         this.creating.add(req.id);
         lifecycle.release(req.id);
         try {
+          await this.cleanups.get(req.id); // runc must have forgotten the previous one of that id
           const c = await Container.create(req, {
             namespace,
             sys: this.sys,
@@ -82,6 +85,8 @@ export class RuncTaskService implements TaskService {
             },
           });
           this.containers.set(req.id, c);
+          // a lingering shim still logs into a deleted container's FIFO: follow the new one
+          if (![...this.containers.values()].some((o) => o.bundle === this.ctx.logBundle)) this.ctx.logTo(req.bundle);
           publisher.publish("/tasks/create", TaskCreateSchema, {
             containerId: req.id,
             bundle: req.bundle,
@@ -138,6 +143,10 @@ export class RuncTaskService implements TaskService {
         noExec(req.execId, "delete");
         const c = this.get(req.id);
         const d = await c.delete();
+        const cleanup = d.cleanup.finally(() => {
+          if (this.cleanups.get(req.id) === cleanup) this.cleanups.delete(req.id);
+        });
+        this.cleanups.set(req.id, cleanup);
         this.containers.delete(req.id);
         lifecycle.changed();
         if (this.ctx.logBundle === c.bundle) this.moveLog();
@@ -209,7 +218,8 @@ export class RuncTaskService implements TaskService {
     for (const other of this.containers.values()) if (this.ctx.logTo(other.bundle)) return;
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    await Promise.all(this.cleanups.values());
     if (this.containers.size > 0) {
       // containerd cleans these up through the delete action once it sees this shim gone
       this.ctx.log.warn({ containers: [...this.containers.keys()] }, "stopping with containers still served");

@@ -5,7 +5,7 @@
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger as PinoLogger } from "pino";
-import { sys } from "../sys/index.ts";
+import type { Syscalls } from "../sys/types.ts";
 
 /** What shim code logs through: pino in serve mode, a few-line JSON writer in start/delete. */
 export interface Logger {
@@ -63,7 +63,7 @@ export function silentLogger(): Logger {
  * Points fd 2 at `<bundle>/log` when it is a FIFO with a reader. Returns false (and leaves fd 2
  * alone) when there is none, e.g. when the shim is started by hand.
  */
-export function redirectStderrToLogFifo(bundle: string): boolean {
+export function redirectStderrToLogFifo(bundle: string, sys: Syscalls): boolean {
   let fd: number;
   try {
     fd = openSync(join(bundle, "log"), constants.O_WRONLY | constants.O_NONBLOCK);
@@ -71,7 +71,7 @@ export function redirectStderrToLogFifo(bundle: string): boolean {
     return false; // ENOENT, or ENXIO: nobody reads it
   }
   try {
-    sys().dup2(fd, 2);
+    sys.dup2(fd, 2);
   } finally {
     closeSync(fd);
   }

@@ -26,7 +26,7 @@ const SHUTDOWN_DRAIN_MS = 2000;
 
 export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, opts: ServeOptions = {}): Promise<number> {
   const bundle = flags.bundle || process.cwd();
-  if (!opts.noLogFifo) redirectStderrToLogFifo(bundle);
+  if (!opts.noLogFifo) redirectStderrToLogFifo(bundle, sys());
   const log = await createLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace } });
   if (!flags.socket) {
     log.error({}, "serve needs -socket: the start action passes it");
@@ -53,7 +53,7 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     lifecycle,
     logBundle: bundle,
     logTo(b) {
-      if (opts.noLogFifo || !redirectStderrToLogFifo(b)) return false;
+      if (opts.noLogFifo || !redirectStderrToLogFifo(b, sys())) return false;
       ctx.logBundle = b;
       return true;
     },

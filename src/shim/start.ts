@@ -6,7 +6,7 @@
 // process is spawned; the others find it live and reuse it.
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { DeadlineExceededError, UnavailableError, UnknownError } from "../errdefs.ts";
-import { dial } from "../ttrpc/unix.ts";
+import { oneshot } from "./oneshot.ts";
 import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "./address.ts";
 import { serveArgs } from "./flags.ts";
 import type { StartOpts } from "./types.ts";
@@ -87,20 +87,12 @@ export function connectRequest(id: string): Uint8Array {
 
 /** Reserves `id` on a live shim (Connect); false if it is not there or is going away. */
 async function reserve(address: string, id: string, namespace: string): Promise<boolean> {
-  let client;
   try {
-    client = await dial(address, { connectTimeoutMs: 2000, namespace });
-  } catch {
-    return false;
-  }
-  try {
-    await client.callRaw("containerd.task.v2.Task", "Connect", connectRequest(id), { timeoutMs: 5000 });
+    await oneshot({ address, service: "containerd.task.v2.Task", method: "Connect", payload: connectRequest(id), namespace, timeoutMs: 5000 });
     return true;
   } catch (err) {
     if (err instanceof UnavailableError || err instanceof DeadlineExceededError) return false;
     throw err;
-  } finally {
-    client.close();
   }
 }
 
@@ -150,13 +142,12 @@ export async function startGrouped(opts: StartOpts, group: string, spawn: SpawnO
   const release = await acquireLock(`${path}.lock`);
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (await canConnect(address)) {
-        if (await reserve(address, opts.id, opts.namespace)) {
-          writeAddress(opts.bundle, address);
-          return address;
-        }
-        await waitGone(address, 5000); // it is shutting down: let it go, then start a new one
+      // one round trip: a live shim answers the reservation, a missing or stale one cannot
+      if (await reserve(address, opts.id, opts.namespace)) {
+        writeAddress(opts.bundle, address);
+        return address;
       }
+      await waitGone(address, 5000); // it may be shutting down: let it go, then start a new one
       removeSocket(address);
       const proc = spawnServe(opts, address, spawn);
       try {

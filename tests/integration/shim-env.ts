@@ -25,7 +25,7 @@ async function build(): Promise<string> {
     chmodSync(target, 0o755);
     return dir;
   }
-  const proc = Bun.spawn([process.execPath, "build", "--compile", "--minify", join(REPO, "src/runc/bin.ts"), "--outfile", target], {
+  const proc = Bun.spawn([process.execPath, "build", "--compile", "--minify", "--bytecode", join(REPO, "src/runc/bin.ts"), "--outfile", target], {
     cwd: REPO,
     stdout: "pipe",
     stderr: "pipe",

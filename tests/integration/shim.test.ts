@@ -99,5 +99,8 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim und
     const stateDir = join(ctd.state, "io.containerd.runtime.v2.task", NS);
     expect(existsSync(stateDir) ? readdirSync(stateDir) : []).toEqual([]);
     expect(mountsUnder(ctd.dir)).toEqual([]);
+    // runc's state, removed after Delete answered, is gone too
+    const runcRoot = `/run/containerd/runc/${NS}`;
+    expect(existsSync(runcRoot) ? readdirSync(runcRoot) : []).toEqual([]);
   }, 60_000);
 });

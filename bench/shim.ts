@@ -1,0 +1,115 @@
+// Shim benchmark, side by side on one private containerd 1.6: bunker (io.containerd.bunker.v1, the
+// compiled shim) against Debian's io.containerd.runc.v2.
+//   1. lifecycle: wall time of `ctr run --rm --rootfs R id /bin/true`, interleaved runs, median
+//   2. memory: total RSS and PSS (/proc/PID/smaps_rollup) of every shim process with N sleeping
+//      containers, N = 20 and 100
+// Run as root: bun bench/shim.ts [runs=20] [sizes=20,100]. Prints a table and one JSON line.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { startContainerd, type TestContainerd } from "../tests/fixtures/containerd.ts";
+import { allProcs, cmdline } from "../tests/fixtures/procs.ts";
+import { copyRootfs } from "../tests/fixtures/rootfs.ts";
+import { endShims, shimPath, SHIM_BINARY } from "../tests/integration/shim-env.ts";
+
+const RUNS = Number(process.argv[2] ?? 20);
+const SIZES = (process.argv[3] ?? "20,100").split(",").map(Number);
+const RUNTIMES = { bunker: "io.containerd.bunker.v1", runc: "io.containerd.runc.v2" } as const;
+type Name = keyof typeof RUNTIMES;
+const NS = "bench";
+const KiB = 1024;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function shimPids(ctd: TestContainerd, name: Name): number[] {
+  const marker = name === "bunker" ? SHIM_BINARY : "containerd-shim-runc-v2";
+  return allProcs()
+    .map((p) => p.pid)
+    .filter((pid) => {
+      const cmd = cmdline(pid);
+      // serve processes only: they name our containerd; bunker's also carry -socket
+      return cmd.includes(marker) && cmd.includes(ctd.address) && (name === "runc" || cmd.includes(" -socket "));
+    });
+}
+
+/** Rss and Pss in KiB from smaps_rollup. */
+function memory(pid: number): { rss: number; pss: number } {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  const field = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
+  return { rss: field("Rss"), pss: field("Pss") };
+}
+
+async function ctr(ctd: TestContainerd, args: string[]): Promise<void> {
+  const r = await ctd.ctr(["-n", NS, ...args], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`ctr ${args.join(" ")}: ${r.code} ${r.stderr}`);
+}
+
+async function lifecycle(ctd: TestContainerd, rootfs: string): Promise<Record<Name, number[]>> {
+  const times: Record<Name, number[]> = { bunker: [], runc: [] };
+  for (let i = -3; i < RUNS; i++) {
+    for (const name of Object.keys(RUNTIMES) as Name[]) {
+      const t0 = performance.now();
+      await ctr(ctd, ["run", "--rm", "--runtime", RUNTIMES[name], "--rootfs", rootfs, `lc-${name}-${i + 3}`, "/bin/true"]);
+      if (i >= 0) times[name].push(performance.now() - t0); // the first three are warm-up
+    }
+  }
+  return times;
+}
+
+async function inBatches<T>(items: T[], size: number, fn: (t: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
+}
+
+async function memoryWith(ctd: TestContainerd, rootfs: string, name: Name, n: number): Promise<{ procs: number; rss: number; pss: number }> {
+  const ids = Array.from({ length: n }, (_, i) => `mem-${name}-${n}-${i}`);
+  await inBatches(ids, 10, (id) => ctr(ctd, ["run", "-d", "--runtime", RUNTIMES[name], "--rootfs", rootfs, id, "/bin/sleep", "3600"]));
+  await Bun.sleep(1000); // let the shims settle (GC after the burst of creates)
+  const pids = shimPids(ctd, name);
+  let rss = 0;
+  let pss = 0;
+  for (const pid of pids) {
+    const m = memory(pid);
+    rss += m.rss;
+    pss += m.pss;
+  }
+  await inBatches(ids, 10, async (id) => {
+    await ctr(ctd, ["task", "kill", "-s", "SIGKILL", id]);
+  });
+  await inBatches(ids, 10, async (id) => {
+    for (let tries = 0; ; tries++) {
+      const r = await ctd.ctr(["-n", NS, "task", "delete", id], { timeoutMs: 60_000 });
+      if (r.code === 0 || tries > 50) break;
+      await Bun.sleep(100); // not stopped yet
+    }
+    await ctr(ctd, ["container", "rm", id]);
+  });
+  return { procs: pids.length, rss, pss };
+}
+
+const ctd = await startContainerd({ path: await shimPath() });
+try {
+  const rootfs = await copyRootfs(join(ctd.dir, "rootfs"));
+  const times = await lifecycle(ctd, rootfs);
+  const med = { bunker: median(times.bunker), runc: median(times.runc) };
+  const mem: Record<string, { procs: number; rss: number; pss: number }> = {};
+  for (const n of SIZES) {
+    for (const name of Object.keys(RUNTIMES) as Name[]) mem[`${name}@${n}`] = await memoryWith(ctd, rootfs, name, n);
+  }
+  const mib = (kib: number) => (kib / KiB).toFixed(1);
+  console.log(`lifecycle: ctr run --rm /bin/true, ${RUNS} interleaved runs, median`);
+  console.log(`  bunker  ${med.bunker.toFixed(1)} ms   runc.v2 ${med.runc.toFixed(1)} ms   ratio ${(med.bunker / med.runc).toFixed(2)}x (target <= 0.8x)`);
+  console.log("memory: all shim processes, sleeping containers");
+  for (const n of SIZES) {
+    for (const name of Object.keys(RUNTIMES) as Name[]) {
+      const m = mem[`${name}@${n}`]!;
+      console.log(`  ${String(n).padStart(3)} containers  ${name.padEnd(6)}  ${String(m.procs).padStart(3)} procs  RSS ${mib(m.rss).padStart(7)} MiB  PSS ${mib(m.pss).padStart(7)} MiB`);
+    }
+  }
+  console.log(JSON.stringify({ bench: "shim", runs: RUNS, lifecycleMs: med, ratio: med.bunker / med.runc, memoryKiB: mem }));
+} finally {
+  await endShims(ctd).catch(() => undefined);
+  await ctd.stop();
+}
