@@ -1,0 +1,58 @@
+// The CLI: parse, reach the manager (daemon or embedded), run one command, and turn any error
+// into one line on stderr with a non-zero exit (125 for run/exec, whose own codes are the
+// container's, as docker does).
+import { errorMessage } from "../errdefs.ts";
+import { parseArgs, USAGE, type Parsed } from "./args.ts";
+import { connect } from "./client.ts";
+import * as cmd from "./commands.ts";
+import { daemon } from "./daemon.ts";
+import { makeLogger } from "./log.ts";
+
+export async function cli(argv: string[]): Promise<number> {
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs(argv, process.env);
+  } catch (err) {
+    process.stderr.write(`bunker: ${errorMessage(err)}\n`);
+    return 2;
+  }
+  const { globals: g, command: c } = parsed;
+  const failCode = c.name === "run" || c.name === "exec" ? 125 : 1;
+  const logger = makeLogger({ debug: g.debug, daemon: c.name === "daemon" });
+  try {
+    switch (c.name) {
+      case "help":
+        process.stdout.write(USAGE);
+        return 0;
+      case "daemon":
+        return await daemon(g, logger);
+      case "version":
+        return await cmd.version(undefined);
+    }
+    const conn = await connect(g, logger);
+    try {
+      switch (c.name) {
+        case "run":
+          return await cmd.run(conn.api, g, c.opts);
+        case "exec":
+          return await cmd.exec(conn.api, g, c);
+        case "ps":
+          return await cmd.ps(conn.api, g, c.quiet);
+        case "kill":
+          return await cmd.kill(conn.api, g, c);
+        case "rm":
+          return await cmd.rm(conn.api, g, c);
+        case "logs":
+          return await cmd.logs(conn.api, g, c);
+        case "events":
+          return await cmd.events(conn.api, g);
+      }
+    } finally {
+      conn.close();
+    }
+  } catch (err) {
+    logger.debug({ err }, "command failed");
+    process.stderr.write(`bunker: ${errorMessage(err).split("\n")[0]}\n`);
+    return failCode;
+  }
+}

@@ -1,0 +1,75 @@
+// How the CLI reaches the task manager: a daemon listening on --address, or, when none is, the
+// same bunker.v1 service run in-process (embedded) against the same state directories.
+import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import type { Logger } from "pino";
+import { Bunker } from "../gen/bunker/v1/api_pb.ts";
+import { Exchange } from "../runtime/events.ts";
+import { TaskManager } from "../runtime/manager.ts";
+import { sys } from "../sys/index.ts";
+import { type CallContext, type CallOptions, type Client, dial, type Handler, type ServiceClient } from "../ttrpc/index.ts";
+import type { GlobalOptions } from "./args.ts";
+import { bunkerService } from "./service.ts";
+
+export type Api = ServiceClient<typeof Bunker>;
+
+export interface Connection {
+  api: Api;
+  embedded: boolean;
+  close(): void;
+}
+
+/** Wraps service handlers as a client: the embedded CLI calls them without a socket. */
+export function localClient(impl: Record<string, Handler<DescMessage, DescMessage> | undefined>): Api {
+  const out: Record<string, unknown> = {};
+  for (const m of Bunker.methods) {
+    const h = impl[m.localName];
+    out[m.localName] = async (req: MessageInitShape<DescMessage>, opts?: CallOptions) => {
+      if (!h) throw new Error(`bunker.v1.Bunker/${m.name} is not implemented`);
+      const ctx: CallContext = {
+        service: Bunker.typeName,
+        method: m.name,
+        metadata: new Map(),
+        namespace: undefined,
+        signal: opts?.signal ?? new AbortController().signal,
+        deadline: undefined,
+      };
+      const res = await h(create(m.input, req), ctx);
+      return create(m.output, (res ?? {}) as MessageInitShape<DescMessage>);
+    };
+  }
+  return out as Api;
+}
+
+async function tryDial(address: string): Promise<Client | undefined> {
+  try {
+    return await dial(address, { connectTimeoutMs: 2_000 });
+  } catch {
+    return undefined;
+  }
+}
+
+export async function connect(g: GlobalOptions, logger: Logger, opts: { preferEmbedded?: boolean } = {}): Promise<Connection> {
+  const client = opts.preferEmbedded ? undefined : await tryDial(g.address);
+  if (client) {
+    logger.debug({ address: g.address }, "using the bunker daemon");
+    return { api: client.service(Bunker), embedded: false, close: () => client.close() };
+  }
+  logger.debug({ state: g.state, root: g.root }, "no daemon listening: running embedded");
+  const manager = await TaskManager.create(
+    {
+      root: g.root,
+      state: g.state,
+      address: g.address,
+      // Shims publish to the daemon's socket; with no daemon their events are dropped, and the
+      // embedded CLI learns about exits through Wait instead.
+      ttrpcAddress: g.address,
+      events: new Exchange(),
+      sys: sys(),
+      logger,
+      debug: g.debug,
+    },
+    { load: false },
+  );
+  const impl = bunkerService(manager, { embedded: true }) as Record<string, Handler<DescMessage, DescMessage> | undefined>;
+  return { api: localClient(impl), embedded: true, close: () => manager.close() };
+}

@@ -1,0 +1,245 @@
+// The CLI commands on top of the bunker.v1 API (daemon or embedded, see client.ts).
+import { createRegistry, toJson } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { resolve } from "node:path";
+import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
+import { file_containerd_events_task } from "../gen/containerd/events/task_pb.ts";
+import { Status } from "../gen/containerd/types/task/task_pb.ts";
+import { validateIdentifier } from "../identifiers.ts";
+import { generateSpec } from "../runtime/spec.ts";
+import { sys } from "../sys/index.ts";
+import { unpackAnyWith } from "../ttrpc/index.ts";
+import type { Command, GlobalOptions, RunOptions } from "./args.ts";
+import type { Api } from "./client.ts";
+import { VERSION } from "./service.ts";
+import { openOutputFifos, type OutputFifos, streamSink } from "./stdio.ts";
+
+/** How long to wait for the last output after a process exited (a daemonized child may hold it). */
+const DRAIN_MS = 2_000;
+const encoder = new TextEncoder();
+
+function out(line: string): void {
+  process.stdout.write(line + "\n");
+}
+
+function fifos(terminal: boolean): OutputFifos {
+  return openOutputFifos(sys(), tmpdir(), terminal, streamSink(process.stdout), streamSink(process.stderr));
+}
+
+/** Forwards our SIGINT/SIGTERM/SIGHUP to the process while `body` runs (ctr's sig-proxy). */
+async function withSignalProxy<T>(send: (signal: number) => Promise<void>, body: () => Promise<T>): Promise<T> {
+  const handlers: [NodeJS.Signals, () => void][] = [
+    ["SIGINT", () => void send(2).catch(() => undefined)],
+    ["SIGTERM", () => void send(15).catch(() => undefined)],
+    ["SIGHUP", () => void send(1).catch(() => undefined)],
+  ];
+  for (const [s, h] of handlers) process.on(s, h);
+  try {
+    return await body();
+  } finally {
+    for (const [s, h] of handlers) process.off(s, h);
+  }
+}
+
+export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<number> {
+  // Checked here too, so a bad request creates nothing at all (not even our FIFOs).
+  validateIdentifier(g.namespace, "namespace");
+  validateIdentifier(o.id, "container id");
+  const rootfs = resolve(o.rootfs);
+  if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);
+  if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
+  const spec = generateSpec({ namespace: g.namespace, id: o.id, args: o.args, env: o.env, terminal: o.tty, ...(o.cwd ? { cwd: o.cwd } : {}) });
+  const io = o.detach ? undefined : fifos(o.tty);
+  const ref = { namespace: g.namespace, id: o.id };
+  try {
+    await api.create({
+      ...ref,
+      runtime: o.runtime,
+      rootfs,
+      spec: encoder.encode(JSON.stringify(spec)),
+      stdout: io?.stdout ?? "",
+      stderr: io?.stderr ?? "",
+      terminal: o.tty,
+      labels: o.labels,
+      logPath: o.log ? resolve(o.log) : "",
+    });
+  } catch (err) {
+    io?.dispose();
+    throw err;
+  }
+  if (!io) {
+    try {
+      await api.start(ref);
+    } catch (err) {
+      await api.delete({ ...ref, force: true }).catch(() => undefined);
+      throw err;
+    }
+    return 0;
+  }
+  try {
+    return await withSignalProxy(
+      (signal) => api.kill({ ...ref, signal }).then(() => undefined),
+      async () => {
+        // Wait before Start: a fast process must not exit unobserved.
+        const waiting = api.wait(ref);
+        try {
+          await api.start(ref);
+        } catch (err) {
+          waiting.catch(() => undefined);
+          await api.delete({ ...ref, force: true }).catch(() => undefined);
+          throw err;
+        }
+        io.releaseWriters();
+        const exit = await waiting;
+        await io.drain(DRAIN_MS);
+        if (o.rm) await api.delete(ref);
+        return exit.exitStatus;
+      },
+    );
+  } finally {
+    io.dispose();
+  }
+}
+
+export async function exec(api: Api, g: GlobalOptions, c: Extract<Command, { name: "exec" }>): Promise<number> {
+  const ref = { namespace: g.namespace, id: c.id };
+  const execId = c.execId ?? `exec-${randomBytes(6).toString("hex")}`;
+  validateIdentifier(execId, "exec id");
+  const io = c.detach ? undefined : fifos(c.tty);
+  try {
+    await api.exec({
+      ...ref,
+      execId,
+      process: encoder.encode(JSON.stringify({ args: c.args, env: c.env, ...(c.cwd ? { cwd: c.cwd } : {}) })),
+      stdout: io?.stdout ?? "",
+      stderr: io?.stderr ?? "",
+      terminal: c.tty,
+    });
+    if (!io) {
+      await api.start({ ...ref, execId });
+      return 0;
+    }
+    const waiting = api.wait({ ...ref, execId });
+    try {
+      await api.start({ ...ref, execId });
+    } catch (err) {
+      waiting.catch(() => undefined);
+      await api.delete({ ...ref, execId }).catch(() => undefined);
+      throw err;
+    }
+    io.releaseWriters();
+    const exit = await withSignalProxy((signal) => api.kill({ ...ref, execId, signal }).then(() => undefined), () => waiting);
+    await io.drain(DRAIN_MS);
+    await api.delete({ ...ref, execId });
+    return exit.exitStatus;
+  } finally {
+    io?.dispose();
+  }
+}
+
+const STATUS_NAMES: Record<number, string> = {
+  [Status.UNKNOWN]: "UNKNOWN",
+  [Status.CREATED]: "CREATED",
+  [Status.RUNNING]: "RUNNING",
+  [Status.STOPPED]: "STOPPED",
+  [Status.PAUSED]: "PAUSED",
+  [Status.PAUSING]: "PAUSING",
+};
+
+export async function ps(api: Api, g: GlobalOptions, quiet: boolean): Promise<number> {
+  const { tasks } = await api.list({ namespace: g.namespace });
+  if (quiet) {
+    for (const t of tasks) out(t.id);
+    return 0;
+  }
+  const rows = [["ID", "PID", "STATUS", "EXIT", "RUNTIME"]];
+  for (const t of tasks) {
+    const exit = t.status === Status.STOPPED ? String(t.exitStatus) : "";
+    rows.push([t.id, t.pid ? String(t.pid) : "-", STATUS_NAMES[t.status] ?? String(t.status), exit, t.runtime]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) out(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ").trimEnd());
+  return 0;
+}
+
+export async function kill(api: Api, g: GlobalOptions, c: Extract<Command, { name: "kill" }>): Promise<number> {
+  await api.kill({ namespace: g.namespace, id: c.id, signal: c.signal, all: c.all });
+  return 0;
+}
+
+export async function rm(api: Api, g: GlobalOptions, c: Extract<Command, { name: "rm" }>): Promise<number> {
+  let code = 0;
+  for (const id of c.ids) {
+    try {
+      await api.delete({ namespace: g.namespace, id, force: c.force });
+    } catch (err) {
+      process.stderr.write(`bunker: rm ${id}: ${err instanceof Error ? err.message : String(err)}\n`);
+      code = 1;
+    }
+  }
+  return code;
+}
+
+export async function logs(api: Api, g: GlobalOptions, c: Extract<Command, { name: "logs" }>): Promise<number> {
+  const { tasks } = await api.list({ namespace: g.namespace, id: c.id });
+  const t = tasks[0];
+  if (!t) throw new NotFoundError(`task ${c.id} not found`);
+  if (t.logPath === "") throw new InvalidArgumentError(`task ${c.id} has no log file (start it with run -d --log FILE)`);
+  let offset = 0;
+  const copy = (): void => {
+    let data: Buffer;
+    try {
+      data = readFileSync(t.logPath);
+    } catch {
+      return;
+    }
+    if (data.length > offset) process.stdout.write(data.subarray(offset));
+    offset = data.length;
+  };
+  copy();
+  if (!c.follow) return 0;
+  for (;;) {
+    await Bun.sleep(200);
+    copy();
+    const now = (await api.list({ namespace: g.namespace, id: c.id }).catch(() => ({ tasks: [] }))).tasks[0];
+    if (!now || now.status === Status.STOPPED) {
+      copy();
+      return 0;
+    }
+  }
+}
+
+const eventRegistry = createRegistry(file_containerd_events_task);
+
+export async function events(api: Api, g: GlobalOptions): Promise<number> {
+  let after = 0n;
+  for (;;) {
+    const r = await api.events({ after, timeoutMs: 30_000, namespace: g.namespace });
+    for (const e of r.events) {
+      let event: unknown = { typeUrl: e.event?.typeUrl };
+      try {
+        if (e.event) {
+          const msg = unpackAnyWith(e.event, eventRegistry);
+          event = toJson(eventRegistry.getMessage(msg.$typeName)!, msg, { registry: eventRegistry });
+        }
+      } catch {
+        // an event type we do not know: print its type only
+      }
+      const timestamp = e.timestamp ? timestampDate(e.timestamp).toISOString() : "";
+      out(JSON.stringify({ seq: Number(e.seq), timestamp, namespace: e.namespace, topic: e.topic, event }));
+    }
+    after = r.last > after ? r.last : after;
+  }
+}
+
+export async function version(api: Api | undefined): Promise<number> {
+  out(`bunker ${VERSION}`);
+  if (api) {
+    const v = await api.version({});
+    out(`daemon ${v.version}`);
+  }
+  return 0;
+}

@@ -1,0 +1,20 @@
+// The single entry point of the bunker binary. Invoked as containerd-shim-bunker-v1 (or with
+// `shim` as first argument) it is the shim, and imports nothing else; otherwise it is the CLI.
+// No top-level await: `bun build --compile --bytecode` needs a script it can precompile.
+import { basename } from "node:path";
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (basename(process.argv0).startsWith("containerd-shim-bunker")) {
+    return (await import("../runc/main.ts")).shimMain(argv);
+  }
+  if (argv[0] === "shim") return (await import("../runc/main.ts")).shimMain(argv.slice(1));
+  return (await import("./cli.ts")).cli(argv);
+}
+
+void main().then(async (code) => {
+  // Hand off what is still buffered for stdout, then end: nothing else (a closed client's
+  // socket, a stray timer) may keep the process alive.
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  process.exit(code);
+});
