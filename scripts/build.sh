@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Builds the native core and dist/; make and bun skip what is already up to date.
+# Builds the native core and dist/: one compiled binary (the .so embedded) and the shim's name as a link to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 make -s -C native
+mkdir -p dist
+# Rebuild the binary only when a source it embeds is newer than it.
+if [ ! -x dist/bunker ] || [ -n "$(find src native/libbunker.so package.json -newer dist/bunker -print -quit)" ]; then
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  bun build --compile --bytecode --define "BUNKER_COMMIT=\"$commit\"" src/cli/main.ts --outfile dist/bunker.tmp >/dev/null
+  mv -f dist/bunker.tmp dist/bunker
+fi
+ln -sfn bunker dist/containerd-shim-bunker-v1
