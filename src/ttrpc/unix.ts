@@ -275,7 +275,10 @@ export async function connectUnix(address: string, opts: ConnectOptions = {}): P
     // A connection that completes after the timeout must not leak.
     connecting.then((s) => s.terminate(), () => {});
     if (err instanceof DeadlineExceededError) throw err;
-    throw new UnavailableError(`ttrpc: connect ${path}: ${errorMessage(err)}`, { cause: err });
+    // Bun's message is only "Failed to connect"; the errno name (ENOENT, EACCES, ECONNREFUSED) says why.
+    const code = (err as { code?: unknown } | undefined)?.code;
+    const why = typeof code === "string" ? `${code}: ${errorMessage(err)}` : errorMessage(err);
+    throw new UnavailableError(`ttrpc: connect ${path}: ${why}`, { cause: err });
   } finally {
     clearTimeout(timer);
   }
