@@ -41,8 +41,8 @@ describe("hostile peers over unix sockets", () => {
       flooder.onClose(() => {});
       flooder.pause();
       const frame = (i: number): Uint8Array => connectFrame(2 * i + 1, 8000);
-      // 32 MiB of requests whose answers total as much: far more than the server may queue.
-      for (let i = 0; i < 4000; i++) flooder.write(frame(i));
+      // 16 MiB of requests whose answers total as much: far more than the server may queue.
+      for (let i = 0; i < 2000; i++) flooder.write(frame(i));
       await until(() => server.connectionStats().some((s) => s.readPaused), "the server to stop reading the flooder");
       const healthy = await dial(path, { timeoutMs: 2000 });
       const latencies: number[] = [];
@@ -56,8 +56,9 @@ describe("hostile peers over unix sockets", () => {
       // At most the pause mark plus the answers of the requests one read brought in.
       expect(flood.queuedBytes).toBeLessThan(4 << 20);
       // The kernel pushed back: most of the flood still sits in the flooder's own queue.
-      expect(flooder.buffered).toBeGreaterThan(16 << 20);
-      expect(Math.max(...latencies)).toBeLessThan(500);
+      expect(flooder.buffered).toBeGreaterThan(8 << 20);
+      // Generous for a loaded 2-core machine; a blocked event loop would miss it by seconds.
+      expect(Math.max(...latencies)).toBeLessThan(1000);
       healthy.close();
       flooder.destroy();
       await until(() => server.connections === 0, "both connections to end");
@@ -65,7 +66,7 @@ describe("hostile peers over unix sockets", () => {
       l.close();
       server.close();
     }
-  });
+  }, 30_000);
 
   test("peers that hang up mid-header, mid-body and mid-skip leave no connection behind", async () => {
     const path = sockPath();
@@ -95,5 +96,5 @@ describe("hostile peers over unix sockets", () => {
       l.close();
       server.close();
     }
-  });
+  }, 30_000);
 });

@@ -100,7 +100,7 @@ describe("a peer that never reads its answers", () => {
     for (const a of peer.answers.values()) expect(a.status.code).toBe(Code.OK);
     expect(peer.conn.readPaused).toBe(false);
     expect(drops).toEqual([]);
-  });
+  }, 20_000);
 
   test("past maxQueuedBytes the connection is dropped, its handlers' signals abort, others are untouched", async () => {
     let release!: () => void;
@@ -131,7 +131,7 @@ describe("a peer that never reads its answers", () => {
     await until(() => aborted.length === 1, "the Wait handler's abort");
     expect(server.connections).toBe(1);
     expect((await c.service(Task).connect({ id: "still" })).version).toBe("still");
-  });
+  }, 20_000);
 });
 
 describe("calls in flight", () => {
@@ -180,7 +180,7 @@ describe("calls in flight", () => {
     expect(peak).toBe(64);
     expect(codes.get(Code.OK)).toBe(64);
     expect(codes.get(Code.ResourceExhausted)).toBe(5000 - 64);
-  });
+  }, 20_000);
 });
 
 describe("garbage", () => {
@@ -216,7 +216,7 @@ describe("garbage", () => {
     // A random header has an unknown type 253 times in 256; the rest mostly claim > 4 MiB and are skipped.
     expect(dropped).toBeGreaterThan(180);
     expect(server.connections).toBe(201 - dropped);
-  });
+  }, 20_000);
 
   test("a header that lies about its length costs the bytes received, not the bytes claimed", () => {
     const before = heapStats().extraMemorySize;
