@@ -26,10 +26,16 @@ export async function cli(argv: string[]): Promise<number> {
         return 0;
       case "daemon":
         return await daemon(g, logger);
-      case "version":
-        return await cmd.version(undefined);
+      case "version": {
+        const daemonConn = await connect(g, logger, { daemonOnly: true });
+        try {
+          return await cmd.version(daemonConn?.api);
+        } finally {
+          daemonConn?.close();
+        }
+      }
     }
-    const conn = await connect(g, logger);
+    const conn = await connect(g, logger, {});
     try {
       switch (c.name) {
         case "run":

@@ -48,12 +48,16 @@ async function tryDial(address: string): Promise<Client | undefined> {
   }
 }
 
-export async function connect(g: GlobalOptions, logger: Logger, opts: { preferEmbedded?: boolean } = {}): Promise<Connection> {
-  const client = opts.preferEmbedded ? undefined : await tryDial(g.address);
+/** The daemon if one listens on --address; otherwise the embedded manager (or nothing with daemonOnly). */
+export async function connect(g: GlobalOptions, logger: Logger, opts: { daemonOnly: true }): Promise<Connection | undefined>;
+export async function connect(g: GlobalOptions, logger: Logger, opts?: { daemonOnly?: false }): Promise<Connection>;
+export async function connect(g: GlobalOptions, logger: Logger, opts: { daemonOnly?: boolean } = {}): Promise<Connection | undefined> {
+  const client = await tryDial(g.address);
   if (client) {
     logger.debug({ address: g.address }, "using the bunker daemon");
     return { api: client.service(Bunker), embedded: false, close: () => client.close() };
   }
+  if (opts.daemonOnly) return undefined;
   logger.debug({ state: g.state, root: g.root }, "no daemon listening: running embedded");
   const manager = await TaskManager.create(
     {

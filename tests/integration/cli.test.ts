@@ -1,0 +1,100 @@
+// `bunker` end to end, embedded and through the daemon, with each runtime: Debian's Go shim
+// (io.containerd.runc.v2) and ours (io.containerd.bunker.v1), driven by the same manager.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describeWith } from "../helpers/require.ts";
+import { BunkerEnv, runtimes, until } from "./cli-harness.ts";
+
+for (const runtime of runtimes()) {
+  for (const mode of ["embedded", "daemon"] as const) {
+    describeWith(["root", "bin:runc", "bin:containerd-shim-runc-v2"], `bunker CLI (${runtime}, ${mode})`, () => {
+      let env: BunkerEnv;
+      const R = ["--runtime", runtime];
+      beforeAll(async () => {
+        env = await BunkerEnv.create();
+        if (mode === "daemon") await env.startDaemon();
+      }, 60_000);
+      afterAll(async () => {
+        await env?.dispose();
+      }, 60_000);
+
+      test("run --rm: output, stderr and the container's exit code; nothing left", async () => {
+        const r = await env.run(["run", "--rm", ...R, "--env", "GREETING=hello", "--rootfs", env.rootfs, "rm1", "sh", "-c", 'echo "$GREETING from $(hostname)"; echo oops >&2; exit 7']);
+        expect(r).toEqual({ code: 7, stdout: "hello from rm1\n", stderr: "oops\n" });
+        const big = await env.run(["run", "--rm", ...R, "--rootfs", env.rootfs, "rm2", "sh", "-c", "seq 1 100000"]);
+        expect(big.code).toBe(0);
+        expect(big.stdout.split("\n").length).toBe(100001);
+        expect(big.stdout.endsWith("99999\n100000\n")).toBe(true);
+        // PID 1 cannot be SIGKILLed from inside its namespace: kill it from outside while run waits.
+        const running = env.run(["run", "--rm", ...R, "--rootfs", env.rootfs, "rm3", "sleep", "1000"]);
+        await until(async () => /^rm3\s+\d+\s+RUNNING/m.test((await env.run(["ps"])).stdout), 20_000, "rm3 to run");
+        expect(await env.run(["kill", "-s", "KILL", "rm3"])).toEqual({ code: 0, stdout: "", stderr: "" });
+        expect(await running).toEqual({ code: 137, stdout: "", stderr: "" });
+        expect(env.leftovers()).toEqual([]);
+      }, 60_000);
+
+      test("detached run, ps, exec, kill, logs, rm", async () => {
+        const log = join(env.dir, "d1.log");
+        const started = await env.run(["run", "-d", ...R, "--log", log, "--rootfs", env.rootfs, "d1", "sh", "-c", 'echo started; trap "echo bye; exit 3" TERM; while true; do sleep 0.05; done']);
+        expect(started).toEqual({ code: 0, stdout: "", stderr: "" });
+        const ps = await env.run(["ps"]);
+        expect(ps.stdout).toMatch(new RegExp(`^d1\\s+\\d+\\s+RUNNING\\s+${runtime.replaceAll(".", "\\.")}$`, "m"));
+        const ex = await env.run(["exec", "d1", "sh", "-c", "echo in exec; ls /proc/1/exe >/dev/null && exit 4"]);
+        expect(ex).toEqual({ code: 4, stdout: "in exec\n", stderr: "" });
+        const busy = await env.run(["rm", "d1"]);
+        expect(busy.code).toBe(1);
+        expect(busy.stderr.trim().split("\n")).toEqual([expect.stringContaining("is running")]);
+        expect(await env.run(["kill", "d1"])).toEqual({ code: 0, stdout: "", stderr: "" });
+        await until(async () => /^d1\s+\d+\s+STOPPED\s+3\s/m.test((await env.run(["ps"])).stdout), 10_000, "d1 to stop with 3");
+        expect((await env.run(["logs", "d1"])).stdout).toBe("started\nbye\n");
+        expect(await env.run(["rm", "d1"])).toEqual({ code: 0, stdout: "", stderr: "" });
+        expect((await env.run(["ps", "-q"])).stdout).toBe("");
+        const sleeper = await env.run(["run", "-d", ...R, "--rootfs", env.rootfs, "d2", "sleep", "1000"]);
+        expect(sleeper.code).toBe(0);
+        expect(await env.run(["rm", "-f", "d2"])).toEqual({ code: 0, stdout: "", stderr: "" });
+        const gone = await env.run(["exec", "d2", "true"]);
+        expect(gone.code).toBe(125);
+        expect(gone.stderr).toMatch(/^bunker: task default\/d2 not found\n$/);
+        expect(env.leftovers()).toEqual([]);
+      }, 60_000);
+
+      test("20 concurrent runs", async () => {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => env.run(["run", "--rm", ...R, "--rootfs", env.rootfs, `c${i}`, "sh", "-c", `echo task ${i}; exit ${i}`])),
+        );
+        results.forEach((r, i) => expect(r).toEqual({ code: i, stdout: `task ${i}\n`, stderr: "" }));
+        expect(env.leftovers()).toEqual([]);
+      }, 120_000);
+
+      test("bad requests: one line on stderr, nothing left on disk", async () => {
+        const garbage = join(env.dir, "garbage-shim");
+        writeFileSync(garbage, "#!/bin/sh\necho 'I am not a shim'\n", { mode: 0o755 });
+        const cases: [string[], RegExp][] = [
+          [["run", ...R, "--rootfs", env.rootfs, "../x", "true"], /container id .* must match/],
+          [["run", ...R, "--rootfs", env.rootfs, "", "true"], /container id must not be empty/],
+          [["run", ...R, "--rootfs", env.rootfs, "x".repeat(77), "true"], /longer than 76/],
+          [["run", ...R, "--rootfs", env.rootfs, "a..b", "true"], /must match/],
+          [["run", ...R, "--rootfs", join(env.dir, "missing"), "ok1", "true"], /rootfs .*missing does not exist/],
+          [["run", "--runtime", "io.containerd.nope.v1", "--rootfs", env.rootfs, "ok2", "true"], /containerd-shim-nope-v1 not found/],
+          [["run", "--runtime", garbage, "--rootfs", env.rootfs, "ok3", "true"], /did not print a unix socket address: "I am not a shim"/],
+          [["run", "--runtime", "rel/shim", "--rootfs", env.rootfs, "ok4", "true"], /not an absolute path/],
+        ];
+        for (const [args, message] of cases) {
+          const r = await env.run(args);
+          expect(r.code).toBe(125);
+          expect(r.stdout).toBe("");
+          const lines = r.stderr.split("\n").filter(Boolean);
+          expect(lines).toHaveLength(1);
+          expect(lines[0]).toMatch(/^bunker: /);
+          expect(lines[0]).toMatch(message);
+          expect(env.leftovers()).toEqual([]);
+        }
+        // Without a daemon the Go shim waits ~5 s for its event publisher before exiting; ours
+        // may linger to serve the next container of its namespace.
+        const allowed = runtime.includes("bunker") ? 1 : 0;
+        await until(() => env.shims().filter((s) => s.state !== "Z").length <= allowed, 20_000, "idle shims to exit");
+      }, 60_000);
+    });
+  }
+}
