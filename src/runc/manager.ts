@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { errorMessage } from "../errdefs.ts";
 import { canConnect, readAddress, removeSocket } from "../shim/address.ts";
 import { groupKey, readBundleAnnotations } from "../shim/grouping.ts";
+import { groupFromOptions } from "../shim/start-options.ts";
 import { startGrouped, type SpawnOptions } from "../shim/start.ts";
 import type { DeleteOpts, DeleteResult, ServeContext, Shim, StartOpts, TaskService } from "../shim/types.ts";
 
@@ -13,7 +14,10 @@ import { readOptions, runcConfig } from "./options.ts";
 import { Runc, useSpawner } from "./runc.ts";
 
 export const RUNTIME_NAME = "io.containerd.bunker.v1";
-/** Environment knob for the default group ("namespace", "container" or a name), below annotations. */
+/**
+ * Environment knob for the default group ("namespace", "container" or a name), below annotations
+ * and the runtime options' config file.
+ */
 export const GROUP_ENV = "BUNKER_SHIM_GROUP";
 
 const SIGKILL = 9;
@@ -37,7 +41,7 @@ export class RuncShim implements Shim {
     const group = groupKey({
       id: opts.id,
       annotations: readBundleAnnotations(opts.bundle),
-      option: process.env[GROUP_ENV],
+      option: groupFromOptions(opts.options) ?? process.env[GROUP_ENV],
     });
     return await startGrouped(opts, group, this.spawn);
   }

@@ -2,7 +2,8 @@
 // `containerd-shim-bunker-v1` to put on containerd's PATH, and helpers to find and end our shims
 // by pid. The shim is the compiled single binary (what ships; starts in tens of milliseconds),
 // built once per test process from src/runc/bin.ts; BUNKER_SHIM_LAUNCHER=script uses a shell
-// launcher running the TypeScript sources with bun instead.
+// launcher running the TypeScript sources with bun instead; BUNKER_SHIM_BIN_DIR=<dir> uses a
+// prebuilt <dir>/containerd-shim-bunker-v1 (e.g. dist/).
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { socketAddress, socketPath } from "../../src/shim/address.ts";
@@ -17,6 +18,12 @@ const REPO = resolve(import.meta.dir, "../..");
 let built: Promise<string> | undefined;
 
 async function build(): Promise<string> {
+  // a prebuilt shim (e.g. the packaged dist/ directory) instead of building one
+  const given = process.env.BUNKER_SHIM_BIN_DIR;
+  if (given) {
+    if (!existsSync(join(given, SHIM_BINARY))) throw new Error(`BUNKER_SHIM_BIN_DIR=${given} has no ${SHIM_BINARY}`);
+    return given;
+  }
   const dir = mkdtempSync("/tmp/bunker-shim-bin-");
   process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const target = join(dir, SHIM_BINARY);

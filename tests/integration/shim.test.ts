@@ -91,6 +91,25 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim und
     }
   }, 240_000);
 
+  test("the io.containerd.bunker.v1.group annotation: 'container' gives each container its own shim", async () => {
+    const ids = ["own1", "own2"];
+    for (const id of ids) {
+      const r = await run(["run", "-d", "--runtime", RUNTIME, "--annotation", "io.containerd.bunker.v1.group=container", "--rootfs", rootfs, id, "/bin/sleep", "300"]);
+      expect(r.code).toBe(0);
+    }
+    const addresses = ids.map((id) => readFileSync(join(ctd.state, "io.containerd.runtime.v2.task", NS, id, "address"), "utf8"));
+    expect(new Set(addresses).size).toBe(2);
+    expect(addresses).not.toContain(`unix://${groupSocket(ctd, NS)}`);
+    expect(shimServers(ctd).length).toBe(2);
+    for (const id of ids) {
+      await run(["task", "kill", "-s", "SIGKILL", id]);
+      await waitFor(`${id} STOPPED`, async () => (await taskStatus(id)) === "STOPPED");
+      await run(["task", "delete", id]);
+      expect((await run(["container", "rm", id])).code).toBe(0);
+    }
+    for (const a of addresses) await waitFor(`${a} removed`, () => !existsSync(a.replace("unix://", "")));
+  }, 120_000);
+
   test("leaves no shim, socket, bundle or mount behind", async () => {
     // with no containers left, the group's shim has gone (Shutdown, no linger in this suite)
     await waitFor("the shim to exit", () => shimServers(ctd).length === 0);
