@@ -53,6 +53,8 @@ export class BunkerEnv {
   readonly state: string;
   readonly address: string;
   readonly tmp: string;
+  /** A namespace of our own: shims keep runc state per namespace (/run/containerd/runc/<ns>), shared host-wide. */
+  readonly namespace = `bk${Math.random().toString(36).slice(2, 10)}`;
   rootfs = "";
   private bin = "";
   private daemons = new Set<Bun.Subprocess>();
@@ -77,7 +79,7 @@ export class BunkerEnv {
   }
 
   globals(): string[] {
-    return ["--root", this.root, "--state", this.state, "--address", this.address];
+    return ["--root", this.root, "--state", this.state, "--address", this.address, "--namespace", this.namespace];
   }
 
   spawnEnv(): Record<string, string> {
@@ -129,7 +131,7 @@ export class BunkerEnv {
   }
 
   /** Removes every task, stops daemons and shims we started (by pid), deletes the dir. */
-  async dispose(namespaces: string[] = ["default"]): Promise<void> {
+  async dispose(namespaces: string[] = [this.namespace]): Promise<void> {
     for (const ns of namespaces) {
       const ids = (await this.run(["-n", ns, "ps", "-q"])).stdout.split("\n").filter(Boolean);
       if (ids.length > 0) await this.run(["-n", ns, "rm", "-f", ...ids]);

@@ -55,7 +55,7 @@ for (const runtime of runtimes()) {
         expect(await env.run(["rm", "-f", "d2"])).toEqual({ code: 0, stdout: "", stderr: "" });
         const gone = await env.run(["exec", "d2", "true"]);
         expect(gone.code).toBe(125);
-        expect(gone.stderr).toMatch(/^bunker: task default\/d2 not found\n$/);
+        expect(gone.stderr).toBe(`bunker: task ${env.namespace}/d2 not found\n`);
         expect(env.leftovers()).toEqual([]);
       }, 60_000);
 
