@@ -4,7 +4,7 @@
 // and `start` waits until the socket accepts connections. Concurrent starts for one group (20
 // `ctr run` at once) are serialized by a lock file next to the socket, so exactly one serve
 // process is spawned; the others find it live and reuse it.
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { DeadlineExceededError, UnavailableError, UnknownError } from "../errdefs.ts";
 import { oneshot } from "./oneshot.ts";
 import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "./address.ts";
@@ -111,7 +111,22 @@ function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): Retu
     detached: true,
   });
   proc.unref();
+  adjustOomScore(proc.pid);
   return proc;
+}
+
+/**
+ * The shim's OOM score is containerd's + 1 (Go's AdjustOOMScore): under memory pressure the kernel
+ * should take a shim before the daemon. Best effort: a failure here must not fail the start.
+ */
+export function adjustOomScore(pid: number, parent = process.ppid): void {
+  try {
+    const score = Number.parseInt(readFileSync(`/proc/${parent}/oom_score_adj`, "utf8"), 10);
+    if (!Number.isInteger(score)) return;
+    writeFileSync(`/proc/${pid}/oom_score_adj`, String(Math.min(score + 1, 1000)));
+  } catch {
+    // not permitted (rootless) or the process is already gone
+  }
 }
 
 async function waitReady(address: string, proc: ReturnType<typeof Bun.spawn>, timeoutMs: number): Promise<void> {

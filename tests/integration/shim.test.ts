@@ -81,6 +81,9 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim und
     const servers = shimServers(ctd);
     expect(servers.length).toBe(1);
     const shimPid = servers[0]!.pid;
+    // like Go's AdjustOOMScore: the shim goes before containerd under memory pressure
+    const score = (pid: number) => Number(readFileSync(`/proc/${pid}/oom_score_adj`, "utf8"));
+    expect(score(shimPid)).toBe(Math.min(score(ctd.pid) + 1, 1000));
     for (const id of ids) expect(await taskStatus(id)).toBe("RUNNING");
     await Promise.all(ids.map((id) => run(["task", "kill", "-s", "SIGKILL", id])));
     for (const id of ids) await waitFor(`${id} STOPPED`, async () => (await taskStatus(id)) === "STOPPED");
@@ -90,6 +93,26 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim und
       expect((await run(["container", "rm", id])).code).toBe(0);
     }
   }, 240_000);
+
+  test("one container's failure or flood does not disturb its neighbour in the same shim", async () => {
+    expect((await run(["run", "-d", "--runtime", RUNTIME, "--rootfs", rootfs, "calm", "/bin/sh", "-c", "while :; do sleep 1; done"])).code).toBe(0);
+    const bad = await runRm("bad1", ["/no/such/binary"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("/no/such/binary");
+    // a flood of output next door (containerd reads it as fast as it can)
+    const flood = await runRm("flood1", ["/bin/sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x; echo"]);
+    expect(flood.code).toBe(0);
+    expect(flood.stdout.length).toBe(20_000_001);
+    expect(await taskStatus("calm")).toBe("RUNNING");
+    expect((await run(["task", "pause", "calm"])).code).toBe(0);
+    expect(await taskStatus("calm")).toBe("PAUSED");
+    expect((await run(["task", "resume", "calm"])).code).toBe(0);
+    expect(await taskStatus("calm")).toBe("RUNNING");
+    expect((await run(["task", "kill", "-s", "SIGKILL", "calm"])).code).toBe(0);
+    await waitFor("calm STOPPED", async () => (await taskStatus("calm")) === "STOPPED");
+    await run(["task", "delete", "calm"]);
+    expect((await run(["container", "rm", "calm"])).code).toBe(0);
+  }, 120_000);
 
   test("the io.containerd.bunker.v1.group annotation: 'container' gives each container its own shim", async () => {
     const ids = ["own1", "own2"];

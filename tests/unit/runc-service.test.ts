@@ -1,0 +1,81 @@
+// The task service's request handling that needs no container: lookups, refusals, reservations,
+// Shutdown. Container lifecycles against real runc and containerd are in tests/integration/shim*.
+import { describe, expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
+import { NotFoundError, NotImplementedError, UnavailableError } from "../../src/errdefs.ts";
+import { CreateTaskRequestSchema } from "../../src/gen/containerd/task/v2/shim_pb.ts";
+import { RuncTaskService } from "../../src/runc/service.ts";
+import { Lifecycle } from "../../src/shim/lifecycle.ts";
+import { silentLogger } from "../../src/shim/logger.ts";
+import type { Publisher } from "../../src/shim/publisher.ts";
+import { Monitor } from "../../src/shim/reaper.ts";
+import type { ServeContext } from "../../src/shim/types.ts";
+import { FakeSyscalls } from "../../src/sys/index.ts";
+import type { CallContext } from "../../src/ttrpc/server.ts";
+
+function service() {
+  const published: string[] = [];
+  const publisher: Publisher = { publish: (topic) => void published.push(topic), flush: async () => {}, close() {} };
+  let svc: RuncTaskService | undefined;
+  const lifecycle = new Lifecycle(() => svc?.containerCount() ?? 0);
+  const fake = new FakeSyscalls();
+  const ctx: ServeContext = {
+    id: "c0",
+    namespace: "ns",
+    bundle: "/nonexistent",
+    socket: "unix:///nonexistent.sock",
+    containerdAddress: "/run/containerd/containerd.sock",
+    ttrpcAddress: "",
+    debug: false,
+    log: silentLogger(),
+    publisher,
+    monitor: new Monitor(() => fake.reapSweep(new Set())),
+    lifecycle,
+    logBundle: "/nonexistent",
+    logTo: () => false,
+  };
+  svc = new RuncTaskService(ctx, fake);
+  return { svc, impl: svc.impl, lifecycle, published, fake };
+}
+
+const call = {} as CallContext;
+
+describe("runc task service without containers", () => {
+  test("requests for unknown containers are NotFound", async () => {
+    const { impl } = service();
+    expect(() => impl.state!({ id: "nope", execId: "" } as never, call)).toThrow(NotFoundError);
+    await expect(Promise.resolve().then(() => impl.kill!({ id: "nope", execId: "", signal: 9, all: false } as never, call))).rejects.toThrow(NotFoundError);
+    await expect(Promise.resolve().then(() => impl.wait!({ id: "nope", execId: "" } as never, call))).rejects.toThrow(NotFoundError);
+  });
+
+  test("unsupported requests are Unimplemented", () => {
+    const { impl } = service();
+    expect(() => impl.exec!({} as never, call)).toThrow(NotImplementedError);
+    expect(() => impl.stats!({} as never, call)).toThrow(NotImplementedError);
+    expect(() => impl.state!({ id: "x", execId: "e1" } as never, call)).toThrow(NotImplementedError);
+  });
+
+  test("a bad Create fails alone: nothing published, nothing left counted", async () => {
+    const { impl, svc, published } = service();
+    const bad = create(CreateTaskRequestSchema, { id: "../escape", bundle: "/tmp/b" });
+    await expect(Promise.resolve().then(() => impl.create!(bad, call))).rejects.toThrow("must match");
+    const relative = create(CreateTaskRequestSchema, { id: "ok", bundle: "relative/b" });
+    await expect(Promise.resolve().then(() => impl.create!(relative, call))).rejects.toThrow("must be absolute");
+    expect(published).toEqual([]);
+    expect(svc.containerCount()).toBe(0);
+  });
+
+  test("Connect for an unknown id reserves the shim; Shutdown then waits; a stopping shim refuses", async () => {
+    const { impl, lifecycle } = service();
+    const r = impl.connect!({ id: "soon" } as never, call) as { shimPid: number; taskPid: number };
+    expect(r).toEqual({ shimPid: process.pid, taskPid: 0 });
+    expect(lifecycle.reserved).toBe(1);
+    impl.shutdown!({ id: "other", now: false } as never, call);
+    expect(lifecycle.shuttingDown).toBe(false);
+    lifecycle.release("soon");
+    impl.shutdown!({ id: "other", now: false } as never, call);
+    expect(lifecycle.shuttingDown).toBe(true);
+    expect(() => impl.connect!({ id: "late" } as never, call)).toThrow(UnavailableError);
+    await lifecycle.done;
+  });
+});
