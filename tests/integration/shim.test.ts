@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
 import { copyRootfs } from "../fixtures/rootfs.ts";
 import { describeWith } from "../helpers/require.ts";
-import { endShims, groupSocket, mountsUnder, RUNTIME, shimPath, shimServers, waitFor, zombieChildren } from "./shim-env.ts";
+import { endShims, groupSocket, mountsUnder, RUNTIME, SHIM_BINARY, shimBinDir, shimPath, shimServers, waitFor, zombieChildren } from "./shim-env.ts";
 
 const NS = `bk${process.pid}`;
 
@@ -35,6 +35,12 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim und
     const seven = await runRm("out7", ["/bin/sh", "-c", "echo bye; exit 7"]);
     expect(seven.code).toBe(7);
     expect(seven.stdout).toBe("bye\n");
+  }, 60_000);
+
+  test("an absolute path to the shim binary works as the runtime (containerd 1.6+)", async () => {
+    const abs = join(await shimBinDir(), SHIM_BINARY);
+    const r = await run(["run", "--rm", "--runtime", abs, "--rootfs", rootfs, "abs1", "/bin/echo", "by-path"]);
+    expect(r).toEqual({ code: 0, stdout: "by-path\n", stderr: "" });
   }, 60_000);
 
   test("passes the environment and gives the process real pipes", async () => {
