@@ -4,12 +4,14 @@
 //   2. memory: total RSS and PSS (/proc/PID/smaps_rollup) of every shim process with N sleeping
 //      containers, N = 20 and 100
 // Run as root: bun bench/shim.ts [runs=20] [sizes=20,100]. Prints a table and one JSON line.
+// The shim is built from src/runc/bin.ts (compiled, bytecode) unless BUNKER_SHIM_BIN_DIR names a
+// directory with a prebuilt containerd-shim-bunker-v1 (e.g. BUNKER_SHIM_BIN_DIR=dist).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startContainerd, type TestContainerd } from "../tests/fixtures/containerd.ts";
 import { allProcs, cmdline } from "../tests/fixtures/procs.ts";
 import { copyRootfs } from "../tests/fixtures/rootfs.ts";
-import { endShims, shimPath, SHIM_BINARY } from "../tests/integration/shim-env.ts";
+import { endShims, shimPath, shimServers } from "../tests/integration/shim-env.ts";
 
 const RUNS = Number(process.argv[2] ?? 20);
 const SIZES = (process.argv[3] ?? "20,100").split(",").map(Number);
@@ -25,13 +27,12 @@ function median(xs: number[]): number {
 }
 
 function shimPids(ctd: TestContainerd, name: Name): number[] {
-  const marker = name === "bunker" ? SHIM_BINARY : "containerd-shim-runc-v2";
+  if (name === "bunker") return shimServers(ctd).map((p) => p.pid);
   return allProcs()
     .map((p) => p.pid)
     .filter((pid) => {
       const cmd = cmdline(pid);
-      // serve processes only: they name our containerd; bunker's also carry -socket
-      return cmd.includes(marker) && cmd.includes(ctd.address) && (name === "runc" || cmd.includes(" -socket "));
+      return cmd.includes("containerd-shim-runc-v2") && cmd.includes(` -address ${ctd.address}`);
     });
 }
 

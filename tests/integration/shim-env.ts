@@ -53,13 +53,15 @@ export async function shimPath(): Promise<string> {
   return `${await shimBinDir()}:${process.env.PATH ?? ""}:/usr/sbin:/sbin`;
 }
 
-/** The serve processes of our runtime started by this containerd (argv has its address and -socket). */
+/**
+ * The serve processes of our runtime started by this containerd: argv names its address and has
+ * -socket (Go shims get the listener as fd 3 instead). The binary may be the shim's name, dist's
+ * `bunker shim`, or bun running the sources.
+ */
 export function shimServers(ctd: TestContainerd): ProcInfo[] {
   return allProcs().filter((p) => {
     const cmd = cmdline(p.pid);
-    return cmd.includes(SHIM_BINARY) || cmd.includes("src/runc/bin.ts")
-      ? cmd.includes(ctd.address) && cmd.includes(" -socket ")
-      : false;
+    return cmd.includes(` -address ${ctd.address} `) && cmd.includes(" -socket ");
   });
 }
 
