@@ -1,17 +1,13 @@
 // The CLI commands on top of the bunker.v1 API (daemon or embedded, see client.ts).
-import { createRegistry, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
-import { file_containerd_events_task } from "../gen/containerd/events/task_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { validateIdentifier } from "../identifiers.ts";
 import { generateSpec } from "../runtime/spec.ts";
 import { sys } from "../sys/index.ts";
-import { unpackAnyWith } from "../ttrpc/index.ts";
 import type { Command, GlobalOptions, RunOptions } from "./args.ts";
 import type { Api } from "./client.ts";
 import { VERSION } from "./service.ts";
@@ -106,7 +102,7 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
 
 export async function exec(api: Api, g: GlobalOptions, c: Extract<Command, { name: "exec" }>): Promise<number> {
   const ref = { namespace: g.namespace, id: c.id };
-  const execId = c.execId ?? `exec-${randomBytes(6).toString("hex")}`;
+  const execId = c.execId ?? `exec-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`;
   validateIdentifier(execId, "exec id");
   const io = c.detach ? undefined : fifos(c.tty);
   try {
@@ -212,9 +208,14 @@ export async function logs(api: Api, g: GlobalOptions, c: Extract<Command, { nam
   }
 }
 
-const eventRegistry = createRegistry(file_containerd_events_task);
-
 export async function events(api: Api, g: GlobalOptions): Promise<number> {
+  // Loaded here: JSON rendering of protobuf is the heaviest code the CLI has, and only this uses it.
+  const [{ createRegistry, toJson }, { file_containerd_events_task }, { unpackAnyWith }] = await Promise.all([
+    import("@bufbuild/protobuf"),
+    import("../gen/containerd/events/task_pb.ts"),
+    import("../ttrpc/any.ts"),
+  ]);
+  const eventRegistry = createRegistry(file_containerd_events_task);
   let after = 0n;
   for (;;) {
     const r = await api.events({ after, timeoutMs: 30_000, namespace: g.namespace });

@@ -2,7 +2,7 @@
 // once per test process (src/cli/main.ts, with containerd-shim-bunker-v1 linked to it, as
 // dist/ ships it), and a per-test environment (root, state, socket, TMPDIR, busybox rootfs) whose
 // processes are ended by pid.
-import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { copyRootfs } from "../fixtures/rootfs.ts";
 import { allProcs, cmdline, killSame, waitGone } from "../fixtures/procs.ts";
@@ -96,10 +96,16 @@ export class BunkerEnv {
   }
 
   /** Starts `bunker daemon` and waits until it answers. */
-  async startDaemon(): Promise<{ proc: Bun.Subprocess<"ignore", "ignore", "pipe">; readyMs: number }> {
+  async startDaemon(): Promise<{ proc: Bun.Subprocess<"ignore", "ignore", "pipe">; readyMs: number; log: () => string }> {
     const t0 = performance.now();
     const proc = Bun.spawn([this.bunker, ...this.globals(), "daemon"], { env: this.spawnEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     this.daemons.add(proc);
+    // Drain its log as it comes: a full pipe would block the daemon's (synchronous) logger.
+    let text = "";
+    const decoder = new TextDecoder();
+    void (async () => {
+      for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
+    })().catch(() => undefined);
     void proc.exited.then(() => this.daemons.delete(proc));
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`bunker daemon exited with ${proc.exitCode}`);
@@ -107,14 +113,14 @@ export class BunkerEnv {
       if (r && r.stdout.includes("daemon")) break;
       await Bun.sleep(20);
     }
-    return { proc, readyMs: performance.now() - t0 };
+    return { proc, readyMs: performance.now() - t0, log: () => text };
   }
 
-  /** Shim processes serving this environment (their argv carries our -address). */
+  /** Shim processes serving this environment (their argv carries our -address; ours runs as `bunker shim`). */
   shims(): { pid: number; start: number; ppid: number; state: string }[] {
     return allProcs().filter((p) => {
       const cmd = cmdline(p.pid);
-      return cmd.includes("containerd-shim") && cmd.includes(this.address);
+      return (cmd.includes("containerd-shim") || cmd.includes(" shim -")) && cmd.includes(` -address ${this.address} `);
     });
   }
 
@@ -140,6 +146,17 @@ export class BunkerEnv {
     const shims = this.shims();
     for (const s of shims) killSame(s, "SIGKILL");
     await waitGone(shims, 5_000);
+    // Containers whose shim we just killed: both shims keep runc state in /run/containerd/runc/<ns>.
+    for (const ns of namespaces) {
+      const runcRoot = `/run/containerd/runc/${ns}`;
+      if (!existsSync(runcRoot)) continue;
+      const ids = (await Bun.$`runc --root ${runcRoot} list -q`.quiet().nothrow()).stdout.toString().split("\n").filter(Boolean);
+      for (const id of ids) await Bun.$`runc --root ${runcRoot} delete --force ${id}`.quiet().nothrow();
+      rmSync(runcRoot, { recursive: true, force: true });
+    }
+    // Rootfs mounts of bundles whose shim died before unmounting them.
+    const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "");
+    for (const m of mounts.filter((m) => m.startsWith(`${this.state}/`)).reverse()) await Bun.$`umount -l ${m}`.quiet().nothrow();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
