@@ -67,7 +67,7 @@ async function inBatches<T>(items: T[], size: number, fn: (t: T) => Promise<void
 async function memoryWith(ctd: TestContainerd, rootfs: string, name: Name, n: number): Promise<{ procs: number; rss: number; pss: number }> {
   const ids = Array.from({ length: n }, (_, i) => `mem-${name}-${n}-${i}`);
   await inBatches(ids, 10, (id) => ctr(ctd, ["run", "-d", "--runtime", RUNTIMES[name], "--rootfs", rootfs, id, "/bin/sleep", "3600"]));
-  await Bun.sleep(1000); // let the shims settle (GC after the burst of creates)
+  await Bun.sleep(3000); // steady state: both kinds of shim collect garbage after a burst of creates
   const pids = shimPids(ctd, name);
   let rss = 0;
   let pss = 0;

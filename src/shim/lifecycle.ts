@@ -16,6 +16,8 @@ export interface LifecycleOptions {
   idleMs?: number;
   /** After a Shutdown with nothing left, keep serving this long for the group's next container. */
   lingerMs?: number;
+  /** Called after every change of the served set (the serve loop schedules a GC from it). */
+  onChanged?: () => void;
 }
 
 /** BUNKER_SHIM_LINGER_MS, else 5 s. */
@@ -38,7 +40,7 @@ export class Lifecycle {
 
   constructor(
     private readonly containerCount: () => number,
-    opts: LifecycleOptions = {},
+    private readonly opts: LifecycleOptions = {},
   ) {
     this.reservationMs = opts.reservationMs ?? 30_000;
     this.idleMs = opts.idleMs ?? 300_000;
@@ -111,6 +113,7 @@ export class Lifecycle {
   /** Call whenever the container count may have changed. */
   changed(): void {
     if (this.stopping) return;
+    this.opts.onChanged?.();
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     if (this.empty()) {

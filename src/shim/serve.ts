@@ -23,6 +23,8 @@ export interface ServeOptions {
 }
 
 const SHUTDOWN_DRAIN_MS = 2000;
+const GC_INTERVAL_MS = 30_000;
+const QUIET_GC_MS = 2000;
 
 export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, opts: ServeOptions = {}): Promise<number> {
   const bundle = flags.bundle || process.cwd();
@@ -38,7 +40,14 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
   const stopMonitor = monitor.start();
   const publisher = new RemotePublisher(ttrpcAddress, flags.namespace, { log });
   let service: TaskService | undefined;
-  const lifecycle = new Lifecycle(() => service?.containerCount() ?? 0, { lingerMs: lingerFromEnv(), ...opts.lifecycle });
+  // a full GC once the served set has been quiet for a moment (after a burst of creates/deletes)
+  let quiet: Timer | undefined;
+  const collectWhenQuiet = (): void => {
+    clearTimeout(quiet);
+    quiet = setTimeout(() => Bun.gc(true), QUIET_GC_MS);
+    quiet.unref();
+  };
+  const lifecycle = new Lifecycle(() => service?.containerCount() ?? 0, { lingerMs: lingerFromEnv(), onChanged: collectWhenQuiet, ...opts.lifecycle });
   const ctx: ServeContext = {
     id: flags.id,
     namespace: flags.namespace,
@@ -85,8 +94,15 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
   process.on("SIGINT", onSignal);
   process.on("SIGPIPE", () => {}); // a reader that went away is an error on write, not a death
 
+  // Go's shim runs with a low GC percent and frees memory to the OS every 30 s: one process holds
+  // many containers here, so give back what the bursts of creates and deletes left behind
+  const gcTimer = setInterval(() => Bun.gc(true), GC_INTERVAL_MS);
+  gcTimer.unref();
+
   lifecycle.changed();
   await lifecycle.done;
+  clearInterval(gcTimer);
+  clearTimeout(quiet);
 
   log.info({}, "shutting down");
   // stop taking connections first, so a concurrent `start` spawns a new shim instead of this one
