@@ -1,7 +1,7 @@
 // The bundle of one task on disk (containerd runtime/v2 bundle.go): a state directory
 // `<state>/<ns>/<id>` (0700) holding config.json, rootfs/, the shim's `log` FIFO and a `work`
 // symlink to the persistent `<root>/<ns>/<id>`. Creation rolls back everything it made.
-import { lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { errorMessage, FailedPreconditionError } from "../errdefs.ts";
 import { validateIdentifier } from "../identifiers.ts";
@@ -131,4 +131,24 @@ export function exists(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+function visibleDirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && !d.name.startsWith("."))
+      .map((d) => d.name);
+  } catch {
+    return [];
+  }
+}
+
+/** Namespace dirs under state; hidden ones (atomicDelete leftovers) are skipped. */
+export function listNamespaces(state: string): string[] {
+  return visibleDirs(state);
+}
+
+/** Bundle dirs of one namespace; hidden ones are skipped. */
+export function listBundleIds(state: string, namespace: string): string[] {
+  return visibleDirs(join(state, namespace));
 }

@@ -10,7 +10,7 @@ import { AlreadyExistsError, errorMessage, isNotFound, NotFoundError, Unavailabl
 import type { Mount } from "../gen/containerd/types/mount_pb.ts";
 import { validateIdentifier } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
-import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, loadBundle, newBundle } from "./bundle.ts";
+import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { type Exchange, type ExitInfo, publishDeadShimExit } from "./events.ts";
 import {
   LOAD_TIMEOUT_MS,
@@ -100,10 +100,10 @@ export class TaskManager {
 
   /** Loads every task without cleaning up (for listing from the embedded CLI). */
   async loadAll(namespace?: string): Promise<void> {
-    const nss = namespace ? [namespace] : this.namespaces();
+    const nss = namespace ? [namespace] : listNamespaces(this.o.state);
     await Promise.all(
       nss.map(async (ns) => {
-        const ids = this.bundleIds(ns).filter((id) => !this.tasks.has(ns, id));
+        const ids = listBundleIds(this.o.state, ns).filter((id) => !this.tasks.has(ns, id));
         await Promise.all(ids.map((id) => this.loadTask(ns, id, false)));
       }),
     );
@@ -115,26 +115,6 @@ export class TaskManager {
     if (!exists(bundle.path)) throw new NotFoundError(`task ${namespace}/${id} not found`);
     this.unreachable.delete(taskKey(namespace, id));
     return this.cleanupAfterDeadShim(bundle, readShimBinary(bundle), true);
-  }
-
-  private namespaces(): string[] {
-    try {
-      return readdirSync(this.o.state, { withFileTypes: true })
-        .filter((d) => d.isDirectory() && !d.name.startsWith("."))
-        .map((d) => d.name);
-    } catch {
-      return [];
-    }
-  }
-
-  private bundleIds(namespace: string): string[] {
-    try {
-      return readdirSync(join(this.o.state, namespace), { withFileTypes: true })
-        .filter((d) => d.isDirectory() && !d.name.startsWith("."))
-        .map((d) => d.name);
-    } catch {
-      return [];
-    }
   }
 
   get events(): Exchange {
@@ -319,10 +299,10 @@ export class TaskManager {
 
   private async loadExistingTasks(): Promise<void> {
     await Promise.all(
-      this.namespaces().map(async (ns) => {
+      listNamespaces(this.o.state).map(async (ns) => {
         try {
           validateIdentifier(ns, "namespace");
-          await Promise.all(this.bundleIds(ns).map((id) => this.loadTask(ns, id, true)));
+          await Promise.all(listBundleIds(this.o.state, ns).map((id) => this.loadTask(ns, id, true)));
           this.cleanupWorkDirs(ns);
         } catch (err) {
           this.log.error({ namespace: ns, err: errorMessage(err) }, "loading tasks in namespace");
