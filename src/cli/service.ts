@@ -80,8 +80,7 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
         labels: req.labels,
         ...(req.logPath !== "" ? { logPath: req.logPath } : {}),
       });
-      const st = await t.state();
-      return { pid: st.pid };
+      return { pid: t.pid };
     },
 
     async start(req) {

@@ -148,6 +148,9 @@ export class ShimTask {
     return this.conn.task;
   }
 
+  /** The init process's pid as Create reported it (0 for a task loaded after a restart). */
+  pid = 0;
+
   async create(o: CreateTaskOptions): Promise<number> {
     const r = await this.api.create({
       id: this.id,
@@ -159,6 +162,7 @@ export class ShimTask {
       stderr: o.stderr,
       options: o.options,
     });
+    this.pid = r.pid;
     return r.pid;
   }
 

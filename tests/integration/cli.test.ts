@@ -34,6 +34,11 @@ for (const runtime of runtimes()) {
         expect(env.leftovers()).toEqual([]);
       }, 60_000);
 
+      test("run -t: the process gets a terminal", async () => {
+        const r = await env.run(["run", "--rm", "-t", ...R, "--rootfs", env.rootfs, "tty1", "sh", "-c", 'tty; echo "TERM=$TERM"; exit 2']);
+        expect(r).toEqual({ code: 2, stdout: "/dev/pts/0\r\nTERM=xterm\r\n", stderr: "" });
+      }, 60_000);
+
       test("detached run, ps, exec, kill, logs, rm", async () => {
         const log = join(env.dir, "d1.log");
         const started = await env.run(["run", "-d", ...R, "--log", log, "--rootfs", env.rootfs, "d1", "sh", "-c", 'echo started; trap "echo bye; exit 3" TERM; while true; do sleep 0.05; done']);
