@@ -133,8 +133,12 @@ export class Container {
   /** Called by the monitor: waits for the output to drain, then records and reports the exit. */
   private exited(exit: Exit): void {
     this.order = this.order.then(async () => {
-      await this.io?.drain();
-      this.io?.close();
+      try {
+        await this.io?.drain();
+        this.io?.close();
+      } catch (err) {
+        this.deps.log.warn({ id: this.id, err: errorMessage(err) }, "closing stdio after exit");
+      }
       this.state.setExited(exit.status, exit.at);
       const info = this.state.exited;
       if (info) this.deps.onExit(this, info);

@@ -93,6 +93,9 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   process.on("SIGPIPE", () => {}); // a reader that went away is an error on write, not a death
+  // one container's bug must not end the process that serves all the others
+  process.on("unhandledRejection", (err) => log.error({ err: errorMessage(err) }, "unhandled rejection"));
+  process.on("uncaughtException", (err) => log.error({ err: errorMessage(err), stack: err.stack }, "uncaught exception"));
 
   // Go's shim runs with a low GC percent and frees memory to the OS every 30 s: one process holds
   // many containers here, so give back what the bursts of creates and deletes left behind
