@@ -9,6 +9,8 @@ async function main(): Promise<number> {
     return (await import("../runc/main.ts")).shimMain(argv);
   }
   if (argv[0] === "shim") return (await import("../runc/main.ts")).shimMain(argv.slice(1));
+  // `bunker ps | head -1`: a closed stdout is not an error worth a stack trace.
+  process.stdout.on("error", () => undefined);
   return (await import("./cli.ts")).cli(argv);
 }
 

@@ -110,11 +110,24 @@ export function openOutputFifos(sys: FifoSys, parent: string, terminal: boolean,
   }
 }
 
-/** A sink that writes to one of our own streams and resolves when the bytes are handed off. */
+/**
+ * A sink that writes to one of our own streams and resolves when the bytes are handed off. Once
+ * the stream breaks (`bunker run ... | head -1`: EPIPE) the rest is discarded, so the container
+ * still runs to its end and is cleaned up instead of being orphaned by a crash.
+ */
 export function streamSink(stream: NodeJS.WriteStream): Sink {
+  let broken = false;
+  stream.on("error", () => {
+    broken = true;
+  });
   return (chunk) =>
     new Promise<void>((resolve) => {
-      if (stream.write(chunk)) resolve();
-      else stream.once("drain", () => resolve());
+      if (broken) return resolve();
+      try {
+        if (stream.write(chunk, () => resolve())) resolve();
+      } catch {
+        broken = true;
+        resolve();
+      }
     });
 }
