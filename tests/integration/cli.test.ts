@@ -34,6 +34,22 @@ for (const runtime of runtimes()) {
         expect(env.leftovers()).toEqual([]);
       }, 60_000);
 
+      test("run --rm with a reader that goes away (| head -1): the container still ends and is removed", async () => {
+        const proc = Bun.spawn([env.bunker, ...env.globals(), "run", "--rm", ...R, "--rootfs", env.rootfs, "pipe1", "seq", "1", "200000"], {
+          env: env.spawnEnv(),
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        const reader = proc.stdout.getReader();
+        const first = await reader.read();
+        expect(new TextDecoder().decode(first.value).startsWith("1\n")).toBe(true);
+        await reader.cancel();
+        expect(await proc.exited).toBe(0);
+        expect(await new Response(proc.stderr).text()).toBe("");
+        expect((await env.run(["ps", "-q"])).stdout).toBe("");
+        expect(env.leftovers()).toEqual([]);
+      }, 60_000);
+
       test("run -t: the process gets a terminal", async () => {
         const r = await env.run(["run", "--rm", "-t", ...R, "--rootfs", env.rootfs, "tty1", "sh", "-c", 'tty; echo "TERM=$TERM"; exit 2']);
         expect(r).toEqual({ code: 2, stdout: "/dev/pts/0\r\nTERM=xterm\r\n", stderr: "" });
