@@ -168,8 +168,10 @@ export class Executor {
     this.abort.abort();
     await this.events;
     await Promise.all(this.exiting);
-    for (const e of this.tracked.values()) e.attachment?.detach();
+    const attachments = [...this.tracked.values()].flatMap((e) => (e.attachment ? [e.attachment] : []));
     this.tracked.clear();
+    for (const a of attachments) a.detach();
+    await Promise.all(attachments.map((a) => a.done));
     this.backend.close();
   }
 
