@@ -149,7 +149,9 @@ export class TaskManager {
       shimLog = new ShimLog(bundle, this.log);
       const cmd = this.command(bundle, binary);
       const options = opts.options ? anyBytes(opts.options) : undefined;
+      const t0 = performance.now();
       const address = await shimStart(cmd, options);
+      this.log.debug({ id, address, ms: Math.round(performance.now() - t0) }, "shim started");
       writeFileSync(join(bundle.path, SHIM_BINARY_FILE), binary, { mode: 0o600 });
       const conn = await this.connection(address, namespace);
       task = new ShimTask(bundle, conn, binary, meta, shimLog);
@@ -162,6 +164,7 @@ export class TaskManager {
         ...(opts.options ? { options: opts.options } : {}),
       });
       this.tasks.add(task);
+      this.log.debug({ id, pid: task.pid, ms: Math.round(performance.now() - t0) }, "task created");
       return task;
     } catch (err) {
       await this.rollback(bundle, binary, task, shimLog, err);
