@@ -86,12 +86,12 @@ export class Executor {
    * with AlreadyExists. The outputs end when the process's output does, or at once on failure.
    */
   async create(id: string, spec: object, stdout: OutputTarget, stderr: OutputTarget): Promise<void> {
-    validateIdentifier(id, "container id");
-    const prepared = prepareSpec(spec);
     const out = toOutput(stdout, (err) => this.log.warn({ id, err: errorMessage(err) }, "stdout destination failed"));
     const errOut = toOutput(stderr, (err) => this.log.warn({ id, err: errorMessage(err) }, "stderr destination failed"));
     let entry: Entry;
     try {
+      validateIdentifier(id, "container id");
+      const prepared = prepareSpec(spec);
       const runtime = await this.runtime();
       try {
         entry = await this.createTask(id, prepared, runtime, out, errOut);
@@ -117,12 +117,14 @@ export class Executor {
    * an alive one reach the exit handler from then on.
    */
   async restore(id: string, stdout: OutputTarget, stderr: OutputTarget): Promise<boolean> {
-    validateIdentifier(id, "container id");
-    const out = toOutput(stdout);
-    const errOut = toOutput(stderr);
+    const out = toOutput(stdout, (err) => this.log.warn({ id, err: errorMessage(err) }, "stdout destination failed"));
+    const errOut = toOutput(stderr, (err) => this.log.warn({ id, err: errorMessage(err) }, "stderr destination failed"));
     let info: TaskInfo;
+    let attachment: Attachment;
     try {
+      validateIdentifier(id, "container id");
       info = await this.info(id);
+      attachment = new Attachment(fifoPaths(this.fifoRoot, id, false), out, errOut);
     } catch (err) {
       await Promise.all([out.end(), errOut.end()]);
       if (!isNotFound(err)) throw err;
@@ -130,7 +132,6 @@ export class Executor {
       rmSync(fifoPaths(this.fifoRoot, id, false).dir, { recursive: true, force: true });
       return false;
     }
-    const attachment = new Attachment(fifoPaths(this.fifoRoot, id, false), out, errOut);
     attachment.start();
     if (info.status === Status.STOPPED) {
       this.forget(id);
@@ -156,8 +157,9 @@ export class Executor {
   /** Sends a signal (a number or a name such as "SIGTERM") to the container's init process. */
   async signal(id: string, signal: number | string): Promise<void> {
     validateIdentifier(id, "container id");
+    const n = parseSignal(signal);
     const api = await this.backend.api();
-    await api.kill({ namespace: this.namespace, id, signal: parseSignal(signal) });
+    await api.kill({ namespace: this.namespace, id, signal: n });
   }
 
   /**
@@ -187,6 +189,7 @@ export class Executor {
   }
 
   private async info(id: string): Promise<TaskInfo> {
+    validateIdentifier(id, "container id");
     const api = await this.backend.api();
     const { tasks } = await api.list({ namespace: this.namespace, id });
     const t = tasks[0];
