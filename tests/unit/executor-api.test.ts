@@ -1,7 +1,7 @@
 // The executor's contract at its edges, without containers: bad options and inputs are refused
 // with InvalidArgument before anything happens, failed calls end the outputs, and a daemon that is
 // not there is Unavailable.
-import { afterEach, expect, test } from "bun:test";
+import { afterAll, afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
@@ -13,7 +13,7 @@ const open: Executor[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((e) => e.close()));
 });
-process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const base: ExecutorOptions = {
   address: join(dir, "nobody-listens.sock"),
