@@ -120,7 +120,7 @@ export class BunkerEnv {
   shims(): { pid: number; start: number; ppid: number; state: string }[] {
     return allProcs().filter((p) => {
       const cmd = cmdline(p.pid);
-      return (cmd.includes("containerd-shim") || cmd.includes(" shim -")) && cmd.includes(` -address ${this.address} `);
+      return (cmd.includes("containerd-shim") || cmd.includes(" shim -")) && ` ${cmd} `.includes(` -address ${this.address} `);
     });
   }
 
