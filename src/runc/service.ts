@@ -3,7 +3,7 @@
 // TaskStart, TaskExit, TaskDelete. Requests about exec processes, terminals, checkpoints, stats
 // and updates answer Unimplemented until the shim's second part provides them.
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AlreadyExistsError, NotFoundError, NotImplementedError } from "../errdefs.ts";
+import { AlreadyExistsError, NotFoundError, NotImplementedError, ResourceExhaustedError } from "../errdefs.ts";
 import {
   TaskCreateSchema,
   TaskDeleteSchema,
@@ -18,6 +18,7 @@ import type { ServeContext, TaskService } from "../shim/types.ts";
 import { sys as defaultSys } from "../sys/index.ts";
 import type { Syscalls } from "../sys/types.ts";
 import type { ServiceImpl } from "../ttrpc/server.ts";
+import { validateIdentifier } from "../identifiers.ts";
 import { Container } from "./container.ts";
 import type { ProcessStatus } from "./process.ts";
 
@@ -28,6 +29,9 @@ const STATUS: Record<ProcessStatus, Status> = {
   stopped: Status.STOPPED,
   deleted: Status.UNKNOWN,
 };
+
+/** Connects for ids not yet created that may hold the shim at once (start reserves one per container). */
+export const MAX_RESERVATIONS = 64;
 
 function noExec(execId: string, what: string): void {
   if (execId !== "") throw new NotImplementedError(`${what} of exec processes is not supported by this shim yet`);
@@ -186,8 +190,15 @@ export class RuncTaskService implements TaskService {
 
       connect: (req) => {
         const c = this.containers.get(req.id);
-        // an unknown id is a container about to be created here: hold the shim for it
-        if (!c && !this.creating.has(req.id) && req.id !== "") lifecycle.reserve(req.id);
+        // an unknown id is a container about to be created here: hold the shim for it, but only a
+        // valid id and only a few at once (a peer must not grow this process with made-up ids)
+        if (!c && !this.creating.has(req.id) && req.id !== "") {
+          validateIdentifier(req.id, "container id");
+          if (!lifecycle.isReserved(req.id) && lifecycle.reserved >= MAX_RESERVATIONS) {
+            throw new ResourceExhaustedError(`too many pending reservations (${MAX_RESERVATIONS}): create or wait`);
+          }
+          lifecycle.reserve(req.id);
+        }
         return { shimPid: process.pid, taskPid: c?.pid ?? 0 };
       },
 

@@ -56,6 +56,10 @@ export class Lifecycle {
     return this.reservations.size;
   }
 
+  isReserved(id: string): boolean {
+    return this.reservations.has(id);
+  }
+
   /** Holds the shim for a container about to be created here; refused once shutdown began. */
   reserve(id: string): void {
     if (this.stopping) throw new UnavailableError("shim is shutting down");

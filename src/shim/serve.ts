@@ -26,6 +26,28 @@ const SHUTDOWN_DRAIN_MS = 2000;
 const GC_INTERVAL_MS = 30_000;
 const QUIET_GC_MS = 2000;
 
+/** Logs dropped connections, at most a few lines per second; the rest are counted in the next line. */
+class DropLog {
+  private windowStart = 0;
+  private logged = 0;
+  private suppressed = 0;
+  constructor(private readonly log: ServeContext["log"]) {}
+  note(err: string): void {
+    const now = Date.now();
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.logged = 0;
+    }
+    if (this.logged >= 5) {
+      this.suppressed++;
+      return;
+    }
+    this.logged++;
+    this.log.warn({ err, suppressedBefore: this.suppressed }, "connection dropped");
+    this.suppressed = 0;
+  }
+}
+
 export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, opts: ServeOptions = {}): Promise<number> {
   const bundle = flags.bundle || process.cwd();
   if (!opts.noLogFifo) redirectStderrToLogFifo(bundle, sys());
@@ -68,8 +90,13 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     },
   };
   service = await shim.createTaskService(ctx);
+  const drops = new DropLog(log);
 
-  const server = new Server({ onError: (err, info) => log.error({ err: errorMessage(err), ...info }, "request failed") });
+  const server = new Server({
+    onError: (err, info) => log.error({ err: errorMessage(err), ...info }, "request failed"),
+    // a peer sending garbage or not reading its answers is dropped; say so, at a bounded rate
+    onDrop: (err) => drops.note(errorMessage(err)),
+  });
   server.register(Task, service.impl);
   const uid = process.getuid?.() ?? 0;
   const listener = await listenUnix(server, flags.socket, {

@@ -2,9 +2,9 @@
 // Shutdown. Container lifecycles against real runc and containerd are in tests/integration/shim*.
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
-import { NotFoundError, NotImplementedError, UnavailableError } from "../../src/errdefs.ts";
+import { InvalidArgumentError, NotFoundError, NotImplementedError, ResourceExhaustedError, UnavailableError } from "../../src/errdefs.ts";
 import { CreateTaskRequestSchema } from "../../src/gen/containerd/task/v2/shim_pb.ts";
-import { RuncTaskService } from "../../src/runc/service.ts";
+import { MAX_RESERVATIONS, RuncTaskService } from "../../src/runc/service.ts";
 import { Lifecycle } from "../../src/shim/lifecycle.ts";
 import { silentLogger } from "../../src/shim/logger.ts";
 import type { Publisher } from "../../src/shim/publisher.ts";
@@ -77,5 +77,19 @@ describe("runc task service without containers", () => {
     expect(lifecycle.shuttingDown).toBe(true);
     expect(() => impl.connect!({ id: "late" } as never, call)).toThrow(UnavailableError);
     await lifecycle.done;
+  });
+
+  test("Connect reserves only valid ids, and only a bounded number at once", () => {
+    const { impl, lifecycle } = service();
+    expect(() => impl.connect!({ id: "x".repeat(1024) } as never, call)).toThrow(InvalidArgumentError);
+    expect(() => impl.connect!({ id: "../up" } as never, call)).toThrow(InvalidArgumentError);
+    expect(lifecycle.reserved).toBe(0);
+    for (let i = 0; i < MAX_RESERVATIONS; i++) impl.connect!({ id: `c${i}` } as never, call);
+    expect(lifecycle.reserved).toBe(MAX_RESERVATIONS);
+    expect(() => impl.connect!({ id: "onemore" } as never, call)).toThrow(ResourceExhaustedError);
+    // renewing a held reservation is not a new one
+    expect(impl.connect!({ id: "c0" } as never, call)).toEqual({ shimPid: process.pid, taskPid: 0 });
+    expect(lifecycle.reserved).toBe(MAX_RESERVATIONS);
+    lifecycle.stop();
   });
 });
