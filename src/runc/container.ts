@@ -3,13 +3,15 @@
 // fail is confined to this object: an error here fails this container's RPC, nothing else.
 import { mkdirSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage } from "../errdefs.ts";
-import type { CreateTaskRequest } from "../gen/containerd/task/v2/shim_pb.ts";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage } from "../errdefs.ts";
+import type { CreateTaskRequest, ExecProcessRequest } from "../gen/containerd/task/v2/shim_pb.ts";
 import { validateIdentifier } from "../identifiers.ts";
 import type { Logger } from "../shim/logger.ts";
 import type { Exit, Monitor } from "../shim/reaper.ts";
 import type { Syscalls } from "../sys/types.ts";
-import { PipeIO } from "./io.ts";
+import { type Cgroup, cgroupOfPid } from "./cgroup.ts";
+import { ExecProcess } from "./exec.ts";
+import { ProcIO } from "./procio.ts";
 import { mountAll } from "./mount.ts";
 import { runcConfig, writeOptions } from "./options.ts";
 import { optionsFromAny } from "./options-any.ts";
@@ -17,6 +19,8 @@ import { ProcessState, type ExitInfo } from "./process.ts";
 import { isRuncError, Runc } from "./runc.ts";
 
 export const INIT_PID_FILE = "init.pid";
+/** How long init's exit report waits for the exits of its execs (killed with the PID namespace). */
+const EXEC_EXIT_WAIT_MS = 2000;
 
 export interface ContainerDeps {
   namespace: string;
@@ -25,6 +29,8 @@ export interface ContainerDeps {
   log: Logger;
   /** The init process ended and its output is drained (publish TaskExit here). */
   onExit(c: Container, exit: ExitInfo): void;
+  /** An exec process ended and its output is drained. */
+  onExecExit(c: Container, e: ExecProcess, exit: ExitInfo): void;
 }
 
 export interface Deleted extends ExitInfo {
@@ -50,7 +56,10 @@ function killError(err: unknown): unknown {
 export class Container {
   readonly state: ProcessState;
   pid = 0;
-  private io: PipeIO | undefined;
+  private io: ProcIO | undefined;
+  readonly execs = new Map<string, ExecProcess>();
+  /** The container's cgroup, resolved right after create (stats, OOM); undefined if unreadable. */
+  cgroup: Cgroup | undefined;
   private rootfs = "";
   /** Start and the exit report go through this chain: TaskExit never overtakes TaskStart. */
   private order: Promise<unknown> = Promise.resolve();
@@ -74,7 +83,6 @@ export class Container {
   static async create(req: CreateTaskRequest, deps: ContainerDeps): Promise<Container> {
     validateIdentifier(req.id, "container id");
     if (!isAbsolute(req.bundle)) throw new InvalidArgumentError(`bundle path ${JSON.stringify(req.bundle)} must be absolute`);
-    if (req.terminal) throw new FailedPreconditionError("terminal (tty) is not supported by this shim yet");
     if (req.checkpoint) throw new FailedPreconditionError("restore from checkpoint is not supported by this shim yet");
     const options = optionsFromAny(req.options);
     const c = new Container(req, new Runc(runcConfig(options, req.bundle, deps.namespace)), deps);
@@ -85,18 +93,27 @@ export class Container {
         mkdirSync(c.rootfs, { recursive: true, mode: 0o711 });
         mountAll(deps.sys, req.rootfs, c.rootfs);
       }
-      c.io = new PipeIO({ stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, deps.sys, req.bundle);
+      const io = new ProcIO({ stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, deps.sys, req.bundle);
+      c.io = io;
+      const { io: stdio, consoleSocket } = io.runcOptions();
       const pidFile = join(req.bundle, INIT_PID_FILE);
       const t0 = performance.now();
-      await c.runc.create(req.id, req.bundle, {
-        pidFile,
-        noPivot: options.noPivotRoot,
-        noNewKeyring: options.noNewKeyring,
-        io: c.io.runcIO(),
-      });
+      await io.launch(() =>
+        c.runc.create(req.id, req.bundle, {
+          pidFile,
+          noPivot: options.noPivotRoot,
+          noNewKeyring: options.noNewKeyring,
+          io: stdio,
+          ...(consoleSocket ? { consoleSocket } : {}),
+        }),
+      );
       c.pid = readPidFile(pidFile);
       deps.log.debug({ id: req.id, ms: Math.round(performance.now() - t0) }, "runc create");
-      c.io.attach();
+      try {
+        c.cgroup = cgroupOfPid(c.pid);
+      } catch (err) {
+        deps.log.warn({ id: req.id, err: errorMessage(err) }, "no cgroup for the init process: no stats or OOM events");
+      }
       deps.monitor.watch(c.pid, (exit) => c.exited(exit));
       return c;
     } catch (err) {
@@ -139,6 +156,9 @@ export class Container {
       } catch (err) {
         this.deps.log.warn({ id: this.id, err: errorMessage(err) }, "closing stdio after exit");
       }
+      // the execs die with init (its PID namespace ends): report their exits first, as containerd does
+      const running = [...this.execs.values()].filter((e) => e.pid !== 0 && !e.state.exited).map((e) => e.state.wait());
+      if (running.length) await Promise.race([Promise.all(running), Bun.sleep(EXEC_EXIT_WAIT_MS)]);
       this.state.setExited(exit.status, exit.at);
       const info = this.state.exited;
       if (info) this.deps.onExit(this, info);
@@ -156,6 +176,39 @@ export class Container {
 
   closeStdin(): void {
     this.io?.closeStdin();
+  }
+
+  resize(width: number, height: number): void {
+    this.io?.resize(width, height);
+  }
+
+  /** Exec: a new process in the created state; `runc exec` runs at its Start. */
+  addExec(req: ExecProcessRequest): ExecProcess {
+    this.state.check("exec");
+    if (this.execs.has(req.execId)) throw new AlreadyExistsError(`id ${req.execId}: already exists`);
+    const e = new ExecProcess(req, {
+      containerId: this.id,
+      bundle: this.bundle,
+      runc: this.runc,
+      sys: this.deps.sys,
+      monitor: this.deps.monitor,
+      log: this.deps.log,
+      onExit: (p, exit) => this.deps.onExecExit(this, p, exit),
+    });
+    this.execs.set(req.execId, e);
+    return e;
+  }
+
+  exec(execId: string): ExecProcess {
+    const e = this.execs.get(execId);
+    if (!e) throw new NotFoundError(`process ${execId} does not exist: not found`);
+    return e;
+  }
+
+  deleteExec(execId: string): ExitInfo & { pid: number } {
+    const d = this.exec(execId).delete();
+    this.execs.delete(execId);
+    return d;
   }
 
   private async runcDelete(): Promise<void> {
@@ -185,6 +238,8 @@ export class Container {
     }
     this.deps.monitor.unwatch(this.pid);
     this.io?.close();
+    for (const e of this.execs.values()) e.close();
+    this.execs.clear();
     if (this.rootfs) this.unmountRootfs();
     const exit = this.state.exited ?? { exitStatus: 0, exitedAt: new Date() };
     this.state.apply("delete");

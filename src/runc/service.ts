@@ -1,13 +1,25 @@
 // The runc task service (containerd.task.v2.Task) for many containers in one shim process
 // (containerd runtime/v2/runc/task/service.go). Events go out in containerd's order: TaskCreate,
-// TaskStart, TaskExit, TaskDelete. Requests about exec processes, terminals, checkpoints, stats
-// and updates answer Unimplemented until the shim's second part provides them.
+// TaskStart, TaskExit, TaskDelete; an exec's TaskExecAdded, TaskExecStarted, then its TaskExit.
+// Checkpoint answers Unimplemented.
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AlreadyExistsError, NotFoundError, NotImplementedError, ResourceExhaustedError } from "../errdefs.ts";
+import type { Any } from "@bufbuild/protobuf/wkt";
+import {
+  AlreadyExistsError,
+  errorMessage,
+  InvalidArgumentError,
+  NotFoundError,
+  NotImplementedError,
+  ResourceExhaustedError,
+} from "../errdefs.ts";
+import { ProcessDetailsSchema } from "../gen/containerd/runc/v1/options_pb.ts";
 import {
   TaskCreateSchema,
   TaskDeleteSchema,
+  TaskExecAddedSchema,
+  TaskExecStartedSchema,
   TaskExitSchema,
+  TaskOOMSchema,
   TaskPausedSchema,
   TaskResumedSchema,
   TaskStartSchema,
@@ -17,7 +29,10 @@ import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import type { ServeContext, TaskService } from "../shim/types.ts";
 import { sys as defaultSys } from "../sys/index.ts";
 import type { Syscalls } from "../sys/types.ts";
+import { packAny } from "../ttrpc/any.ts";
 import type { ServiceImpl } from "../ttrpc/server.ts";
+import { OomWatcher } from "./oom.ts";
+import { statsAny } from "./stats.ts";
 import { validateIdentifier } from "../identifiers.ts";
 import { Container } from "./container.ts";
 import type { ProcessStatus } from "./process.ts";
@@ -33,8 +48,16 @@ const STATUS: Record<ProcessStatus, Status> = {
 /** Connects for ids not yet created that may hold the shim at once (start reserves one per container). */
 export const MAX_RESERVATIONS = 64;
 
-function noExec(execId: string, what: string): void {
-  if (execId !== "") throw new NotImplementedError(`${what} of exec processes is not supported by this shim yet`);
+/** The OCI LinuxResources of an Update request: containerd sends its JSON in an Any. */
+export function resourcesOf(any: Any | undefined): unknown {
+  if (!any || any.value.length === 0) throw new InvalidArgumentError("update needs resources");
+  try {
+    const r: unknown = JSON.parse(new TextDecoder().decode(any.value));
+    if (typeof r === "object" && r !== null && !Array.isArray(r)) return r;
+  } catch {
+    // answered below
+  }
+  throw new InvalidArgumentError(`update resources (${any.typeUrl}) must be a JSON object`);
 }
 
 export class RuncTaskService implements TaskService {
@@ -44,6 +67,7 @@ export class RuncTaskService implements TaskService {
   /** runc state removals still running after Delete answered, by container id. */
   private readonly cleanups = new Map<string, Promise<void>>();
   readonly impl: ServiceImpl<typeof Task>;
+  private oom: OomWatcher | undefined;
 
   constructor(
     private readonly ctx: ServeContext,
@@ -62,6 +86,26 @@ export class RuncTaskService implements TaskService {
     return c;
   }
 
+  private execState(c: Container, execId: string) {
+    const e = c.exec(execId);
+    return { id: e.id, pid: e.pid, state: e.state, io: e.request };
+  }
+
+  /** One OOM watcher for the whole shim, made with the first container that has a cgroup. */
+  private watchOom(c: Container): void {
+    if (!c.cgroup) return;
+    try {
+      if (!this.oom) {
+        const oom = new OomWatcher({ onError: (err, id) => this.ctx.log.warn({ id, err: errorMessage(err) }, "OOM watch") });
+        oom.onOom((containerId) => this.ctx.publisher.publish("/tasks/oom", TaskOOMSchema, { containerId }));
+        this.oom = oom;
+      }
+      this.oom.add(c.id, c.cgroup);
+    } catch (err) {
+      this.ctx.log.warn({ id: c.id, err: errorMessage(err) }, "no OOM events for this container");
+    }
+  }
+
   private handlers(): ServiceImpl<typeof Task> {
     const { publisher, lifecycle, log, monitor, namespace } = this.ctx;
     return {
@@ -78,6 +122,15 @@ export class RuncTaskService implements TaskService {
             sys: this.sys,
             monitor,
             log,
+            onExecExit: (cont, e, exit) => {
+              publisher.publish("/tasks/exit", TaskExitSchema, {
+                containerId: cont.id,
+                id: e.id,
+                pid: e.pid,
+                exitStatus: exit.exitStatus,
+                exitedAt: timestampFromDate(exit.exitedAt),
+              });
+            },
             onExit: (cont, exit) => {
               publisher.publish("/tasks/exit", TaskExitSchema, {
                 containerId: cont.id,
@@ -89,6 +142,7 @@ export class RuncTaskService implements TaskService {
             },
           });
           this.containers.set(req.id, c);
+          this.watchOom(c);
           // a lingering shim still logs into a deleted container's FIFO: follow the new one
           if (![...this.containers.values()].some((o) => o.bundle === this.ctx.logBundle)) this.ctx.logTo(req.bundle);
           publisher.publish("/tasks/create", TaskCreateSchema, {
@@ -108,45 +162,59 @@ export class RuncTaskService implements TaskService {
       },
 
       start: async (req) => {
-        noExec(req.execId, "start");
         const c = this.get(req.id);
+        if (req.execId !== "") {
+          const e = c.exec(req.execId);
+          const pid = await e.start((p) =>
+            publisher.publish("/tasks/exec-started", TaskExecStartedSchema, { containerId: c.id, execId: e.id, pid: p }),
+          );
+          return { pid };
+        }
         const pid = await c.start((p) => publisher.publish("/tasks/start", TaskStartSchema, { containerId: c.id, pid: p }));
         return { pid };
       },
 
       state: (req) => {
-        noExec(req.execId, "state");
         const c = this.get(req.id);
-        const exit = c.state.exited;
+        const p = req.execId === "" ? { id: c.id, pid: c.pid, state: c.state, io: c.request } : this.execState(c, req.execId);
+        const exit = p.state.exited;
         return {
-          id: c.id,
+          id: p.id,
+          execId: req.execId,
           bundle: c.bundle,
-          pid: c.pid,
-          status: STATUS[c.state.status],
-          stdin: c.request.stdin,
-          stdout: c.request.stdout,
-          stderr: c.request.stderr,
-          terminal: c.request.terminal,
+          pid: p.pid,
+          status: STATUS[p.state.status],
+          stdin: p.io.stdin,
+          stdout: p.io.stdout,
+          stderr: p.io.stderr,
+          terminal: p.io.terminal,
           exitStatus: exit?.exitStatus ?? 0,
           ...(exit ? { exitedAt: timestampFromDate(exit.exitedAt) } : {}),
         };
       },
 
       wait: async (req) => {
-        noExec(req.execId, "wait");
-        const exit = await this.get(req.id).state.wait();
+        const c = this.get(req.id);
+        const state = req.execId === "" ? c.state : c.exec(req.execId).state;
+        const exit = await state.wait();
         return { exitStatus: exit.exitStatus, exitedAt: timestampFromDate(exit.exitedAt) };
       },
 
       kill: async (req) => {
-        noExec(req.execId, "kill");
-        await this.get(req.id).kill(req.signal, req.all);
+        const c = this.get(req.id);
+        if (req.execId !== "") c.exec(req.execId).kill(req.signal);
+        else await c.kill(req.signal, req.all);
       },
 
       delete: async (req) => {
-        noExec(req.execId, "delete");
         const c = this.get(req.id);
+        if (req.execId !== "") {
+          // containerd publishes no TaskDelete for an exec
+          const d = c.deleteExec(req.execId);
+          return { pid: d.pid, exitStatus: d.exitStatus, exitedAt: timestampFromDate(d.exitedAt) };
+        }
         const d = await c.delete();
+        this.oom?.remove(c.id);
         const cleanup = d.cleanup.finally(() => {
           if (this.cleanups.get(req.id) === cleanup) this.cleanups.delete(req.id);
         });
@@ -163,7 +231,13 @@ export class RuncTaskService implements TaskService {
       pids: async (req) => {
         const c = this.get(req.id);
         const pids = await c.runc.ps(c.id);
-        return { processes: pids.map((pid) => ({ pid })) };
+        const execOf = new Map([...c.execs.values()].filter((e) => e.pid !== 0).map((e) => [e.pid, e.id]));
+        return {
+          processes: pids.map((pid) => {
+            const execId = execOf.get(pid);
+            return execId === undefined ? { pid } : { pid, info: packAny(ProcessDetailsSchema, { execId }) };
+          }),
+        };
       },
 
       pause: async (req) => {
@@ -183,9 +257,36 @@ export class RuncTaskService implements TaskService {
       },
 
       closeIO: (req) => {
-        noExec(req.execId, "closeIO");
         const c = this.get(req.id);
-        if (req.stdin) c.closeStdin();
+        if (!req.stdin) return;
+        if (req.execId !== "") c.exec(req.execId).closeStdin();
+        else c.closeStdin();
+      },
+
+      resizePty: (req) => {
+        const c = this.get(req.id);
+        if (req.execId !== "") c.exec(req.execId).resize(req.width, req.height);
+        else c.resize(req.width, req.height);
+      },
+
+      exec: (req) => {
+        const c = this.get(req.id);
+        const e = c.addExec(req);
+        publisher.publish("/tasks/exec-added", TaskExecAddedSchema, { containerId: c.id, execId: e.id });
+      },
+
+      stats: (req) => {
+        const c = this.get(req.id);
+        if (!c.cgroup) throw new NotFoundError(`container ${c.id}: cgroup does not exist`);
+        return { stats: statsAny(c.cgroup) };
+      },
+
+      update: async (req) => {
+        const c = this.get(req.id);
+        c.state.check("update");
+        await c.runc.update(c.id, resourcesOf(req.resources));
+        // containerd 1.6's runc shim also takes the annotations and keeps nothing of them
+        if (Object.keys(req.annotations).length) log.debug({ id: c.id, annotations: req.annotations }, "update annotations");
       },
 
       connect: (req) => {
@@ -206,20 +307,8 @@ export class RuncTaskService implements TaskService {
         if (lifecycle.requestShutdown()) log.info({}, "shutdown requested with nothing left to serve");
       },
 
-      exec: () => {
-        throw new NotImplementedError("exec is not supported by this shim yet");
-      },
-      resizePty: () => {
-        throw new NotImplementedError("terminals are not supported by this shim yet");
-      },
       checkpoint: () => {
         throw new NotImplementedError("checkpoint is not supported by this shim yet");
-      },
-      update: () => {
-        throw new NotImplementedError("update is not supported by this shim yet");
-      },
-      stats: () => {
-        throw new NotImplementedError("stats are not supported by this shim yet");
       },
     };
   }
@@ -236,5 +325,6 @@ export class RuncTaskService implements TaskService {
       this.ctx.log.warn({ containers: [...this.containers.keys()] }, "stopping with containers still served");
     }
     for (const c of this.containers.values()) c.closeStdin();
+    this.oom?.close();
   }
 }

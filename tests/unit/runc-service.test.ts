@@ -48,11 +48,12 @@ describe("runc task service without containers", () => {
     await expect(Promise.resolve().then(() => impl.wait!({ id: "nope", execId: "" } as never, call))).rejects.toThrow(NotFoundError);
   });
 
-  test("unsupported requests are Unimplemented", () => {
+  test("checkpoint is Unimplemented; exec, stats, exec state of unknown containers are NotFound", () => {
     const { impl } = service();
-    expect(() => impl.exec!({} as never, call)).toThrow(NotImplementedError);
-    expect(() => impl.stats!({} as never, call)).toThrow(NotImplementedError);
-    expect(() => impl.state!({ id: "x", execId: "e1" } as never, call)).toThrow(NotImplementedError);
+    expect(() => impl.checkpoint!({ id: "x" } as never, call)).toThrow(NotImplementedError);
+    expect(() => impl.exec!({ id: "x", execId: "e1" } as never, call)).toThrow(NotFoundError);
+    expect(() => impl.stats!({ id: "x" } as never, call)).toThrow(NotFoundError);
+    expect(() => impl.state!({ id: "x", execId: "e1" } as never, call)).toThrow(NotFoundError);
   });
 
   test("a bad Create fails alone: nothing published, nothing left counted", async () => {
