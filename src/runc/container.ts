@@ -93,7 +93,10 @@ export class Container {
         mkdirSync(c.rootfs, { recursive: true, mode: 0o711 });
         mountAll(deps.sys, req.rootfs, c.rootfs);
       }
-      const io = new ProcIO({ stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, deps.sys, req.bundle);
+      const io = await ProcIO.open({ stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, deps.sys, req.bundle, {
+        containerId: req.id,
+        namespace: deps.namespace,
+      });
       c.io = io;
       const { io: stdio, consoleSocket } = io.runcOptions();
       const pidFile = join(req.bundle, INIT_PID_FILE);
@@ -188,6 +191,7 @@ export class Container {
     if (this.execs.has(req.execId)) throw new AlreadyExistsError(`id ${req.execId}: already exists`);
     const e = new ExecProcess(req, {
       containerId: this.id,
+      namespace: this.deps.namespace,
       bundle: this.bundle,
       runc: this.runc,
       sys: this.deps.sys,

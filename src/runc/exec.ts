@@ -16,6 +16,7 @@ import type { Runc } from "./runc.ts";
 
 export interface ExecDeps {
   containerId: string;
+  namespace: string;
   bundle: string;
   runc: Runc;
   sys: Syscalls;
@@ -68,7 +69,10 @@ export class ExecProcess {
     this.state.check("start");
     const run = this.order.then(async () => {
       const { request: r, deps } = this;
-      const io = new ProcIO({ stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal }, deps.sys, deps.bundle);
+      const io = await ProcIO.open({ stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal }, deps.sys, deps.bundle, {
+        containerId: deps.containerId,
+        namespace: deps.namespace,
+      });
       this.io = io;
       if (this.stdinClosed) io.closeStdin();
       const pidFile = join(deps.bundle, `${this.id}.pid`);
