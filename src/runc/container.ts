@@ -37,6 +37,18 @@ export interface Deleted extends ExitInfo {
   pid: number;
 }
 
+const SIGKILL = 9;
+
+/** Whether the bundle's spec gives the container no PID namespace of its own. */
+export function sharesPidNamespace(bundle: string): boolean {
+  try {
+    const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { namespaces?: { type?: string; path?: string }[] } };
+    return !(spec.linux?.namespaces ?? []).some((ns) => ns.type === "pid" && !ns.path);
+  } catch {
+    return false; // runc create reports an unreadable spec
+  }
+}
+
 function readPidFile(path: string): number {
   const pid = Number.parseInt(readFileSync(path, "utf8").trim(), 10);
   if (!Number.isInteger(pid) || pid <= 0) throw new InvalidArgumentError(`${path} holds no pid`);
@@ -58,6 +70,8 @@ export class Container {
   pid = 0;
   private io: ProcIO | undefined;
   readonly execs = new Map<string, ExecProcess>();
+  /** No PID namespace of its own (none in the spec, or one joined by path): see exited(). */
+  private sharesHostPidNs = false;
   /** The container's cgroup, resolved right after create (stats, OOM); undefined if unreadable. */
   cgroup: Cgroup | undefined;
   private rootfs = "";
@@ -87,6 +101,7 @@ export class Container {
     const options = optionsFromAny(req.options);
     const c = new Container(req, new Runc(runcConfig(options, req.bundle, deps.namespace)), deps);
     writeOptions(req.bundle, options);
+    c.sharesHostPidNs = sharesPidNamespace(req.bundle);
     try {
       if (req.rootfs.length > 0) {
         c.rootfs = join(req.bundle, "rootfs");
@@ -153,6 +168,12 @@ export class Container {
   /** Called by the monitor: waits for the output to drain, then records and reports the exit. */
   private exited(exit: Exit): void {
     this.order = this.order.then(async () => {
+      if (this.sharesHostPidNs) {
+        // no PID namespace ends with init here: what it left behind is killed (go: shouldKillAllOnExit)
+        await this.runc.kill(this.id, SIGKILL, { all: true }).catch((err: unknown) => {
+          this.deps.log.warn({ id: this.id, err: errorMessage(err) }, "killing the processes init left behind");
+        });
+      }
       try {
         await this.io?.drain();
         this.io?.close();

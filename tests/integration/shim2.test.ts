@@ -1,7 +1,7 @@
 // Shim part 2 under real containerd 1.6: exec (output, exit code, events in order), ps with exec
 // info, pause/resume events, metrics, Update of the memory limit, and the OOM event.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { cgroupOfPid, controllerPath } from "../../src/runc/cgroup.ts";
@@ -21,6 +21,7 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim par
     ctd.ctr(["-n", NS, ...args], { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}) });
   const runDetached = async (id: string, cmd: string[], flags: string[] = []) => {
     const r = await run(["run", "-d", "--runtime", RUNTIME, ...flags, "--rootfs", rootfs, id, ...cmd]);
+    expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
   };
   const remove = async (id: string) => {
@@ -118,5 +119,17 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim par
     expect(events.topics("oom1")).toEqual(["/tasks/create", "/tasks/start", "/tasks/oom", "/tasks/exit"]);
     expect((await run(["task", "delete", "oom1"])).code).toBe(0);
     await run(["container", "rm", "oom1"]);
+  }, 90_000);
+
+  test("in the host PID namespace, what init leaves behind is killed when init exits", async () => {
+    const script = "sleep 302 & echo $! > /left.pid; sleep 0.3";
+    await runDetached("hp1", ["/bin/sh", "-c", script], ["--with-ns", `pid:/proc/${process.pid}/ns/pid`]);
+    await events.waitFor("hp1 exit", (ls) => ls.some((e) => e.topic === "/tasks/exit" && e.body.container_id === "hp1"));
+    const left = Number(readFileSync(join(rootfs, "left.pid"), "utf8"));
+    expect(left).toBeGreaterThan(1);
+    // the leftover is a host pid (no namespace of its own) and is gone, not merely orphaned
+    await waitFor("the leftover sleep gone", () => !existsSync(`/proc/${left}`) || readFileSync(`/proc/${left}/stat`, "utf8").includes(") Z "));
+    expect((await run(["task", "delete", "hp1"])).code).toBe(0);
+    await run(["container", "rm", "hp1"]);
   }, 90_000);
 });
