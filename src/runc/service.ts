@@ -1,7 +1,7 @@
 // The runc task service (containerd.task.v2.Task) for many containers in one shim process
 // (containerd runtime/v2/runc/task/service.go). Events go out in containerd's order: TaskCreate,
 // TaskStart, TaskExit, TaskDelete; an exec's TaskExecAdded, TaskExecStarted, then its TaskExit.
-// Checkpoint answers Unimplemented.
+// Checkpoint runs `runc checkpoint`; restore (Create with `checkpoint`) answers Unimplemented.
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import {
@@ -14,6 +14,7 @@ import {
 } from "../errdefs.ts";
 import { ProcessDetailsSchema } from "../gen/containerd/runc/v1/options_pb.ts";
 import {
+  TaskCheckpointedSchema,
   TaskCreateSchema,
   TaskDeleteSchema,
   TaskExecAddedSchema,
@@ -34,6 +35,7 @@ import type { ServiceImpl } from "../ttrpc/server.ts";
 import { OomWatcher } from "./oom.ts";
 import { statsAny } from "./stats.ts";
 import { validateIdentifier } from "../identifiers.ts";
+import { checkpoint, checkpointPlan } from "./checkpoint.ts";
 import { Container } from "./container.ts";
 import type { ProcessStatus } from "./process.ts";
 
@@ -307,8 +309,12 @@ export class RuncTaskService implements TaskService {
         if (lifecycle.requestShutdown()) log.info({}, "shutdown requested with nothing left to serve");
       },
 
-      checkpoint: () => {
-        throw new NotImplementedError("checkpoint is not supported by this shim yet");
+      checkpoint: async (req) => {
+        const c = this.get(req.id);
+        c.state.check("checkpoint");
+        const plan = checkpointPlan(req, c.bundle);
+        await checkpoint(c.runc, c.id, plan);
+        publisher.publish("/tasks/checkpointed", TaskCheckpointedSchema, { containerId: c.id, checkpoint: plan.imagePath });
       },
     };
   }

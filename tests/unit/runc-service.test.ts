@@ -48,12 +48,14 @@ describe("runc task service without containers", () => {
     await expect(Promise.resolve().then(() => impl.wait!({ id: "nope", execId: "" } as never, call))).rejects.toThrow(NotFoundError);
   });
 
-  test("checkpoint is Unimplemented; exec, stats, exec state of unknown containers are NotFound", () => {
+  test("checkpoint, exec, stats, exec state of unknown containers are NotFound; restore is Unimplemented", async () => {
     const { impl } = service();
-    expect(() => impl.checkpoint!({ id: "x" } as never, call)).toThrow(NotImplementedError);
+    await expect(Promise.resolve().then(() => impl.checkpoint!({ id: "x", path: "/tmp/cp" } as never, call))).rejects.toThrow(NotFoundError);
     expect(() => impl.exec!({ id: "x", execId: "e1" } as never, call)).toThrow(NotFoundError);
     expect(() => impl.stats!({ id: "x" } as never, call)).toThrow(NotFoundError);
     expect(() => impl.state!({ id: "x", execId: "e1" } as never, call)).toThrow(NotFoundError);
+    const restore = create(CreateTaskRequestSchema, { id: "r1", bundle: "/tmp/b", checkpoint: "/tmp/cp" });
+    await expect(Promise.resolve().then(() => impl.create!(restore, call))).rejects.toThrow(NotImplementedError);
   });
 
   test("a bad Create fails alone: nothing published, nothing left counted", async () => {

@@ -1,0 +1,50 @@
+// Task.Checkpoint through `runc checkpoint` (CRIU), as containerd's runc shim does (pkg/process
+// init.go checkpoint): the image goes to the request's path, CRIU's work files and log to a work
+// dir, and the container keeps running unless the options say exit. A CRIU failure is answered
+// with CRIU's own last log lines, so the caller sees why (e.g. a kernel CRIU does not know).
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { errorMessage, InvalidArgumentError } from "../errdefs.ts";
+import { CheckpointOptionsSchema } from "../gen/containerd/runc/v1/options_pb.ts";
+import type { CheckpointTaskRequest } from "../gen/containerd/task/v2/shim_pb.ts";
+import { anyIs, unpackAny } from "../ttrpc/any.ts";
+import type { Runc } from "./runc.ts";
+
+export interface CheckpointPlan {
+  imagePath: string;
+  workPath: string;
+  args: string[];
+  exit: boolean;
+}
+
+/** The `runc checkpoint` arguments for a request (go-runc's CheckpointOpts order). */
+export function checkpointPlan(req: CheckpointTaskRequest, bundle: string): CheckpointPlan {
+  const o = req.options && anyIs(req.options, CheckpointOptionsSchema) ? unpackAny(req.options, CheckpointOptionsSchema) : undefined;
+  const imagePath = o?.imagePath || req.path;
+  if (!imagePath || !isAbsolute(imagePath)) throw new InvalidArgumentError(`checkpoint path ${JSON.stringify(imagePath)} must be absolute`);
+  const workPath = o?.workPath || join(bundle, "criu-work");
+  const args = ["checkpoint", "--image-path", imagePath, "--work-path", workPath];
+  if (!o?.exit) args.push("--leave-running");
+  if (o?.openTcp) args.push("--tcp-established");
+  if (o?.externalUnixSockets) args.push("--ext-unix-sk");
+  if (o?.terminal) args.push("--shell-job");
+  if (o?.fileLocks) args.push("--file-locks");
+  for (const ns of o?.emptyNamespaces ?? []) args.push("--empty-ns", ns);
+  if (o?.cgroupsMode) args.push("--manage-cgroups-mode", o.cgroupsMode);
+  return { imagePath, workPath, args, exit: o?.exit ?? false };
+}
+
+/** Runs the checkpoint; a failure carries the end of CRIU's dump log. */
+export async function checkpoint(runc: Runc, id: string, plan: CheckpointPlan): Promise<void> {
+  mkdirSync(plan.imagePath, { recursive: true, mode: 0o700 });
+  mkdirSync(plan.workPath, { recursive: true, mode: 0o700 });
+  try {
+    await runc.run("checkpoint", [...plan.args, id]);
+  } catch (err) {
+    const log = join(plan.workPath, "dump.log");
+    if (!existsSync(log)) throw err;
+    const tail = readFileSync(log, "utf8").split("\n").filter((l) => l.includes("Error")).slice(-3).join("; ");
+    if (tail) (err as Error).message = `${errorMessage(err)} (criu: ${tail})`;
+    throw err;
+  }
+}
