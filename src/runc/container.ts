@@ -247,8 +247,8 @@ export class Container {
 
   /**
    * `runc delete`, unmount, and the exit to report. For a stopped container runc only removes its
-   * state and cgroup, which containerd need not wait for: that part is returned as `cleanup`,
-   * still running (a new container with the same id waits for it).
+   * state and cgroup; that part is returned as `cleanup`, still running, so that the caller can
+   * let the rest of Delete proceed meanwhile (the service awaits it before answering).
    */
   async delete(): Promise<Deleted & { cleanup: Promise<void> }> {
     this.state.check("delete");

@@ -66,8 +66,6 @@ export class RuncTaskService implements TaskService {
   private readonly containers = new Map<string, Container>();
   /** Ids whose Create is in progress: they count as served, and a second Create is AlreadyExists. */
   private readonly creating = new Set<string>();
-  /** runc state removals still running after Delete answered, by container id. */
-  private readonly cleanups = new Map<string, Promise<void>>();
   readonly impl: ServiceImpl<typeof Task>;
   private oom: OomWatcher | undefined;
 
@@ -118,7 +116,6 @@ export class RuncTaskService implements TaskService {
         this.creating.add(req.id);
         lifecycle.release(req.id);
         try {
-          await this.cleanups.get(req.id); // runc must have forgotten the previous one of that id
           const c = await Container.create(req, {
             namespace,
             sys: this.sys,
@@ -217,10 +214,9 @@ export class RuncTaskService implements TaskService {
         }
         const d = await c.delete();
         this.oom?.remove(c.id);
-        const cleanup = d.cleanup.finally(() => {
-          if (this.cleanups.get(req.id) === cleanup) this.cleanups.delete(req.id);
-        });
-        this.cleanups.set(req.id, cleanup);
+        // Answer only once runc has forgotten the id: a Create of the same id may follow at once,
+        // possibly in a new shim if this one is about to exit, and runc would refuse it.
+        await d.cleanup;
         this.containers.delete(req.id);
         lifecycle.changed();
         if (this.ctx.logBundle === c.bundle) this.moveLog();
@@ -325,7 +321,6 @@ export class RuncTaskService implements TaskService {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.cleanups.values());
     if (this.containers.size > 0) {
       // containerd cleans these up through the delete action once it sees this shim gone
       this.ctx.log.warn({ containers: [...this.containers.keys()] }, "stopping with containers still served");

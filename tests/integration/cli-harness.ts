@@ -24,10 +24,9 @@ export function runtimes(): string[] {
  * not registered for that runtime (and say so on stderr); remove an entry once the shim has it.
  */
 export const NOT_YET: Record<string, Partial<Record<"tty" | "logFile", string>>> = {
-  [BUNKER_RUNTIME]: {
-    tty: "terminal (tty) is not supported by this shim yet",
-    logFile: "stdio scheme file:// is not supported yet",
-  },
+  // Debian's containerd-shim-runc-v2 1.6.20 now and then never writes a file:// stderr line at all
+  // (seen in about 1 of 4 runs, waiting 5 s); our shim is tested on the same case.
+  "io.containerd.runc.v2": { logFile: "file:// stderr is lost now and then by containerd-shim-runc-v2 1.6.20" },
 };
 
 /** Whether a runtime supports a feature; logs why a test is left out when it does not. */

@@ -62,13 +62,20 @@ for (const runtime of runtimes()) {
           const log = join(env.dir, "l1.log");
           expect(await env.run(["run", "-d", ...R, "--log", log, "--rootfs", env.rootfs, "l1", "sh", "-c", "echo out; echo err >&2; exit 6"])).toEqual({ code: 0, stdout: "", stderr: "" });
           await until(async () => /^l1\s+\d+\s+STOPPED\s+6\s/m.test((await env.run(["ps"])).stdout), 10_000, "l1 to stop with 6");
-          const logs = await env.run(["logs", "l1"]);
-          expect(logs.code).toBe(0);
-          expect(logs.stdout.split("\n").sort()).toEqual(["", "err", "out"]);
-          const none = await env.run(["run", "-d", ...R, "--rootfs", env.rootfs, "l2", "true"]);
-          expect(none.code).toBe(0);
-          expect(await env.run(["logs", "l2"])).toEqual({ code: 1, stdout: "", stderr: "bunker: task l2 has no log file (start it with run -d --log FILE)\n" });
-          expect(await env.run(["rm", "-f", "l1", "l2"])).toEqual({ code: 0, stdout: "", stderr: "" });
+          try {
+            // containerd-shim-runc-v2 may report the exit before its file:// copy of stderr is written
+            // (its IO copy is not drained before TaskExit): wait for the file, not for the exit.
+            let logs = await env.run(["logs", "l1"]);
+            await until(async () => (logs = await env.run(["logs", "l1"])).stdout.split("\n").length >= 3, 5_000, "both lines in l1's log");
+            expect(logs.code).toBe(0);
+            expect(logs.stdout.split("\n").sort()).toEqual(["", "err", "out"]);
+            const none = await env.run(["run", "-d", ...R, "--rootfs", env.rootfs, "l2", "true"]);
+            expect(none.code).toBe(0);
+            expect(await env.run(["logs", "l2"])).toEqual({ code: 1, stdout: "", stderr: "bunker: task l2 has no log file (start it with run -d --log FILE)\n" });
+          } finally {
+            // a failure above must not leave l1/l2 behind for the next tests' leftover checks
+            expect(await env.run(["rm", "-f", "l1", "l2"])).toMatchObject({ code: 0, stdout: "" });
+          }
           expect(env.leftovers()).toEqual([]);
         }, 60_000);
       }
