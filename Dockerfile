@@ -12,7 +12,7 @@ RUN bash scripts/build.sh
 # The test suite needs real runc and containerd and must run privileged:
 #   docker build --target test -t bunker-test . && docker run --rm --privileged bunker-test
 FROM build AS test
-RUN apt-get update && apt-get install -y --no-install-recommends runc containerd busybox-static \
+RUN apt-get update && apt-get install -y --no-install-recommends runc containerd busybox-static criu \
  && rm -rf /var/lib/apt/lists/*
 CMD ["bash", ".ci/run"]
 

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(runc containerd busybox-static gcc make libc6-dev protobuf-compiler)
+debs=(runc containerd busybox-static criu gcc make libc6-dev protobuf-compiler)
 # npm may come from a nodejs package that bundles it; Debian's own npm only when there is none.
 command -v npm >/dev/null || debs+=(npm)
 missing=()
