@@ -182,30 +182,7 @@ function getEsc(chunk: Bytes, pattern: string): { rune: number; rest: Bytes } {
   return { rune, rest };
 }
 
-/** Go's path.Clean: the shortest lexically equivalent path ("" becomes "."). */
-export function pathClean(path: string): string {
-  if (path === "") return ".";
-  const rooted = path.startsWith("/");
-  const out: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (out.length > 0 && out[out.length - 1] !== "..") out.pop();
-      else if (!rooted) out.push("..");
-      continue;
-    }
-    out.push(part);
-  }
-  const joined = out.join("/");
-  if (rooted) return "/" + joined;
-  return joined === "" ? "." : joined;
-}
-
-/** Go's path.Join (= filepath.Join on Linux): empty elements are skipped, the result is cleaned. */
-export function pathJoin(...elems: string[]): string {
-  const parts = elems.filter((e) => e !== "");
-  return parts.length === 0 ? "" : pathClean(parts.join("/"));
-}
+export { goClean as pathClean, goJoin as pathJoin } from "../gopath.ts";
 
 const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
 const hex = (v: number, width: number): string => v.toString(16).padStart(width, "0");

@@ -19,7 +19,8 @@
 //
 // Nothing here blocks Bun's event loop: the listener is polled (only while runc runs), the master is
 // made non-blocking so Bun polls it with epoll, and writes wait out EAGAIN with a short backoff.
-import { closeSync, mkdtempSync, rmSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, rmSync } from "node:fs";
+import { writeAllNonblocking } from "./fdwrite.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CanceledError, DeadlineExceededError, FailedPreconditionError, UnavailableError } from "../errdefs.ts";
@@ -127,7 +128,6 @@ export interface ConsoleStdio {
 }
 
 const IDLE_DRAIN_MS = 2000;
-const MAX_BACKOFF_MS = 50;
 const VEOF = 0x04;
 
 export class ConsoleCopy {
@@ -215,23 +215,10 @@ export class ConsoleCopy {
     await this.writeAll(master, new Uint8Array(pending ? [VEOF, VEOF] : [VEOF]));
   }
 
-  /** Writes a chunk to a non-blocking fd, waiting out EAGAIN; false when the fd failed (or close()). */
-  private async writeAll(fd: number, chunk: Uint8Array): Promise<boolean> {
-    let off = 0;
-    let delay = 1;
-    while (off < chunk.length) {
-      if (this.closed) return false;
-      try {
-        off += writeSync(fd, chunk, off);
-        delay = 1;
-        this.lastActivity = Date.now();
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return false;
-        await Bun.sleep(delay);
-        delay = Math.min(delay * 2, MAX_BACKOFF_MS);
-      }
-    }
-    return true;
+  private writeAll(fd: number, chunk: Uint8Array): Promise<boolean> {
+    return writeAllNonblocking(fd, chunk, () => this.closed, () => {
+      this.lastActivity = Date.now();
+    });
   }
 
   /** CloseIO{stdin}: drop our own write end; EOF reaches the terminal once the client's writer is closed too. */

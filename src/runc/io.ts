@@ -10,7 +10,8 @@
 // O_RDWR|O_NONBLOCK, which never waits for a reader and, holding a read end, never fails with
 // EPIPE while containerd restarts (the Go shim opens a reader for the same reason); the stdin FIFO
 // is opened O_RDONLY|O_NONBLOCK plus a write end of our own, so it reports EOF only after CloseIO.
-import { closeSync, constants, fstatSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, unlinkSync } from "node:fs";
+import { writeAllNonblocking } from "./fdwrite.ts";
 import { join } from "node:path";
 import { InvalidArgumentError, NotImplementedError } from "../errdefs.ts";
 import type { Syscalls } from "../sys/types.ts";
@@ -82,7 +83,6 @@ function makePipe(sys: Syscalls, dir: string, direction: "in" | "out"): [number,
 }
 
 const IDLE_DRAIN_MS = 2000;
-const MAX_BACKOFF_MS = 50;
 
 /** One process's stdio copy. Per-container state is a few fds and up to three small loops. */
 export class PipeIO {
@@ -191,26 +191,10 @@ export class PipeIO {
     if (this.owned.delete(dst)) closeSync(dst);
   }
 
-  /**
-   * Writes a chunk to a non-blocking fd, waiting out EAGAIN with a short backoff. Plain writes keep
-   * the fd entirely ours: a FileSink stuck on a full FIFO would still hold it after close().
-   */
-  private async writeAll(fd: number, chunk: Uint8Array): Promise<boolean> {
-    let off = 0;
-    let delay = 1;
-    while (off < chunk.length) {
-      if (this.closed) return false;
-      try {
-        off += writeSync(fd, chunk, off);
-        delay = 1;
-        this.lastActivity = Date.now();
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return false;
-        await Bun.sleep(delay);
-        delay = Math.min(delay * 2, MAX_BACKOFF_MS);
-      }
-    }
-    return true;
+  private writeAll(fd: number, chunk: Uint8Array): Promise<boolean> {
+    return writeAllNonblocking(fd, chunk, () => this.closed, () => {
+      this.lastActivity = Date.now();
+    });
   }
 
   /** CloseIO{stdin}: drop our own write end; the copy ends when the client's writer closes too. */

@@ -4,35 +4,13 @@
 import { lstatSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, unlinkSync, writeSync, fsyncSync } from "node:fs";
 import { dirname, basename, join, resolve } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
+import { goJoin } from "../gopath.ts";
+
+export { goClean, goJoin } from "../gopath.ts";
 
 export const SOCKET_ROOT = "/run/containerd";
 /** sun_path is 108 bytes; containerd refuses paths above 106 to keep the NUL and a margin. */
 export const SOCKET_PATH_LIMIT = 106;
-
-/** Go's path.Clean (lexical: collapses //, ., and .. without touching the filesystem). */
-export function goClean(p: string): string {
-  if (p === "") return ".";
-  const rooted = p.startsWith("/");
-  const out: string[] = [];
-  for (const part of p.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (out.length > 0 && out[out.length - 1] !== "..") out.pop();
-      else if (!rooted) out.push("..");
-      continue;
-    }
-    out.push(part);
-  }
-  const joined = out.join("/");
-  if (rooted) return "/" + joined;
-  return joined === "" ? "." : joined;
-}
-
-/** Go's filepath.Join: empty elements are ignored, the result is cleaned. */
-export function goJoin(...parts: string[]): string {
-  const kept = parts.filter((p) => p !== "");
-  return kept.length === 0 ? "" : goClean(kept.join("/"));
-}
 
 export function socketAddress(containerdAddress: string, namespace: string, group: string, root = SOCKET_ROOT): string {
   if (namespace === "") throw new InvalidArgumentError("namespace is required to compute a shim socket address");
