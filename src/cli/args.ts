@@ -45,6 +45,7 @@ export type Command =
   | { name: "events" }
   | { name: "version" }
   | { name: "daemon" }
+  | { name: "install"; prefix: string; containerdConfig?: string }
   | { name: "help"; topic?: string };
 
 export interface Parsed {
@@ -256,6 +257,15 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       noMore(f.rest, 0, ctx);
       return { globals, command: { name } };
     }
+    case "install": {
+      const f = parseFlags(tail, [
+        { names: ["--prefix"], key: "prefix", kind: "string" },
+        { names: ["--containerd-config"], key: "containerdConfig", kind: "string" },
+      ], ctx);
+      noMore(f.rest, 0, ctx);
+      const containerdConfig = str(f.values, "containerdConfig");
+      return { globals, command: { name: "install", prefix: str(f.values, "prefix") ?? "/usr/local", ...(containerdConfig !== undefined ? { containerdConfig } : {}) } };
+    }
     case "help":
       return { globals, command: { name: "help", topic: tail[0] } };
     default:
@@ -273,7 +283,10 @@ commands:
   rm [-f] ID...                  delete stopped tasks (-f kills them first)
   logs [-f] ID                   print the log of a task started with -d --log FILE
   events                         print task events as JSON lines
-  version                        print the version
+  version                        print the versions of bunker, bun and runc, and the commit
+  install [--prefix DIR] [--containerd-config FILE]
+                                 copy this binary to DIR/bin (default /usr/local) with the shim link,
+                                 print (or append to FILE) containerd's runtime section
   daemon                         serve the bunker API on --address
 
 Without a daemon listening on --address, commands run the task manager in-process.

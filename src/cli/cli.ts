@@ -26,6 +26,11 @@ export async function cli(argv: string[]): Promise<number> {
         return 0;
       case "daemon":
         return await daemon(g, logger);
+      case "install": {
+        const { install } = await import("./install.ts");
+        for (const line of install(c)) process.stdout.write(line + "\n");
+        return 0;
+      }
       case "version": {
         const daemonConn = await connect(g, logger, { daemonOnly: true });
         try {

@@ -10,6 +10,7 @@ import { generateSpec } from "../runtime/spec.ts";
 import { sys } from "../sys/index.ts";
 import type { Command, GlobalOptions, RunOptions } from "./args.ts";
 import type { Api } from "./client.ts";
+import { commit, runcVersion } from "./install.ts";
 import { VERSION } from "./service.ts";
 import { openOutputFifos, type OutputFifos, streamSink } from "./stdio.ts";
 
@@ -238,6 +239,9 @@ export async function events(api: Api, g: GlobalOptions): Promise<number> {
 
 export async function version(api: Api | undefined): Promise<number> {
   out(`bunker ${VERSION}`);
+  out(`commit ${commit()}`);
+  out(`bun ${Bun.version}`);
+  out(runcVersion());
   if (api) {
     const v = await api.version({});
     out(`daemon ${v.version}`);
