@@ -1,7 +1,10 @@
 // Command-line parsing for `bunker`, in the style of ctr/nerdctl: global flags, then a command,
 // its flags, then positionals; flags stop at the first positional so a container's command keeps
 // its own flags (`bunker run --rootfs r id /bin/ls -l`).
+import { DEFAULT_RUNTIME } from "../api/service.ts";
 import { InvalidArgumentError } from "../errdefs.ts";
+
+export { DEFAULT_RUNTIME };
 
 export interface GlobalOptions {
   root: string;
@@ -18,8 +21,6 @@ export const DEFAULT_GLOBALS: GlobalOptions = {
   namespace: "default",
   debug: false,
 };
-
-export const DEFAULT_RUNTIME = "io.containerd.bunker.v1";
 
 export interface RunOptions {
   rm: boolean;

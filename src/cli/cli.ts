@@ -3,7 +3,7 @@
 // container's, as docker does).
 import { errorMessage } from "../errdefs.ts";
 import { parseArgs, USAGE, type Parsed } from "./args.ts";
-import { connect } from "./client.ts";
+import { connect } from "../api/client.ts";
 import * as cmd from "./commands.ts";
 import { daemon } from "./daemon.ts";
 import { makeLogger } from "./log.ts";

@@ -1,4 +1,4 @@
-// The CLI commands on top of the bunker.v1 API (daemon or embedded, see client.ts).
+// The CLI commands on top of the bunker.v1 API (daemon or embedded, see src/api/client.ts).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,10 +9,10 @@ import { validateIdentifier } from "../identifiers.ts";
 import { generateSpec } from "../runtime/spec.ts";
 import { sys } from "../sys/index.ts";
 import type { Command, GlobalOptions, RunOptions } from "./args.ts";
-import type { Api } from "./client.ts";
+import type { Api } from "../api/client.ts";
+import { openOutputFifos, type OutputFifos, streamSink } from "../api/stdio.ts";
+import { VERSION } from "../version.ts";
 import { commit, runcVersion } from "./install.ts";
-import { VERSION } from "./service.ts";
-import { openOutputFifos, type OutputFifos, streamSink } from "./stdio.ts";
 
 /** How long to wait for the last output after a process exited (a daemonized child may hold it). */
 const DRAIN_MS = 2_000;

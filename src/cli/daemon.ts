@@ -11,7 +11,7 @@ import { TaskManager } from "../runtime/manager.ts";
 import { sys } from "../sys/index.ts";
 import { type Handler, listenUnix, Server, type ServiceImpl } from "../ttrpc/index.ts";
 import type { GlobalOptions } from "./args.ts";
-import { bunkerService } from "./service.ts";
+import { bunkerService } from "../api/service.ts";
 
 /** Runs until SIGTERM/SIGINT; shims and their containers keep running when the daemon stops. */
 export async function daemon(g: GlobalOptions, logger: Logger): Promise<number> {

@@ -1,13 +1,11 @@
 // One interface, two backends: the executor speaks bunker.v1.Bunker either to a running `bunker
 // daemon` (over its socket, redialed when the daemon restarts) or, in-process, to an embedded
-// TaskManager through the very handlers the daemon serves (src/cli/service.ts), so both behave alike.
-import type { DescMessage } from "@bufbuild/protobuf";
+// TaskManager through the very handlers the daemon serves (src/api/service.ts), so both behave alike.
 import { errorMessage, UnavailableError } from "../errdefs.ts";
 import { Bunker } from "../gen/bunker/v1/api_pb.ts";
 import type { TaskManager } from "../runtime/manager.ts";
-import { type Client, dial, type Handler } from "../ttrpc/index.ts";
-import { type Api, localClient } from "../cli/client.ts";
-import { bunkerService } from "../cli/service.ts";
+import { type Client, dial } from "../ttrpc/index.ts";
+import { type Api, managerApi } from "../api/client.ts";
 
 export type { Api };
 
@@ -25,8 +23,7 @@ export interface Backend {
 
 /** The embedded manager. Its events come from its exchange, so the embedder must serve Forward (see embedded.ts). */
 export function managerBackend(manager: TaskManager): Backend {
-  const impl = bunkerService(manager, { embedded: false }) as Record<string, Handler<DescMessage, DescMessage> | undefined>;
-  const api = localClient(impl);
+  const api = managerApi(manager, { embedded: false });
   return { api: () => Promise.resolve(api), generation: 1, description: "the embedded task manager", close: () => undefined };
 }
 

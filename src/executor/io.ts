@@ -4,7 +4,7 @@
 // Reading reuses the CLI's FifoReader, which never blocks the event loop.
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { FifoReader } from "../cli/stdio.ts";
+import { FifoReader } from "../api/stdio.ts";
 import type { Output } from "./streams.ts";
 
 export const STDOUT_FIFO = "init-stdout";

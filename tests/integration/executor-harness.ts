@@ -4,14 +4,12 @@
 // dirs). Everything started here is ended by pid.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { DescMessage } from "@bufbuild/protobuf";
 import pino from "pino";
-import { type Api, localClient } from "../../src/cli/client.ts";
-import { bunkerService } from "../../src/cli/service.ts";
+import { type Api, managerApi } from "../../src/api/client.ts";
 import { Executor, startEmbeddedRuntime, type EmbeddedRuntime } from "../../src/executor/index.ts";
 import { Bunker } from "../../src/gen/bunker/v1/api_pb.ts";
 import { generateSpec } from "../../src/runtime/spec.ts";
-import { type Client, dial, type Handler } from "../../src/ttrpc/index.ts";
+import { type Client, dial } from "../../src/ttrpc/index.ts";
 import { allProcs, cmdline, killSame, waitGone } from "../fixtures/procs.ts";
 import { BunkerEnv, bunkerBinDir } from "./cli-harness.ts";
 
@@ -116,7 +114,7 @@ export class ExecutorHarness {
   /** The bunker.v1 API of the current backend, to set up containers behind the executor's back. */
   async api(): Promise<Api> {
     if (this.kind === "embedded") {
-      return localClient(bunkerService(this.embedded!.manager, { embedded: false }) as Record<string, Handler<DescMessage, DescMessage> | undefined>);
+      return managerApi(this.embedded!.manager, { embedded: false });
     }
     const c = await dial(this.env.address);
     this.clients.push(c);

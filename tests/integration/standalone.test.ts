@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
+import pkg from "../../package.json" with { type: "json" };
 import { sys } from "../../src/sys/index.ts";
 import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
 import { allProcs, cmdline, killSame, waitGone } from "../fixtures/procs.ts";
@@ -67,7 +68,10 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "the bunker bina
     expect(readlinkSync(join(bin, "containerd-shim-bunker-v1"))).toBe("bunker");
     const v = await runIn(["bunker", "version"], env);
     expect(v.code).toBe(0);
-    expect(v.stdout).toStartWith("bunker ");
+    // The one version, package.json's, reaches the compiled binary and its shim side alike.
+    expect(v.stdout).toStartWith(`bunker ${pkg.version}\n`);
+    const shimV = await runIn(["containerd-shim-bunker-v1", "-v"], env);
+    expect(shimV.stdout).toContain(`Version:  ${pkg.version}\n`);
     expect(v.stdout).toContain(`bun ${Bun.version}`);
     expect(v.stdout).toMatch(/^runc version /m);
   });

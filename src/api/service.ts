@@ -12,9 +12,10 @@ import { validateIdentifier } from "../identifiers.ts";
 import type { ServiceImpl } from "../ttrpc/index.ts";
 import type { TaskManager } from "../runtime/manager.ts";
 import { execProcess, type OciSpec } from "../runtime/spec.ts";
-import { DEFAULT_RUNTIME } from "./args.ts";
+import { VERSION } from "../version.ts";
 
-export const VERSION = "0.1.0";
+/** The runtime of a CreateRequest that names none: bunker's own shim. */
+export const DEFAULT_RUNTIME = "io.containerd.bunker.v1";
 /** containerd's typeurl name for an OCI process (its value is JSON). */
 export const PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const STATE_TIMEOUT_MS = 2_000;

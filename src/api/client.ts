@@ -1,5 +1,5 @@
-// How the CLI reaches the task manager: a daemon listening on --address, or, when none is, the
-// same bunker.v1 service run in-process (embedded) against the same state directories.
+// How a client (the CLI, the executor) reaches the task manager: a daemon listening on an address,
+// or, when none is, the same bunker.v1 service run in-process against the same state directories.
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { Bunker } from "../gen/bunker/v1/api_pb.ts";
@@ -7,8 +7,7 @@ import { Exchange } from "../runtime/events.ts";
 import { TaskManager } from "../runtime/manager.ts";
 import { sys } from "../sys/index.ts";
 import { type CallContext, type CallOptions, type Client, dial, type Handler, type ServiceClient } from "../ttrpc/index.ts";
-import type { GlobalOptions } from "./args.ts";
-import { bunkerService } from "./service.ts";
+import { bunkerService, type ServiceOptions } from "./service.ts";
 
 export type Api = ServiceClient<typeof Bunker>;
 
@@ -40,6 +39,19 @@ export function localClient(impl: Record<string, Handler<DescMessage, DescMessag
   return out as Api;
 }
 
+/** The bunker.v1 API of a manager in this process, through the very handlers the daemon serves. */
+export function managerApi(manager: TaskManager, o: ServiceOptions): Api {
+  return localClient(bunkerService(manager, o) as Record<string, Handler<DescMessage, DescMessage> | undefined>);
+}
+
+/** Where the manager keeps its state, and the daemon's socket (GlobalOptions of the CLI has these). */
+export interface ConnectOptions {
+  address: string;
+  root: string;
+  state: string;
+  debug: boolean;
+}
+
 async function tryDial(address: string): Promise<Client | undefined> {
   try {
     return await dial(address, { connectTimeoutMs: 2_000 });
@@ -48,10 +60,10 @@ async function tryDial(address: string): Promise<Client | undefined> {
   }
 }
 
-/** The daemon if one listens on --address; otherwise the embedded manager (or nothing with daemonOnly). */
-export async function connect(g: GlobalOptions, logger: Logger, opts: { daemonOnly: true }): Promise<Connection | undefined>;
-export async function connect(g: GlobalOptions, logger: Logger, opts?: { daemonOnly?: false }): Promise<Connection>;
-export async function connect(g: GlobalOptions, logger: Logger, opts: { daemonOnly?: boolean } = {}): Promise<Connection | undefined> {
+/** The daemon if one listens on `address`; otherwise the embedded manager (or nothing with daemonOnly). */
+export async function connect(g: ConnectOptions, logger: Logger, opts: { daemonOnly: true }): Promise<Connection | undefined>;
+export async function connect(g: ConnectOptions, logger: Logger, opts?: { daemonOnly?: false }): Promise<Connection>;
+export async function connect(g: ConnectOptions, logger: Logger, opts: { daemonOnly?: boolean } = {}): Promise<Connection | undefined> {
   const client = await tryDial(g.address);
   if (client) {
     logger.debug({ address: g.address }, "using the bunker daemon");
@@ -74,6 +86,5 @@ export async function connect(g: GlobalOptions, logger: Logger, opts: { daemonOn
     },
     { load: false },
   );
-  const impl = bunkerService(manager, { embedded: true }) as Record<string, Handler<DescMessage, DescMessage> | undefined>;
-  return { api: localClient(impl), embedded: true, close: () => manager.close() };
+  return { api: managerApi(manager, { embedded: true }), embedded: true, close: () => manager.close() };
 }
