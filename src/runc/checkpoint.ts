@@ -2,7 +2,7 @@
 // init.go checkpoint): the image goes to the request's path, CRIU's work files and log to a work
 // dir, and the container keeps running unless the options say exit. A CRIU failure is answered
 // with CRIU's own last log lines, so the caller sees why (e.g. a kernel CRIU does not know).
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { errorMessage, InvalidArgumentError } from "../errdefs.ts";
 import { CheckpointOptionsSchema } from "../gen/containerd/runc/v1/options_pb.ts";
@@ -38,13 +38,44 @@ export function checkpointPlan(req: CheckpointTaskRequest, bundle: string): Chec
 export async function checkpoint(runc: Runc, id: string, plan: CheckpointPlan): Promise<void> {
   mkdirSync(plan.imagePath, { recursive: true, mode: 0o700 });
   mkdirSync(plan.workPath, { recursive: true, mode: 0o700 });
+  const since = Date.now();
   try {
     await runc.run("checkpoint", [...plan.args, id]);
   } catch (err) {
-    const log = join(plan.workPath, "dump.log");
-    if (!existsSync(log)) throw err;
-    const tail = readFileSync(log, "utf8").split("\n").filter((l) => l.includes("Error")).slice(-3).join("; ");
-    if (tail) (err as Error).message = `${errorMessage(err)} (criu: ${tail})`;
-    throw err;
+    throw withCriuLog(err, join(plan.workPath, "dump.log"), since);
   }
+}
+
+/** A coarse file clock may stamp a log written just now slightly before Date.now() said. */
+const CLOCK_SLACK_MS = 100;
+const CRIU_LOG_READ_MAX = 256 * 1024;
+
+/**
+ * CRIU's last error lines from its log ("vdso: Unexpected rt vDSO area bounds"), without the
+ * timestamps; "" when there is none, or when the log predates `since` (an earlier run's, left in a
+ * shared work dir).
+ */
+export function criuLogTail(logPath: string, since = 0): string {
+  let text: string;
+  try {
+    const st = statSync(logPath);
+    if (st.mtimeMs < since - CLOCK_SLACK_MS) return "";
+    text = readFileSync(logPath, "utf8");
+  } catch {
+    return "";
+  }
+  return text
+    .slice(-CRIU_LOG_READ_MAX)
+    .split("\n")
+    .filter((l) => l.includes("Error"))
+    .slice(-3)
+    .map((l) => l.replace(/^\(\s*[\d.]+\)\s*/, "").trim())
+    .join("; ");
+}
+
+/** Appends CRIU's reason to a failed runc command's error (the same error object, code kept). */
+export function withCriuLog(err: unknown, logPath: string, since = 0): unknown {
+  const tail = criuLogTail(logPath, since);
+  if (tail && err instanceof Error) err.message = `${errorMessage(err)} (criu: ${tail})`;
+  return err;
 }

@@ -3,7 +3,7 @@
 // fail is confined to this object: an error here fails this container's RPC, nothing else.
 import { mkdirSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, NotImplementedError, errorMessage } from "../errdefs.ts";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage } from "../errdefs.ts";
 import type { CreateTaskRequest, ExecProcessRequest } from "../gen/containerd/task/v2/shim_pb.ts";
 import { validateIdentifier } from "../identifiers.ts";
 import type { Logger } from "../shim/logger.ts";
@@ -16,6 +16,7 @@ import { mountAll } from "./mount.ts";
 import { runcConfig, writeOptions } from "./options.ts";
 import { optionsFromAny } from "./options-any.ts";
 import { ProcessState, type ExitInfo } from "./process.ts";
+import { restore, restorePlan, type RestorePlan, startRestoreArgs } from "./restore.ts";
 import { isRuncError, Runc } from "./runc.ts";
 
 export const INIT_PID_FILE = "init.pid";
@@ -77,6 +78,10 @@ export class Container {
   private rootfs = "";
   /** Start and the exit report go through this chain: TaskExit never overtakes TaskStart. */
   private order: Promise<unknown> = Promise.resolve();
+  /** Set by a Create with `checkpoint`: Start runs `runc restore` instead of `runc start`. */
+  private restorePlan: RestorePlan | undefined;
+  private restoreFailed = false;
+  private noPivot = false;
 
   private constructor(
     readonly request: CreateTaskRequest,
@@ -97,8 +102,7 @@ export class Container {
   static async create(req: CreateTaskRequest, deps: ContainerDeps): Promise<Container> {
     validateIdentifier(req.id, "container id");
     if (!isAbsolute(req.bundle)) throw new InvalidArgumentError(`bundle path ${JSON.stringify(req.bundle)} must be absolute`);
-    // runc restore is not wired: CRIU 3.17 cannot even start on this kernel (see checkpoint.ts)
-    if (req.checkpoint) throw new NotImplementedError("restore from checkpoint is not supported by this shim yet");
+    const plan = req.checkpoint ? restorePlan(req) : undefined;
     const options = optionsFromAny(req.options);
     const c = new Container(req, new Runc(runcConfig(options, req.bundle, deps.namespace)), deps);
     writeOptions(req.bundle, options);
@@ -114,6 +118,12 @@ export class Container {
         namespace: deps.namespace,
       });
       c.io = io;
+      if (plan) {
+        // go: createCheckpointedState; nothing runs before Start, and the pid is 0 until then
+        c.restorePlan = plan;
+        c.noPivot = options.noPivotRoot;
+        return c;
+      }
       const { io: stdio, consoleSocket } = io.runcOptions();
       const pidFile = join(req.bundle, INIT_PID_FILE);
       const t0 = performance.now();
@@ -137,7 +147,7 @@ export class Container {
       return c;
     } catch (err) {
       c.io?.close();
-      if (c.pid === 0) await c.runc.delete(req.id, { force: true }).catch(() => undefined);
+      if (c.pid === 0 && !plan) await c.runc.delete(req.id, { force: true }).catch(() => undefined);
       if (c.rootfs) c.unmountRootfs();
       throw err;
     }
@@ -154,16 +164,55 @@ export class Container {
   /** `runc start`; `started` runs in the same turn, so the TaskStart it sends precedes any TaskExit. */
   async start(started: (pid: number) => void): Promise<number> {
     this.state.check("start");
+    if (this.restoreFailed) throw new FailedPreconditionError("restore from the checkpoint failed: delete the task");
     const run = this.order.then(async () => {
       const t0 = performance.now();
-      await this.runc.start(this.id);
-      this.deps.log.debug({ id: this.id, ms: Math.round(performance.now() - t0) }, "runc start");
+      const plan = this.restorePlan;
+      if (plan) await this.restore(plan);
+      else await this.runc.start(this.id);
+      this.deps.log.debug({ id: this.id, ms: Math.round(performance.now() - t0) }, plan ? "runc restore" : "runc start");
       this.state.apply("start");
       started(this.pid);
     });
     this.order = run.catch(() => undefined);
     await run;
     return this.pid;
+  }
+
+  /** Created from a checkpoint and not started yet: its Start runs `runc restore`. */
+  get restoring(): boolean {
+    return this.restorePlan !== undefined;
+  }
+
+  /**
+   * `runc restore --detach` (go: createdCheckpointState.Start): the process comes back running on
+   * the stdio Create opened. On failure nothing is left but this task's record, for Delete.
+   */
+  private async restore(plan: RestorePlan): Promise<void> {
+    const io = this.io;
+    if (!io) throw new FailedPreconditionError("restore without stdio");
+    const { io: stdio, consoleSocket } = io.runcOptions();
+    const pidFile = join(this.bundle, INIT_PID_FILE);
+    const args = startRestoreArgs(this.id, this.bundle, plan, { pidFile, noPivot: this.noPivot, consoleSocket });
+    try {
+      await io.launch(() => restore(this.runc, plan, args, stdio));
+      this.pid = readPidFile(pidFile);
+    } catch (err) {
+      this.restoreFailed = true;
+      this.pid = 0;
+      // runc destroys a container whose restore failed; make sure, then free the rootfs
+      await this.runc.delete(this.id, { force: true }).catch(() => undefined);
+      if (this.rootfs) this.unmountRootfs();
+      this.rootfs = "";
+      throw err;
+    }
+    try {
+      this.cgroup = cgroupOfPid(this.pid);
+    } catch (err) {
+      this.deps.log.warn({ id: this.id, err: errorMessage(err) }, "no cgroup for the restored process: no stats or OOM events");
+    }
+    this.restorePlan = undefined;
+    this.deps.monitor.watch(this.pid, (exit) => this.exited(exit));
   }
 
   /** Called by the monitor: waits for the output to drain, then records and reports the exit. */
@@ -210,6 +259,7 @@ export class Container {
   /** Exec: a new process in the created state; `runc exec` runs at its Start. */
   addExec(req: ExecProcessRequest): ExecProcess {
     this.state.check("exec");
+    if (this.restorePlan || this.restoreFailed) throw new FailedPreconditionError("cannot exec in a created state");
     if (this.execs.has(req.execId)) throw new AlreadyExistsError(`id ${req.execId}: already exists`);
     const e = new ExecProcess(req, {
       containerId: this.id,
@@ -260,7 +310,7 @@ export class Container {
     } else {
       await this.runcDelete(); // a created process: runc kills it
       // the monitor reports that kill in a moment
-      if (!this.state.exited) await Promise.race([this.state.wait(), Bun.sleep(1000)]);
+      if (!this.state.exited && this.pid !== 0) await Promise.race([this.state.wait(), Bun.sleep(1000)]);
     }
     this.deps.monitor.unwatch(this.pid);
     this.io?.close();

@@ -305,6 +305,11 @@ export class Runc {
     return this.spawnWithIO("create", Runc.createArgs(id, bundle, opts), opts.io);
   }
 
+  /** `runc restore` with `args` from restore.ts (restoreArgs); stdio as for create. */
+  restore(args: string[], io?: ProcessIO): Promise<ProcessPipes> {
+    return this.spawnWithIO("restore", args, io);
+  }
+
   async start(id: string): Promise<void> {
     await this.run("start", ["start", id]);
   }

@@ -1,7 +1,8 @@
 // The runc task service (containerd.task.v2.Task) for many containers in one shim process
 // (containerd runtime/v2/runc/task/service.go). Events go out in containerd's order: TaskCreate,
 // TaskStart, TaskExit, TaskDelete; an exec's TaskExecAdded, TaskExecStarted, then its TaskExit.
-// Checkpoint runs `runc checkpoint`; restore (Create with `checkpoint`) answers Unimplemented.
+// Checkpoint runs `runc checkpoint`. Create with `checkpoint` prepares a restore (pid 0, as
+// containerd's shim answers) and its Start runs `runc restore` (see restore.ts).
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import {
@@ -169,7 +170,9 @@ export class RuncTaskService implements TaskService {
           );
           return { pid };
         }
+        const restoring = c.restoring;
         const pid = await c.start((p) => publisher.publish("/tasks/start", TaskStartSchema, { containerId: c.id, pid: p }));
+        if (restoring) this.watchOom(c); // its cgroup is known only now
         return { pid };
       },
 

@@ -2,8 +2,12 @@
 // Shutdown. Container lifecycles against real runc and containerd are in tests/integration/shim*.
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
-import { InvalidArgumentError, NotFoundError, NotImplementedError, ResourceExhaustedError, UnavailableError } from "../../src/errdefs.ts";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, UnavailableError } from "../../src/errdefs.ts";
 import { CreateTaskRequestSchema } from "../../src/gen/containerd/task/v2/shim_pb.ts";
+import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { MAX_RESERVATIONS, RuncTaskService } from "../../src/runc/service.ts";
 import { Lifecycle } from "../../src/shim/lifecycle.ts";
 import { silentLogger } from "../../src/shim/logger.ts";
@@ -48,14 +52,14 @@ describe("runc task service without containers", () => {
     await expect(Promise.resolve().then(() => impl.wait!({ id: "nope", execId: "" } as never, call))).rejects.toThrow(NotFoundError);
   });
 
-  test("checkpoint, exec, stats, exec state of unknown containers are NotFound; restore is Unimplemented", async () => {
+  test("checkpoint, exec, stats, exec state of unknown containers are NotFound; restore from no directory is InvalidArgument", async () => {
     const { impl } = service();
     await expect(Promise.resolve().then(() => impl.checkpoint!({ id: "x", path: "/tmp/cp" } as never, call))).rejects.toThrow(NotFoundError);
     expect(() => impl.exec!({ id: "x", execId: "e1" } as never, call)).toThrow(NotFoundError);
     expect(() => impl.stats!({ id: "x" } as never, call)).toThrow(NotFoundError);
     expect(() => impl.state!({ id: "x", execId: "e1" } as never, call)).toThrow(NotFoundError);
-    const restore = create(CreateTaskRequestSchema, { id: "r1", bundle: "/tmp/b", checkpoint: "/tmp/cp" });
-    await expect(Promise.resolve().then(() => impl.create!(restore, call))).rejects.toThrow(NotImplementedError);
+    const restore = create(CreateTaskRequestSchema, { id: "r1", bundle: "/tmp/b", checkpoint: "/nonexistent/cp" });
+    await expect(Promise.resolve().then(() => impl.create!(restore, call))).rejects.toThrow(InvalidArgumentError);
   });
 
   test("a bad Create fails alone: nothing published, nothing left counted", async () => {
@@ -94,5 +98,27 @@ describe("runc task service without containers", () => {
     expect(impl.connect!({ id: "c0" } as never, call)).toEqual({ shimPid: process.pid, taskPid: 0 });
     expect(lifecycle.reserved).toBe(MAX_RESERVATIONS);
     lifecycle.stop();
+  });
+
+  test("a restoring Create runs nothing yet (go: createCheckpointedState): pid 0, TaskCreate, created; exec and checkpoint refused", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bunker-svc-restore-"));
+    try {
+      mkdirSync(join(dir, "cp"));
+      mkdirSync(join(dir, "bundle"));
+      const { impl, svc, published } = service();
+      const req = create(CreateTaskRequestSchema, { id: "r1", bundle: join(dir, "bundle"), checkpoint: join(dir, "cp") });
+      expect(await impl.create!(req, call)).toEqual({ pid: 0 });
+      expect(published).toEqual(["/tasks/create"]);
+      expect(svc.containerCount()).toBe(1);
+      const state = (await impl.state!({ id: "r1", execId: "" } as never, call)) as { pid: number; status: number };
+      expect({ pid: state.pid, status: state.status }).toEqual({ pid: 0, status: Status.CREATED });
+      expect(() => impl.exec!({ id: "r1", execId: "e1" } as never, call)).toThrow(new FailedPreconditionError("cannot exec in a created state"));
+      await expect(Promise.resolve().then(() => impl.checkpoint!({ id: "r1", path: join(dir, "cp2") } as never, call))).rejects.toThrow(
+        "cannot checkpoint a task in created state",
+      );
+      expect(published).toEqual(["/tasks/create"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
