@@ -11,12 +11,14 @@ import type { Mount } from "../gen/containerd/types/mount_pb.ts";
 import { validateIdentifier } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
-import { type Exchange, type ExitInfo, publishDeadShimExit } from "./events.ts";
+import { type Exchange, type ExitInfo, publishDeadShimExit, Topics, unpackEvent } from "./events.ts";
+import { TaskDeleteSchema } from "../gen/containerd/events/task_pb.ts";
 import {
   LOAD_TIMEOUT_MS,
   readAddress,
   readMeta,
   readShimBinary,
+  removeStaleSocket,
   SHIM_BINARY_FILE,
   ShimConnection,
   ShimLog,
@@ -78,8 +80,34 @@ export class TaskManager {
   static async create(o: ManagerOptions, { load = true }: { load?: boolean } = {}): Promise<TaskManager> {
     for (const d of [o.root, o.state]) mkdirSync(d, { recursive: true, mode: 0o711 });
     const m = new TaskManager(o);
+    m.unsubscribe = o.events.subscribe({ topics: [Topics.TaskDelete] }, (env) => void m.onShimDelete(env.namespace, env.event));
     if (load) await m.loadExistingTasks();
     return m;
+  }
+
+  private unsubscribe = (): void => undefined;
+  private readonly deleting = new Set<string>();
+
+  /**
+   * A Delete a previous bunker left in flight completes in the shim after we reloaded its task:
+   * the shim's TaskDelete is then our only news of it. Drop the task once the shim disowns it.
+   */
+  private async onShimDelete(namespace: string, event: Any): Promise<void> {
+    const id = unpackEvent(event, TaskDeleteSchema)?.containerId ?? "";
+    const key = taskKey(namespace, id);
+    if (!this.tasks.has(namespace, id) || this.deleting.has(key) || this.cleaning.has(key)) return;
+    const t = this.tasks.get(namespace, id);
+    try {
+      await t.state("", LOAD_TIMEOUT_MS);
+      return;
+    } catch (err) {
+      if (!isNotFound(err) || !this.tasks.has(namespace, id) || this.tasks.get(namespace, id) !== t || this.deleting.has(key)) return;
+    }
+    this.log.info({ namespace, id }, "task deleted by its shim while bunker was away");
+    this.tasks.delete(namespace, id);
+    await t.shutdown();
+    t.release();
+    this.tryDeleteBundle(t.bundle);
   }
 
   /** Tasks whose shim could not be reached by a load without cleanup, with the reason. */
@@ -238,6 +266,12 @@ export class TaskManager {
 
   private async doCleanup(bundle: Bundle, binary: string | undefined, publish: boolean): Promise<ExitInfo> {
     let exit: ExitInfo = { pid: 0, exitStatus: 255, exitedAt: new Date() };
+    let address: string | undefined;
+    try {
+      address = readAddress(bundle);
+    } catch {
+      // no shim ever answered for this bundle
+    }
     if (binary) {
       try {
         exit = await shimDelete(this.command(bundle, binary));
@@ -247,6 +281,9 @@ export class TaskManager {
     }
     if (publish) publishDeadShimExit(this.o.events, bundle.namespace, bundle.id, exit);
     this.tryDeleteBundle(bundle);
+    // containerd-shim-runc-v2 killed with SIGKILL leaves its socket, and its delete action does
+    // not remove it: do so when nothing listens there any more.
+    if (address) await removeStaleSocket(address);
     return exit;
   }
 
@@ -271,9 +308,11 @@ export class TaskManager {
   async deleteTask(namespace: string, id: string): Promise<ExitInfo> {
     const t = this.tasks.get(namespace, id);
     let r;
+    this.deleting.add(taskKey(namespace, id));
     try {
       r = await t.deleteProcess();
     } catch (err) {
+      this.deleting.delete(taskKey(namespace, id));
       if (!(err instanceof UnavailableError) && !t.conn.closed) throw err;
       // The shim is gone: the dead-shim path reports the exit and removes the bundle.
       this.tasks.delete(namespace, id);
@@ -282,6 +321,7 @@ export class TaskManager {
     }
     // Unlist before the shim goes away, so its disconnect is not taken for a crash.
     this.tasks.delete(namespace, id);
+    this.deleting.delete(taskKey(namespace, id));
     await t.shutdown();
     t.release();
     deleteBundle(t.bundle, this.o.sys);
@@ -290,6 +330,7 @@ export class TaskManager {
 
   /** Closes every shim connection without touching the shims (they keep running). */
   close(): void {
+    this.unsubscribe();
     for (const conn of this.conns.values()) {
       for (const t of [...conn.tasks]) {
         this.tasks.delete(t.namespace, t.id);
@@ -343,7 +384,10 @@ export class TaskManager {
       shimLog = entries.includes("log") ? new ShimLog(bundle, this.log) : undefined;
       const task = new ShimTask(bundle, conn, binary ?? "", meta, shimLog);
       try {
-        await task.connect(this.o.loadTimeoutMs ?? LOAD_TIMEOUT_MS);
+        const { taskPid } = await task.connect(this.o.loadTimeoutMs ?? LOAD_TIMEOUT_MS);
+        // A grouped shim answers Connect for any id (it may be about to be created there): a task
+        // it deleted while we were down (pid 0, State NotFound) must not come back as a ghost.
+        if (taskPid === 0) await task.state("", this.o.loadTimeoutMs ?? LOAD_TIMEOUT_MS);
       } catch (err) {
         task.release();
         throw err;

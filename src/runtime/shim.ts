@@ -1,7 +1,7 @@
 // A connection to a running shim and the tasks it serves (containerd runtime/v2 shim.go). A shim
 // that groups containers serves several tasks on one socket, so connections are shared by address
 // and the disconnect hook sees every task that went down with it.
-import { closeSync, constants, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, constants, lstatSync, openSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { errorMessage, NotFoundError } from "../errdefs.ts";
@@ -253,5 +253,21 @@ export function readShimBinary(bundle: Bundle): string | undefined {
     return readFileSync(join(bundle.path, SHIM_BINARY_FILE), "utf8").trim() || undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Unlinks a unix:// shim socket nobody accepts on (a live shim's socket is left alone). */
+export async function removeStaleSocket(address: string): Promise<void> {
+  const path = address.startsWith("unix://") ? address.slice("unix://".length) : address;
+  try {
+    if (!lstatSync(path).isSocket()) return;
+    const client = await dial(path, { connectTimeoutMs: 500 }).catch(() => undefined);
+    if (client) {
+      client.close();
+      return;
+    }
+    unlinkSync(path);
+  } catch {
+    // already gone
   }
 }
