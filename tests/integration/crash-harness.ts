@@ -3,7 +3,7 @@
 // /usr/sbin/runc but first sleeps on one action for chosen container ids (to hold a task "during
 // start" or "during delete" long enough to kill something), and the leak checks every test ends
 // with: runc state, bundle and work dirs, mounts, shim sockets, zombies, container processes.
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Bunker, type TaskInfo } from "../../src/gen/bunker/v1/api_pb.ts";
@@ -62,6 +62,7 @@ exec /usr/sbin/runc "$@"
   }
 
   slow(action: "create" | "start" | "delete", id: string, seconds: number): void {
+    rmSync(join(this.dir, `in-${action}-${id}`), { force: true });
     writeFileSync(join(this.dir, `slow-${action}-${id}`), String(seconds));
   }
 
