@@ -1,10 +1,7 @@
 // Command-line parsing for `bunker`, in the style of ctr/nerdctl: global flags, then a command,
 // its flags, then positionals; flags stop at the first positional so a container's command keeps
 // its own flags (`bunker run --rootfs r id /bin/ls -l`).
-import { DEFAULT_RUNTIME } from "../api/service.ts";
 import { InvalidArgumentError } from "../errdefs.ts";
-
-export { DEFAULT_RUNTIME };
 
 export interface GlobalOptions {
   root: string;
@@ -12,6 +9,8 @@ export interface GlobalOptions {
   address: string;
   namespace: string;
   debug: boolean;
+  /** A runtime config (TOML, [runtimes.<name>] sections) that `run --runtime NAME` looks NAME up in. */
+  runtimeConfig?: string;
 }
 
 export const DEFAULT_GLOBALS: GlobalOptions = {
@@ -26,9 +25,12 @@ export interface RunOptions {
   rm: boolean;
   detach: boolean;
   tty: boolean;
-  runtime: string;
+  /** A runtime name (of the runtime config, or bunker/runc), a runtime type, or a shim's absolute path. */
+  runtime?: string;
   env: string[];
   labels: Record<string, string>;
+  /** OCI spec annotations; the shim's start reads its group from them (e.g. io.kubernetes.cri.sandbox-id). */
+  annotations: Record<string, string>;
   log?: string;
   cwd?: string;
   rootfs: string;
@@ -128,6 +130,7 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { names: ["--address", "-a"], key: "address", kind: "string" },
   { names: ["--namespace", "-n"], key: "namespace", kind: "string" },
   { names: ["--debug"], key: "debug", kind: "bool" },
+  { names: ["--runtime-config"], key: "runtimeConfig", kind: "string" },
   { names: ["--help", "-h"], key: "help", kind: "bool" },
 ];
 
@@ -152,6 +155,16 @@ function parseLabels(items: string[]): Record<string, string> {
   return labels;
 }
 
+function parseAnnotations(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new InvalidArgumentError(`--annotation ${JSON.stringify(item)} must be key=value`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
 function checkEnv(items: string[]): string[] {
   for (const e of items) if (e.indexOf("=") <= 0) throw new InvalidArgumentError(`--env ${JSON.stringify(e)} must be KEY=VALUE`);
   return items;
@@ -166,6 +179,8 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     namespace: str(g.values, "namespace") ?? env.BUNKER_NAMESPACE ?? DEFAULT_GLOBALS.namespace,
     debug: bool(g.values, "debug"),
   };
+  const runtimeConfig = str(g.values, "runtimeConfig") ?? env.BUNKER_RUNTIME_CONFIG;
+  if (runtimeConfig !== undefined && runtimeConfig !== "") globals.runtimeConfig = runtimeConfig;
   const [name, ...tail] = g.rest;
   if (name === undefined || bool(g.values, "help")) return { globals, command: { name: "help", topic: name } };
   const ctx = `bunker ${name}`;
@@ -178,6 +193,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         { names: ["--runtime"], key: "runtime", kind: "string" },
         { names: ["-e", "--env"], key: "env", kind: "list" },
         { names: ["-l", "--label"], key: "label", kind: "list" },
+        { names: ["--annotation"], key: "annotation", kind: "list" },
         { names: ["--log"], key: "log", kind: "string" },
         { names: ["--cwd", "-w"], key: "cwd", kind: "string" },
         { names: ["--rootfs"], key: "rootfs", kind: "string" },
@@ -191,13 +207,15 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         rm: bool(f.values, "rm"),
         detach: bool(f.values, "detach"),
         tty: bool(f.values, "tty"),
-        runtime: str(f.values, "runtime") ?? DEFAULT_RUNTIME,
         env: checkEnv(list(f.values, "env")),
         labels: parseLabels(list(f.values, "label")),
+        annotations: parseAnnotations(list(f.values, "annotation")),
         rootfs,
         id,
         args,
       };
+      const runtime = str(f.values, "runtime");
+      if (runtime !== undefined) opts.runtime = runtime;
       const log = str(f.values, "log");
       if (log !== undefined) opts.log = log;
       const cwd = str(f.values, "cwd");
@@ -274,11 +292,15 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
   }
 }
 
-export const USAGE = `usage: bunker [--root DIR] [--state DIR] [--address SOCK] [--namespace NS] [--debug] COMMAND
+export const USAGE = `usage: bunker [--root DIR] [--state DIR] [--address SOCK] [--namespace NS] [--runtime-config FILE] [--debug] COMMAND
 
 commands:
-  run [--rm] [-d] [-t] [--runtime NAME] [--env K=V]... [--label k=v]... [--log FILE] [--cwd DIR] --rootfs DIR ID CMD [ARG...]
-  ps [-q]                        list tasks
+  run [--rm] [-d] [-t] [--runtime NAME] [--env K=V]... [--label k=v]... [--annotation k=v]... [--log FILE] [--cwd DIR] --rootfs DIR ID CMD [ARG...]
+                                 NAME: a [runtimes.NAME] of --runtime-config (default: its default runtime),
+                                 bunker, runc, a runtime type (io.containerd.runc.v2) or a shim's absolute path;
+                                 annotations go into the OCI spec: io.kubernetes.cri.sandbox-id or
+                                 io.containerd.runc.v2.group equal means one shim for those containers
+  ps [-q]                        list tasks (with their labels)
   exec [-t] [-d] [--exec-id ID] [--env K=V]... ID CMD [ARG...]
   kill [-s SIGNAL] [-a] ID       signal a task (default TERM)
   rm [-f] ID...                  delete stopped tasks (-f kills them first)
@@ -291,4 +313,5 @@ commands:
   daemon                         serve the bunker API on --address
 
 Without a daemon listening on --address, commands run the task manager in-process.
+Environment: BUNKER_ROOT, BUNKER_STATE, BUNKER_ADDRESS, BUNKER_NAMESPACE, BUNKER_RUNTIME_CONFIG.
 `;

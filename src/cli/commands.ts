@@ -4,6 +4,9 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
+import { loadRuntimeConfig } from "../cri/config.ts";
+import { resolveRuntime } from "../executor/request.ts";
+import type { TaskInfo } from "../gen/bunker/v1/api_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { validateIdentifier } from "../identifiers.ts";
 import { generateSpec } from "../runtime/spec.ts";
@@ -48,13 +51,24 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
   const rootfs = resolve(o.rootfs);
   if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);
   if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
-  const spec = generateSpec({ namespace: g.namespace, id: o.id, args: o.args, env: o.env, terminal: o.tty, ...(o.cwd ? { cwd: o.cwd } : {}) });
+  // Resolved before anything is made: an unknown runtime name or a bad options table creates nothing.
+  const runtime = resolveRuntime(o.runtime, g.runtimeConfig === undefined ? undefined : await loadRuntimeConfig(g.runtimeConfig));
+  const spec = generateSpec({
+    namespace: g.namespace,
+    id: o.id,
+    args: o.args,
+    env: o.env,
+    terminal: o.tty,
+    annotations: o.annotations,
+    ...(o.cwd ? { cwd: o.cwd } : {}),
+  });
   const io = o.detach ? undefined : fifos(o.tty);
   const ref = { namespace: g.namespace, id: o.id };
   try {
     await api.create({
       ...ref,
-      runtime: o.runtime,
+      runtime: runtime.runtime,
+      ...(runtime.options ? { runtimeOptions: runtime.options } : {}),
       rootfs,
       spec: encoder.encode(JSON.stringify(spec)),
       stdout: io?.stdout ?? "",
@@ -146,19 +160,32 @@ const STATUS_NAMES: Record<number, string> = {
   [Status.PAUSING]: "PAUSING",
 };
 
+/** `a=1,b=2`, sorted by key, as docker ps shows labels. */
+export function formatLabels(labels: Readonly<Record<string, string>>): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(",");
+}
+
+/** The lines of `bunker ps`: aligned columns, labels last (they are the widest and often empty). */
+export function psLines(tasks: readonly TaskInfo[]): string[] {
+  const rows = [["ID", "PID", "STATUS", "EXIT", "RUNTIME", "LABELS"]];
+  for (const t of tasks) {
+    const exit = t.status === Status.STOPPED ? String(t.exitStatus) : "";
+    rows.push([t.id, t.pid ? String(t.pid) : "-", STATUS_NAMES[t.status] ?? String(t.status), exit, t.runtime, formatLabels(t.labels)]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ").trimEnd());
+}
+
 export async function ps(api: Api, g: GlobalOptions, quiet: boolean): Promise<number> {
   const { tasks } = await api.list({ namespace: g.namespace });
   if (quiet) {
     for (const t of tasks) out(t.id);
     return 0;
   }
-  const rows = [["ID", "PID", "STATUS", "EXIT", "RUNTIME"]];
-  for (const t of tasks) {
-    const exit = t.status === Status.STOPPED ? String(t.exitStatus) : "";
-    rows.push([t.id, t.pid ? String(t.pid) : "-", STATUS_NAMES[t.status] ?? String(t.status), exit, t.runtime]);
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) out(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ").trimEnd());
+  for (const line of psLines(tasks)) out(line);
   return 0;
 }
 

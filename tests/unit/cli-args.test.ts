@@ -1,15 +1,36 @@
+import { create } from "@bufbuild/protobuf";
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_GLOBALS, DEFAULT_RUNTIME, parseArgs, parseSignal } from "../../src/cli/args.ts";
+import { DEFAULT_GLOBALS, parseArgs, parseSignal } from "../../src/cli/args.ts";
+import { formatLabels, psLines } from "../../src/cli/commands.ts";
 import { InvalidArgumentError } from "../../src/errdefs.ts";
+import { TaskInfoSchema } from "../../src/gen/bunker/v1/api_pb.ts";
+import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 
 describe("parseArgs", () => {
   test("run keeps the container command's own flags", () => {
     const p = parseArgs(["run", "--rm", "--env", "A=1", "-e", "B=2", "--label", "k=v", "--rootfs", "/r", "c1", "/bin/ls", "-l", "--rm"]);
     expect(p.globals).toEqual(DEFAULT_GLOBALS);
+    // No --runtime: the runtime config's default, or bunker's own shim without a config.
     expect(p.command).toEqual({
       name: "run",
-      opts: { rm: true, detach: false, tty: false, runtime: DEFAULT_RUNTIME, env: ["A=1", "B=2"], labels: { k: "v" }, rootfs: "/r", id: "c1", args: ["/bin/ls", "-l", "--rm"] },
+      opts: { rm: true, detach: false, tty: false, env: ["A=1", "B=2"], labels: { k: "v" }, annotations: {}, rootfs: "/r", id: "c1", args: ["/bin/ls", "-l", "--rm"] },
     });
+  });
+
+  test("labels and annotations: repeated, last wins, values may hold '='", () => {
+    const p = parseArgs([
+      "run", "-l", "a=1", "--label", "flag", "--label=a=2", "--annotation", "io.kubernetes.cri.sandbox-id=pod1", "--annotation=x=y=z", "--rootfs", "/r", "c", "sh",
+    ]);
+    expect(p.command.name === "run" && p.command.opts).toMatchObject({
+      labels: { a: "2", flag: "" },
+      annotations: { "io.kubernetes.cri.sandbox-id": "pod1", x: "y=z" },
+    });
+  });
+
+  test("--runtime-config: flag, then BUNKER_RUNTIME_CONFIG", () => {
+    expect(parseArgs(["--runtime-config", "/etc/r.toml", "ps"], { BUNKER_RUNTIME_CONFIG: "/e.toml" }).globals.runtimeConfig).toBe("/etc/r.toml");
+    expect(parseArgs(["ps"], { BUNKER_RUNTIME_CONFIG: "/e.toml" }).globals.runtimeConfig).toBe("/e.toml");
+    expect(parseArgs(["ps"], {}).globals.runtimeConfig).toBeUndefined();
   });
 
   test("global flags, --flag=value and environment defaults", () => {
@@ -37,6 +58,9 @@ describe("parseArgs", () => {
     [["run", "--rm", "-d", "--rootfs", "/r", "c", "sh"], /cannot be combined/],
     [["run", "--log", "/l", "--rootfs", "/r", "c", "sh"], /--detach/],
     [["run", "--env", "NOEQ", "--rootfs", "/r", "c", "sh"], /KEY=VALUE/],
+    [["run", "--annotation", "noeq", "--rootfs", "/r", "c", "sh"], /--annotation "noeq" must be key=value/],
+    [["run", "--annotation", "=v", "--rootfs", "/r", "c", "sh"], /must be key=value/],
+    [["run", "--label", "=v", "--rootfs", "/r", "c", "sh"], /must be key=value/],
     [["run", "--bogus", "--rootfs", "/r", "c", "sh"], /unknown flag --bogus/],
     [["run", "--rootfs"], /needs a value/],
     [["kill", "-s", "NOPE", "c"], /invalid signal/],
@@ -55,4 +79,18 @@ test("parseSignal", () => {
   expect(parseSignal("SIGUSR1")).toBe(10);
   expect(() => parseSignal("0")).toThrow(InvalidArgumentError);
   expect(() => parseSignal("65")).toThrow(InvalidArgumentError);
+});
+
+test("ps lines: labels sorted as k=v,... in the last column; none leaves no trailing space", () => {
+  const tasks = [
+    create(TaskInfoSchema, { id: "web", pid: 42, status: Status.RUNNING, runtime: "io.containerd.bunker.v1", labels: { tier: "front", app: "shop" } }),
+    create(TaskInfoSchema, { id: "job", status: Status.STOPPED, exitStatus: 3, runtime: "io.containerd.runc.v2" }),
+  ];
+  expect(psLines(tasks)).toEqual([
+    "ID    PID   STATUS    EXIT   RUNTIME                   LABELS",
+    "web   42    RUNNING          io.containerd.bunker.v1   app=shop,tier=front",
+    "job   -     STOPPED   3      io.containerd.runc.v2",
+  ]);
+  expect(formatLabels({})).toBe("");
+  expect(formatLabels({ b: "", a: "x=y" })).toBe("a=x=y,b=");
 });
