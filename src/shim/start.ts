@@ -5,7 +5,7 @@
 // `ctr run` at once) are serialized by a lock file next to the socket, so exactly one serve
 // process is spawned; the others find it live and reuse it.
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
-import { DeadlineExceededError, UnavailableError, UnknownError } from "../errdefs.ts";
+import { DeadlineExceededError, ResourceExhaustedError, UnavailableError, UnknownError } from "../errdefs.ts";
 import { oneshot } from "./oneshot.ts";
 import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "./address.ts";
 import { serveArgs } from "./flags.ts";
@@ -85,14 +85,22 @@ export function connectRequest(id: string): Uint8Array {
   return bytes.length === 0 ? new Uint8Array(0) : new Uint8Array([0x0a, bytes.length, ...bytes]);
 }
 
-/** Reserves `id` on a live shim (Connect); false if it is not there or is going away. */
-async function reserve(address: string, id: string, namespace: string): Promise<boolean> {
-  try {
-    await oneshot({ address, service: "containerd.task.v2.Task", method: "Connect", payload: connectRequest(id), namespace, timeoutMs: 5000 });
-    return true;
-  } catch (err) {
-    if (err instanceof UnavailableError || err instanceof DeadlineExceededError) return false;
-    throw err;
+/**
+ * Reserves `id` on a live shim (Connect); false if it is not there or is going away. A shim with
+ * too many reservations pending (a burst of creates in one group) answers ResourceExhausted: wait
+ * for their Creates to arrive rather than fail this container.
+ */
+async function reserve(address: string, id: string, namespace: string, busyTimeoutMs = 60_000): Promise<boolean> {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    try {
+      await oneshot({ address, service: "containerd.task.v2.Task", method: "Connect", payload: connectRequest(id), namespace, timeoutMs: 5000 });
+      return true;
+    } catch (err) {
+      if (err instanceof UnavailableError || err instanceof DeadlineExceededError) return false;
+      if (!(err instanceof ResourceExhaustedError) || Date.now() > deadline) throw err;
+    }
+    await Bun.sleep(delay);
   }
 }
 
