@@ -296,8 +296,8 @@ export const USAGE = `usage: bunker [--root DIR] [--state DIR] [--address SOCK] 
 
 commands:
   run [--rm] [-d] [-t] [--runtime NAME] [--env K=V]... [--label k=v]... [--annotation k=v]... [--log FILE] [--cwd DIR] --rootfs DIR ID CMD [ARG...]
-                                 NAME: a [runtimes.NAME] of --runtime-config (default: its default runtime),
-                                 bunker, runc, a runtime type (io.containerd.runc.v2) or a shim's absolute path;
+                                 NAME: with --runtime-config, one of its [runtimes.NAME] (default: its default
+                                 runtime); else bunker, runc, a runtime type (io.containerd.runc.v2) or a shim's path;
                                  annotations go into the OCI spec: io.kubernetes.cri.sandbox-id or
                                  io.containerd.runc.v2.group equal means one shim for those containers
   ps [-q]                        list tasks (with their labels)

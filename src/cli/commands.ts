@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
-import { loadRuntimeConfig } from "../cri/config.ts";
+import { applyShimGroup, loadRuntimeConfig } from "../cri/config.ts";
 import { resolveRuntime } from "../executor/request.ts";
 import type { TaskInfo } from "../gen/bunker/v1/api_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
@@ -52,14 +52,15 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
   if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);
   if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
   // Resolved before anything is made: an unknown runtime name or a bad options table creates nothing.
-  const runtime = resolveRuntime(o.runtime, g.runtimeConfig === undefined ? undefined : await loadRuntimeConfig(g.runtimeConfig));
+  const config = g.runtimeConfig === undefined ? undefined : await loadRuntimeConfig(g.runtimeConfig);
+  const runtime = resolveRuntime(o.runtime, config);
   const spec = generateSpec({
     namespace: g.namespace,
     id: o.id,
     args: o.args,
     env: o.env,
     terminal: o.tty,
-    annotations: o.annotations,
+    annotations: applyShimGroup(config, o.annotations),
     ...(o.cwd ? { cwd: o.cwd } : {}),
   });
   const io = o.detach ? undefined : fifos(o.tty);

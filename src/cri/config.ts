@@ -202,6 +202,19 @@ export async function loadRuntimeConfig(path: string): Promise<RuntimeConfig> {
   return parseRuntimeConfig(await file.text(), path);
 }
 
+/** The annotations a shim's start reads its group from (bunker's own, runc's, the CRI sandbox id). */
+export const GROUP_ANNOTATIONS: readonly string[] = ["io.containerd.bunker.v1.group", "io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"];
+
+/**
+ * The config's shim_group as a spec's annotations: with "container", a spec that names no group gets
+ * bunker's group annotation set to "container" (one shim each; runc's shim does that anyway). With
+ * "namespace", bunker's shim default, or when the spec names a group, the annotations are unchanged.
+ */
+export function applyShimGroup(config: RuntimeConfig | undefined, annotations: Readonly<Record<string, string>>): Record<string, string> {
+  if (config?.shimGroup !== "container" || GROUP_ANNOTATIONS.some((k) => (annotations[k] ?? "") !== "")) return { ...annotations };
+  return { ...annotations, [GROUP_ANNOTATIONS[0]!]: "container" };
+}
+
 /** The named runtime, or the default one; NotFound names the runtimes there are. */
 export function getRuntime(config: RuntimeConfig, name?: string): RuntimeEntry {
   const wanted = name === undefined || name === "" ? config.defaultRuntimeName : name;

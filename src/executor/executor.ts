@@ -17,7 +17,10 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Api, type Backend, DaemonBackend, managerBackend } from "./backend.ts";
 import { isTrackedInitExit, nextCursor, type Tracked } from "./exits.ts";
 import { Attachment, fifoPaths, makeFifos } from "./io.ts";
-import { type PreparedSpec, parseSignal, prepareSpec, type ResolvedRuntime, resolveRuntime } from "./request.ts";
+import { type PreparedSpec, parseSignal, prepareSpec, type ResolvedRuntime, resolveRuntime, withShimGroup } from "./request.ts";
+
+/** The runtime to create with, and the config it came from (its shim_group shapes the spec). */
+type RuntimeChoice = ResolvedRuntime & { config: RuntimeConfig | undefined };
 import { type Output, type OutputTarget, toOutput } from "./streams.ts";
 
 /** Called once per exit of a container this executor created or restored, after it was deleted. */
@@ -64,7 +67,7 @@ export class Executor {
   private readonly exiting = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private readonly events: Promise<void>;
-  private resolved: Promise<ResolvedRuntime> | undefined;
+  private resolved: Promise<RuntimeChoice> | undefined;
 
   constructor(private readonly o: ExecutorOptions) {
     this.namespace = validateIdentifier(o.namespace, "namespace");
@@ -73,7 +76,7 @@ export class Executor {
       if (dir !== undefined && !isAbsolute(dir)) throw new InvalidArgumentError(`${name} must be an absolute path, got ${JSON.stringify(dir)}`);
     }
     if (typeof o.exitHandler?.handleExitEvent !== "function") throw new InvalidArgumentError("exitHandler.handleExitEvent is required");
-    if (typeof o.runtimeConfig !== "string") this.resolved = Promise.resolve(resolveRuntime(o.runtime, o.runtimeConfig));
+    if (typeof o.runtimeConfig !== "string") this.resolved = Promise.resolve({ ...resolveRuntime(o.runtime, o.runtimeConfig), config: o.runtimeConfig });
     this.fifoRoot = o.stateDir ?? o.rootDir;
     this.log = (o.logger ?? pino({ level: "warn" }, pino.destination({ fd: 2, sync: true }))).child({ executor: this.namespace });
     this.backend = o.manager ? managerBackend(o.manager) : new DaemonBackend(o.address!);
@@ -91,8 +94,9 @@ export class Executor {
     let entry: Entry;
     try {
       validateIdentifier(id, "container id");
-      const prepared = prepareSpec(spec);
+      const unshaped = prepareSpec(spec);
       const runtime = await this.runtime();
+      const prepared = withShimGroup(unshaped, runtime.config);
       try {
         entry = await this.createTask(id, prepared, runtime, out, errOut);
       } catch (err) {
@@ -177,10 +181,10 @@ export class Executor {
     this.backend.close();
   }
 
-  private runtime(): Promise<ResolvedRuntime> {
+  private runtime(): Promise<RuntimeChoice> {
     this.resolved ??= (async () => {
       const config = typeof this.o.runtimeConfig === "string" ? await loadRuntimeConfig(this.o.runtimeConfig) : this.o.runtimeConfig;
-      return resolveRuntime(this.o.runtime, config);
+      return { ...resolveRuntime(this.o.runtime, config), config };
     })().catch((err: unknown) => {
       this.resolved = undefined; // a fixed config file is read again next time
       throw err;

@@ -5,7 +5,15 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { type Any, AnySchema } from "@bufbuild/protobuf/wkt";
 import { constants } from "node:os";
 import { isAbsolute } from "node:path";
-import { defaultRuntimeConfig, generateRuntimeOptions, getRuntime, marshalRuntimeOptions, RUNTIME_BUNKER_V1, type RuntimeConfig } from "../cri/config.ts";
+import {
+  applyShimGroup,
+  defaultRuntimeConfig,
+  generateRuntimeOptions,
+  getRuntime,
+  marshalRuntimeOptions,
+  RUNTIME_BUNKER_V1,
+  type RuntimeConfig,
+} from "../cri/config.ts";
 import { InvalidArgumentError, errorMessage } from "../errdefs.ts";
 import { binaryName } from "../runtime/binary.ts";
 
@@ -43,6 +51,15 @@ export function prepareSpec(spec: unknown): PreparedSpec {
   const rootfs = root.path;
   root.path = "rootfs";
   return { rootfs, json: new TextEncoder().encode(JSON.stringify(copy)), terminal: process.terminal === true };
+}
+
+/** The prepared spec with the config's shim_group applied to its annotations (see applyShimGroup). */
+export function withShimGroup(prepared: PreparedSpec, config: RuntimeConfig | undefined): PreparedSpec {
+  if (config?.shimGroup !== "container") return prepared;
+  const spec = JSON.parse(new TextDecoder().decode(prepared.json)) as { annotations?: unknown };
+  const current = typeof spec.annotations === "object" && spec.annotations !== null && !Array.isArray(spec.annotations) ? (spec.annotations as Record<string, string>) : {};
+  spec.annotations = applyShimGroup(config, current);
+  return { ...prepared, json: new TextEncoder().encode(JSON.stringify(spec)) };
 }
 
 export interface ResolvedRuntime {

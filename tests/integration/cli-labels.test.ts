@@ -113,5 +113,33 @@ for (const runtime of runtimes()) {
       expect(bad.stderr).toBe(`bunker: runtime "nope" is not configured (have bunker, runc, mine, other)\n`);
       expect(env.leftovers()).toEqual([]);
     }, 90_000);
+
+    test('shim_group = "container" in the runtime config: one shim per container where the shim would share', async () => {
+      const config = join(env.dir, "grouped.toml");
+      writeFileSync(config, `shim_group = "container"\n\n[runtimes.t]\nruntime_type = "${runtime}"\n`);
+      const T = ["--runtime", "t"];
+      const address = (id: string): string => readFileSync(join(env.state, env.namespace, id, "address"), "utf8").trim();
+      const ids = ["sg1", "sg2", "sg3", "sg4"];
+      try {
+        for (const id of ["sg1", "sg2"]) {
+          expect(await env.run(["--runtime-config", config, "run", "-d", ...T, "--rootfs", env.rootfs, id, ...sleeper])).toMatchObject({ code: 0, stderr: "" });
+        }
+        // sg3 names its group itself: the config's default does not override it
+        expect(
+          await env.run(["--runtime-config", config, "run", "-d", ...T, "--annotation", "io.kubernetes.cri.sandbox-id=p1", "--rootfs", env.rootfs, "sg3", ...sleeper]),
+        ).toMatchObject({ code: 0, stderr: "" });
+        expect(await env.run(["run", "-d", ...R, "--annotation", "io.kubernetes.cri.sandbox-id=p1", "--rootfs", env.rootfs, "sg4", ...sleeper])).toMatchObject({ code: 0, stderr: "" });
+        const spec = (id: string): unknown => JSON.parse(readFileSync(join(env.state, env.namespace, id, "config.json"), "utf8")).annotations;
+        expect(spec("sg1")).toEqual({ "io.containerd.bunker.v1.group": "container" });
+        expect(spec("sg3")).toEqual({ "io.kubernetes.cri.sandbox-id": "p1" });
+        expect(address("sg1")).not.toBe(address("sg2"));
+        expect(address("sg3")).toBe(address("sg4"));
+        expect(new Set(ids.map(address)).size).toBe(3);
+      } finally {
+        await env.run(["rm", "-f", ...ids]);
+      }
+      expect((await env.run(["ps", "-q"])).stdout).toBe("");
+      expect(env.leftovers()).toEqual([]);
+    }, 90_000);
   });
 }

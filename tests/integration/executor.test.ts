@@ -2,7 +2,7 @@
 // backend (a `bunker daemon`, and the embedded task manager in this process). Each test owns its
 // dirs, its backend and its containers (see executor-harness.ts).
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AlreadyExistsError, NotFoundError } from "../../src/errdefs.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
@@ -110,6 +110,27 @@ for (const runtime of [BUNKER_RUNTIME, RUNC_RUNTIME]) {
         expect(exits).toEqual(["sig1", "sig2"]);
         await expect(ex.isRunning("sig1")).rejects.toThrow(NotFoundError);
         await expect(ex.signal("sig1", 9)).rejects.toThrow(NotFoundError);
+      }, T);
+
+      test("pod annotations in the spec group containers: one shim per sandbox id", async () => {
+        const exits: string[] = [];
+        const ex = h.executor(exits);
+        const pods: [string, string][] = [["pa1", "pod-a"], ["pa2", "pod-a"], ["pb1", "pod-b"]];
+        for (const [id, pod] of pods) {
+          const spec = { ...h.spec(id, "echo up; sleep 1000"), annotations: { "io.kubernetes.cri.sandbox-id": pod } };
+          const out = collect();
+          await ex.create(id, spec, out.cb, null);
+          await until(() => out.text() === "up\n", 20_000, `${id} to start`);
+        }
+        const api = await h.api();
+        const { tasks } = await api.list({ namespace: h.namespace });
+        const address = new Map(tasks.map((t) => [t.id, readFileSync(join(t.bundle, "address"), "utf8").trim()]));
+        expect(address.get("pa1")).toBeString();
+        expect(address.get("pa2")).toBe(address.get("pa1")!);
+        expect(address.get("pb1")).not.toBe(address.get("pa1")!);
+        for (const [id] of pods) await ex.signal(id, 9);
+        await until(() => exits.length === 3, 20_000, "the three exits");
+        expect(exits.sort()).toEqual(["pa1", "pa2", "pb1"]);
       }, T);
 
       test(`restore after a ${kind === "daemon" ? "daemon killed with SIGKILL" : "restart of the embedding program"}: a running container reattaches, a dead one is deleted`, async () => {

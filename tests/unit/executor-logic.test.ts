@@ -4,9 +4,9 @@ import { describe, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import { InvalidArgumentError, NotFoundError } from "../../src/errdefs.ts";
 import { OptionsSchema } from "../../src/gen/containerd/runc/v1/options_pb.ts";
-import { parseRuntimeConfig } from "../../src/cri/config.ts";
+import { applyShimGroup, parseRuntimeConfig } from "../../src/cri/config.ts";
 import { isTrackedInitExit, nextCursor } from "../../src/executor/exits.ts";
-import { parseSignal, prepareSpec, resolveRuntime } from "../../src/executor/request.ts";
+import { parseSignal, prepareSpec, resolveRuntime, withShimGroup } from "../../src/executor/request.ts";
 
 const exit = (o: Partial<{ containerId: string; id: string; pid: number; exitedAt: Date }> = {}) => ({
   containerId: "c1",
@@ -120,5 +120,33 @@ describe("parseSignal", () => {
   });
   test("0, out of range and unknown names are refused", () => {
     for (const s of [0, -1, 65, 1.5, "SIGNOPE", "", "0"]) expect(() => parseSignal(s)).toThrow(InvalidArgumentError);
+  });
+});
+
+describe("shim_group of the runtime config -> the spec's annotations", () => {
+  const perContainer = parseRuntimeConfig('shim_group = "container"');
+  const perNamespace = parseRuntimeConfig('shim_group = "namespace"');
+  const BUNKER = "io.containerd.bunker.v1.group";
+
+  test.each([
+    ["no config", undefined, { a: "1" }, { a: "1" }],
+    ["namespace (bunker's shim default) adds nothing", perNamespace, { a: "1" }, { a: "1" }],
+    ["container, no group named: bunker's group annotation", perContainer, { a: "1" }, { a: "1", [BUNKER]: "container" }],
+    ["container, a CRI sandbox id wins", perContainer, { "io.kubernetes.cri.sandbox-id": "p" }, { "io.kubernetes.cri.sandbox-id": "p" }],
+    ["container, runc's group wins", perContainer, { "io.containerd.runc.v2.group": "g" }, { "io.containerd.runc.v2.group": "g" }],
+    ["container, an explicit bunker group wins", perContainer, { [BUNKER]: "namespace" }, { [BUNKER]: "namespace" }],
+    ["container, an empty sandbox id names no group", perContainer, { "io.kubernetes.cri.sandbox-id": "" }, { "io.kubernetes.cri.sandbox-id": "", [BUNKER]: "container" }],
+  ])("%s", (_, config, annotations, want) => {
+    const before = { ...annotations };
+    expect(applyShimGroup(config, annotations)).toEqual(want);
+    expect(annotations).toEqual(before);
+  });
+
+  test("withShimGroup rewrites the prepared spec only when it has to", () => {
+    const prepared = prepareSpec({ process: { args: ["sh"] }, root: { path: "/r" } });
+    expect(withShimGroup(prepared, perNamespace)).toBe(prepared);
+    const shaped = withShimGroup(prepared, perContainer);
+    expect(JSON.parse(new TextDecoder().decode(shaped.json))).toEqual({ process: { args: ["sh"] }, root: { path: "rootfs" }, annotations: { [BUNKER]: "container" } });
+    expect(shaped.rootfs).toBe("/r");
   });
 });
