@@ -4,7 +4,7 @@
 import { closeSync, constants, lstatSync, openSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { errorMessage, NotFoundError } from "../errdefs.ts";
+import { DeadlineExceededError, errorMessage, NotFoundError, UnavailableError } from "../errdefs.ts";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import type { Mount } from "../gen/containerd/types/mount_pb.ts";
 import { Task } from "../gen/containerd/task/v2/shim_pb.ts";
@@ -256,15 +256,25 @@ export function readShimBinary(bundle: Bundle): string | undefined {
   }
 }
 
-/** Unlinks a unix:// shim socket nobody accepts on (a live shim's socket is left alone). */
-export async function removeStaleSocket(address: string): Promise<void> {
+/**
+ * Unlinks a unix:// shim socket no shim serves any more (a live shim's socket is left alone). An
+ * accepted connection is not proof: a child of a killed Go shim (e.g. a runc still running) may
+ * hold its listening fd, so the kernel accepts but nobody answers. Any ttrpc answer is.
+ */
+export async function removeStaleSocket(address: string, timeoutMs = 2_000): Promise<void> {
   const path = address.startsWith("unix://") ? address.slice("unix://".length) : address;
   try {
     if (!lstatSync(path).isSocket()) return;
     const client = await dial(path, { connectTimeoutMs: 500 }).catch(() => undefined);
     if (client) {
-      client.close();
-      return;
+      try {
+        await client.service(Task).state({ id: "" }, { timeoutMs });
+        return;
+      } catch (err) {
+        if (!(err instanceof DeadlineExceededError || err instanceof UnavailableError)) return;
+      } finally {
+        client.close();
+      }
     }
     unlinkSync(path);
   } catch {
