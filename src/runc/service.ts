@@ -10,7 +10,6 @@ import {
   errorMessage,
   InvalidArgumentError,
   NotFoundError,
-  NotImplementedError,
   ResourceExhaustedError,
 } from "../errdefs.ts";
 import { ProcessDetailsSchema } from "../gen/containerd/runc/v1/options_pb.ts";
