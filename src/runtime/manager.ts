@@ -11,14 +11,14 @@ import type { Mount } from "../gen/containerd/types/mount_pb.ts";
 import { validateIdentifier } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
-import { type Exchange, type ExitInfo, publishDeadShimExit, Topics, unpackEvent } from "./events.ts";
+import { DeadShimCleanup } from "./cleanup.ts";
+import { type Exchange, type ExitInfo, Topics, unpackEvent } from "./events.ts";
 import { TaskDeleteSchema } from "../gen/containerd/events/task_pb.ts";
 import {
   LOAD_TIMEOUT_MS,
   readAddress,
   readMeta,
   readShimBinary,
-  removeStaleSocket,
   SHIM_BINARY_FILE,
   ShimConnection,
   ShimLog,
@@ -67,8 +67,16 @@ export class TaskManager {
   private readonly conns = new Map<string, ShimConnection>();
   private readonly log: Logger;
 
+  private readonly deadShims: DeadShimCleanup;
+
   private constructor(private readonly o: ManagerOptions) {
     this.log = o.logger;
+    this.deadShims = new DeadShimCleanup({
+      command: (bundle, binary) => this.command(bundle, binary),
+      events: o.events,
+      log: o.logger,
+      deleteBundle: (bundle) => this.tryDeleteBundle(bundle),
+    });
   }
 
   /**
@@ -95,7 +103,7 @@ export class TaskManager {
   private async onShimDelete(namespace: string, event: Any): Promise<void> {
     const id = unpackEvent(event, TaskDeleteSchema)?.containerId ?? "";
     const key = taskKey(namespace, id);
-    if (!this.tasks.has(namespace, id) || this.deleting.has(key) || this.cleaning.has(key)) return;
+    if (!this.tasks.has(namespace, id) || this.deleting.has(key) || this.deadShims.busy(namespace, id)) return;
     const t = this.tasks.get(namespace, id);
     try {
       await t.state("", LOAD_TIMEOUT_MS);
@@ -248,43 +256,9 @@ export class TaskManager {
     }
   }
 
-  /**
-   * containerd's cleanupAfterDeadShim: the binary's `delete`, then TaskExit (255 when delete
-   * failed) and TaskDelete. Bunker also removes the bundle, so a dead task leaves nothing behind.
-   */
+  /** containerd's cleanupAfterDeadShim (see cleanup.ts); bunker also removes the bundle. */
   private cleanupAfterDeadShim(bundle: Bundle, binary: string | undefined, publish: boolean): Promise<ExitInfo> {
-    // A disconnect and a failing Delete can both find the same dead shim: clean up once.
-    const key = taskKey(bundle.namespace, bundle.id);
-    const running = this.cleaning.get(key);
-    if (running) return running;
-    const p = this.doCleanup(bundle, binary, publish).finally(() => this.cleaning.delete(key));
-    this.cleaning.set(key, p);
-    return p;
-  }
-
-  private readonly cleaning = new Map<string, Promise<ExitInfo>>();
-
-  private async doCleanup(bundle: Bundle, binary: string | undefined, publish: boolean): Promise<ExitInfo> {
-    let exit: ExitInfo = { pid: 0, exitStatus: 255, exitedAt: new Date() };
-    let address: string | undefined;
-    try {
-      address = readAddress(bundle);
-    } catch {
-      // no shim ever answered for this bundle
-    }
-    if (binary) {
-      try {
-        exit = await shimDelete(this.command(bundle, binary));
-      } catch (err) {
-        this.log.warn({ id: bundle.id, namespace: bundle.namespace, err: errorMessage(err) }, "failed to clean up after dead shim");
-      }
-    }
-    if (publish) publishDeadShimExit(this.o.events, bundle.namespace, bundle.id, exit);
-    this.tryDeleteBundle(bundle);
-    // containerd-shim-runc-v2 killed with SIGKILL leaves its socket, and its delete action does
-    // not remove it: do so when nothing listens there any more.
-    if (address) await removeStaleSocket(address);
-    return exit;
+    return this.deadShims.run(bundle, binary, publish);
   }
 
   get(namespace: string, id: string): ShimTask {

@@ -1,0 +1,61 @@
+// containerd's cleanupAfterDeadShim, kept apart from the manager's task list: run the shim
+// binary's `delete`, report TaskExit (255 when delete failed) and TaskDelete, remove the bundle
+// and a socket nothing listens on any more. One cleanup per task at a time.
+import type { Logger } from "pino";
+import { errorMessage } from "../errdefs.ts";
+import type { Bundle } from "./bundle.ts";
+import { type Exchange, type ExitInfo, publishDeadShimExit } from "./events.ts";
+import { readAddress, removeStaleSocket, taskKey } from "./shim.ts";
+import { type ShimCommandConfig, shimDelete } from "./shimproc.ts";
+
+export interface DeadShimCleanupDeps {
+  command(bundle: Bundle, binary: string): ShimCommandConfig;
+  events: Exchange;
+  log: Logger;
+  /** Removes the bundle, logging (not throwing) a failure. */
+  deleteBundle(bundle: Bundle): void;
+}
+
+export class DeadShimCleanup {
+  private readonly running = new Map<string, Promise<ExitInfo>>();
+
+  constructor(private readonly d: DeadShimCleanupDeps) {}
+
+  /** Whether a cleanup of this task is in flight. */
+  busy(namespace: string, id: string): boolean {
+    return this.running.has(taskKey(namespace, id));
+  }
+
+  run(bundle: Bundle, binary: string | undefined, publish: boolean): Promise<ExitInfo> {
+    // A disconnect and a failing Delete can both find the same dead shim: clean up once.
+    const key = taskKey(bundle.namespace, bundle.id);
+    const inFlight = this.running.get(key);
+    if (inFlight) return inFlight;
+    const p = this.cleanup(bundle, binary, publish).finally(() => this.running.delete(key));
+    this.running.set(key, p);
+    return p;
+  }
+
+  private async cleanup(bundle: Bundle, binary: string | undefined, publish: boolean): Promise<ExitInfo> {
+    let exit: ExitInfo = { pid: 0, exitStatus: 255, exitedAt: new Date() };
+    let address: string | undefined;
+    try {
+      address = readAddress(bundle);
+    } catch {
+      // no shim ever answered for this bundle
+    }
+    if (binary) {
+      try {
+        exit = await shimDelete(this.d.command(bundle, binary));
+      } catch (err) {
+        this.d.log.warn({ id: bundle.id, namespace: bundle.namespace, err: errorMessage(err) }, "failed to clean up after dead shim");
+      }
+    }
+    if (publish) publishDeadShimExit(this.d.events, bundle.namespace, bundle.id, exit);
+    this.d.deleteBundle(bundle);
+    // containerd-shim-runc-v2 killed with SIGKILL leaves its socket, and its delete action does
+    // not remove it: do so when nothing listens there any more.
+    if (address) await removeStaleSocket(address);
+    return exit;
+  }
+}
