@@ -8,7 +8,6 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TaskCreateSchema, TaskDeleteSchema, TaskExitSchema, TaskStartSchema } from "../../src/gen/containerd/events/task_pb.ts";
-import { Events } from "../../src/gen/containerd/services/events/ttrpc/v1/events_pb.ts";
 import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { isMounted } from "../../src/runc/manager.ts";
@@ -16,6 +15,7 @@ import { sys } from "../../src/sys/index.ts";
 import { Server } from "../../src/ttrpc/server.ts";
 import { dial, listenUnix, type UnixListener } from "../../src/ttrpc/unix.ts";
 import { busyboxRootfs } from "../fixtures/rootfs.ts";
+import { type ForwardedEvent, recordForwardedEvents } from "../helpers/events.ts";
 import { describeWith } from "../helpers/require.ts";
 import { SHIM_BINARY, shimBinDir, waitFor } from "./shim-env.ts";
 
@@ -24,7 +24,7 @@ const NS = `bkd${process.pid}`;
 describeWith(["root", "bin:runc"], "bunker shim driven directly over ttrpc", () => {
   let dir: string;
   let bundle: string;
-  let events: { topic: string; typeUrl: string; value: Uint8Array }[];
+  let events: ForwardedEvent[];
   let server: Server;
   let listener: UnixListener;
   let shimPid = 0;
@@ -42,12 +42,7 @@ describeWith(["root", "bin:runc"], "bunker shim driven directly over ttrpc", () 
     writeFileSync(join(bundle, "config.json"), JSON.stringify(config));
     events = [];
     server = new Server();
-    server.register(Events, {
-      forward(req) {
-        const e = req.envelope!;
-        events.push({ topic: e.topic, typeUrl: e.event!.typeUrl, value: e.event!.value });
-      },
-    });
+    recordForwardedEvents(server, events);
     listener = await listenUnix(server, join(dir, "events.sock"));
   }, 120_000);
 

@@ -10,7 +10,6 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TaskCreateSchema } from "../../src/gen/containerd/events/task_pb.ts";
-import { Events } from "../../src/gen/containerd/services/events/ttrpc/v1/events_pb.ts";
 import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { type Cgroup, cgroupExists, cgroupFromPath } from "../../src/runc/cgroup.ts";
@@ -19,6 +18,7 @@ import { Server } from "../../src/ttrpc/server.ts";
 import type { Client, ServiceClient } from "../../src/ttrpc/client.ts";
 import { dial, listenUnix, type UnixListener } from "../../src/ttrpc/unix.ts";
 import { busyboxRootfs } from "../fixtures/rootfs.ts";
+import { type ForwardedEvent, recordForwardedEvents } from "../helpers/events.ts";
 import { describeWith } from "../helpers/require.ts";
 import { mountsUnder, SHIM_BINARY, shimBinDir, waitFor } from "./shim-env.ts";
 import { FifoLines } from "./shim2-restore-env.ts";
@@ -42,7 +42,7 @@ function criuCheck(): { works: boolean; reasons: string[] } {
 
 describeWith(["root", "bin:runc", "bin:criu"], "checkpoint and restore through the bunker shim", () => {
   let dir: string;
-  let events: { topic: string; typeUrl: string; value: Uint8Array }[];
+  let events: ForwardedEvent[];
   let server: Server;
   let listener: UnixListener;
   let client: Client;
@@ -90,12 +90,7 @@ describeWith(["root", "bin:runc", "bin:criu"], "checkpoint and restore through t
     rootfs = await busyboxRootfs();
     events = [];
     server = new Server();
-    server.register(Events, {
-      forward(req) {
-        const e = req.envelope!;
-        events.push({ topic: e.topic, typeUrl: e.event!.typeUrl, value: e.event!.value });
-      },
-    });
+    recordForwardedEvents(server, events);
     listener = await listenUnix(server, join(dir, "events.sock"));
     const first = makeBundle("cr1", COUNTER);
     const shim = join(await shimBinDir(), SHIM_BINARY);
@@ -219,6 +214,8 @@ describeWith(["root", "bin:runc", "bin:criu"], "checkpoint and restore through t
     expect((await task.state({ id: "rs1" })).status).toBe(Status.CREATED);
     await expect(task.start({ id: "rs1" })).rejects.toThrow("restore from the checkpoint failed: delete the task");
     await task.delete({ id: "rs1" });
+    // Events are forwarded after the answer: wait for TaskDelete before checking the whole sequence.
+    await waitFor("rs1's TaskDelete", () => topicsOf("rs1").includes("/tasks/delete"));
     expect(topicsOf("rs1")).toEqual(["/tasks/create", "/tasks/delete"]);
     const creates = events.filter((e) => e.topic === "/tasks/create").map((e) => fromBinary(TaskCreateSchema, e.value));
     expect(creates.find((c) => c.containerId === "rs1")).toMatchObject({ checkpoint: empty, pid: 0, bundle });
@@ -255,6 +252,8 @@ describeWith(["root", "bin:runc", "bin:criu"], "checkpoint and restore through t
     expect(mountsUnder(bundle)).toEqual([]);
     expect(cgroupExists(cgroupOf("rs2"))).toBe(false);
     await task.delete({ id: "rs2" });
+    // Events are forwarded after the answer: wait for TaskDelete before checking the whole sequence.
+    await waitFor("rs2's TaskDelete", () => topicsOf("rs2").includes("/tasks/delete"));
     expect(topicsOf("rs2")).toEqual(["/tasks/create", "/tasks/delete"]);
   }, 180_000);
 });
