@@ -17,20 +17,47 @@ export interface CheckpointPlan {
   exit: boolean;
 }
 
-/** The `runc checkpoint` arguments for a request (go-runc's CheckpointOpts order). */
+/** go-runc's CheckpointOpts: the CRIU options `runc checkpoint` and `runc restore` share. */
+export interface CriuOptions {
+  imagePath: string;
+  workPath?: string;
+  parentPath?: string;
+  openTcp?: boolean;
+  externalUnixSockets?: boolean;
+  terminal?: boolean;
+  pageServer?: string;
+  fileLocks?: boolean;
+  cgroupsMode?: string;
+  emptyNamespaces?: string[];
+  lazyPages?: boolean;
+}
+
+/** The flags for `o`, in go-runc's CheckpointOpts.args order. */
+export function criuArgs(o: CriuOptions): string[] {
+  const out: string[] = [];
+  if (o.imagePath) out.push("--image-path", o.imagePath);
+  if (o.workPath) out.push("--work-path", o.workPath);
+  if (o.parentPath) out.push("--parent-path", o.parentPath);
+  if (o.openTcp) out.push("--tcp-established");
+  if (o.externalUnixSockets) out.push("--ext-unix-sk");
+  if (o.terminal) out.push("--shell-job");
+  if (o.pageServer) out.push("--page-server", o.pageServer);
+  if (o.fileLocks) out.push("--file-locks");
+  if (o.cgroupsMode) out.push("--manage-cgroups-mode", o.cgroupsMode);
+  for (const ns of o.emptyNamespaces ?? []) out.push("--empty-ns", ns);
+  if (o.lazyPages) out.push("--lazy-pages");
+  return out;
+}
+
+/** The `runc checkpoint` arguments for a request (go-runc's Checkpoint: options, then actions). */
 export function checkpointPlan(req: CheckpointTaskRequest, bundle: string): CheckpointPlan {
   const o = req.options && anyIs(req.options, CheckpointOptionsSchema) ? unpackAny(req.options, CheckpointOptionsSchema) : undefined;
   const imagePath = o?.imagePath || req.path;
   if (!imagePath || !isAbsolute(imagePath)) throw new InvalidArgumentError(`checkpoint path ${JSON.stringify(imagePath)} must be absolute`);
   const workPath = o?.workPath || join(bundle, "criu-work");
-  const args = ["checkpoint", "--image-path", imagePath, "--work-path", workPath];
+  // CheckpointOptions names its fields as CriuOptions does; unset ones (false, "", []) add no flag
+  const args = ["checkpoint", ...criuArgs({ ...o, imagePath, workPath })];
   if (!o?.exit) args.push("--leave-running");
-  if (o?.openTcp) args.push("--tcp-established");
-  if (o?.externalUnixSockets) args.push("--ext-unix-sk");
-  if (o?.terminal) args.push("--shell-job");
-  if (o?.fileLocks) args.push("--file-locks");
-  for (const ns of o?.emptyNamespaces ?? []) args.push("--empty-ns", ns);
-  if (o?.cgroupsMode) args.push("--manage-cgroups-mode", o.cgroupsMode);
   return { imagePath, workPath, args, exit: o?.exit ?? false };
 }
 

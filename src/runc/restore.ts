@@ -3,13 +3,13 @@
 // rootfs and opens the stdio but runs nothing; Start runs `runc restore --detach`, which brings the
 // checkpointed process back already running, on the same stdio a create would have given it.
 // A CRIU failure is answered with the end of CRIU's restore.log, so the caller sees why.
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { InvalidArgumentError } from "../errdefs.ts";
 import { OptionsSchema } from "../gen/containerd/runc/v1/options_pb.ts";
 import type { CreateTaskRequest } from "../gen/containerd/task/v2/shim_pb.ts";
 import { anyIs, unpackAny } from "../ttrpc/any.ts";
-import { withCriuLog } from "./checkpoint.ts";
+import { criuArgs, type CriuOptions, withCriuLog } from "./checkpoint.ts";
 import type { ProcessIO, ProcessPipes, Runc } from "./runc.ts";
 
 /** What a restore reads and where CRIU works, fixed at Create. */
@@ -22,19 +22,8 @@ export interface RestorePlan {
   parentPath: string;
 }
 
-/** go-runc's RestoreOpts (CheckpointOpts embedded), the fields containerd's shim sets and a few more. */
-export interface RestoreArgs {
-  imagePath: string;
-  workPath?: string;
-  parentPath?: string;
-  openTcp?: boolean;
-  externalUnixSockets?: boolean;
-  terminal?: boolean;
-  pageServer?: string;
-  fileLocks?: boolean;
-  cgroupsMode?: string;
-  emptyNamespaces?: string[];
-  lazyPages?: boolean;
+/** go-runc's RestoreOpts (CheckpointOpts embedded). */
+export interface RestoreArgs extends CriuOptions {
   detach?: boolean;
   pidFile?: string;
   consoleSocket?: string;
@@ -65,18 +54,7 @@ function isDirectory(path: string): boolean {
 
 /** `runc restore` arguments in go-runc's order (Restore: CheckpointOpts.args, then RestoreOpts, --bundle, id). */
 export function restoreArgs(id: string, bundle: string, o: RestoreArgs): string[] {
-  const out = ["restore"];
-  if (o.imagePath) out.push("--image-path", o.imagePath);
-  if (o.workPath) out.push("--work-path", o.workPath);
-  if (o.parentPath) out.push("--parent-path", o.parentPath);
-  if (o.openTcp) out.push("--tcp-established");
-  if (o.externalUnixSockets) out.push("--ext-unix-sk");
-  if (o.terminal) out.push("--shell-job");
-  if (o.pageServer) out.push("--page-server", o.pageServer);
-  if (o.fileLocks) out.push("--file-locks");
-  if (o.cgroupsMode) out.push("--manage-cgroups-mode", o.cgroupsMode);
-  for (const ns of o.emptyNamespaces ?? []) out.push("--empty-ns", ns);
-  if (o.lazyPages) out.push("--lazy-pages");
+  const out = ["restore", ...criuArgs(o)];
   if (o.detach) out.push("--detach");
   if (o.pidFile) out.push("--pid-file", resolve(o.pidFile));
   if (o.consoleSocket) out.push("--console-socket", o.consoleSocket);
@@ -108,7 +86,7 @@ export function startRestoreArgs(
 
 /** Runs the restore; a failure carries the end of CRIU's restore log (when CRIU got that far). */
 export async function restore(runc: Runc, plan: RestorePlan, args: string[], io: ProcessIO): Promise<ProcessPipes> {
-  if (!existsSync(plan.workPath)) mkdirSync(plan.workPath, { recursive: true, mode: 0o700 });
+  mkdirSync(plan.workPath, { recursive: true, mode: 0o700 });
   const since = Date.now();
   try {
     return await runc.restore(args, io);

@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidArgumentError, UnknownError } from "../../src/errdefs.ts";
-import { OptionsSchema } from "../../src/gen/containerd/runc/v1/options_pb.ts";
-import { CreateTaskRequestSchema } from "../../src/gen/containerd/task/v2/shim_pb.ts";
-import { criuLogTail, withCriuLog } from "../../src/runc/checkpoint.ts";
+import { CheckpointOptionsSchema, OptionsSchema } from "../../src/gen/containerd/runc/v1/options_pb.ts";
+import { CheckpointTaskRequestSchema, CreateTaskRequestSchema } from "../../src/gen/containerd/task/v2/shim_pb.ts";
+import { checkpointPlan, criuLogTail, withCriuLog } from "../../src/runc/checkpoint.ts";
 import { restoreArgs, restorePlan, startRestoreArgs } from "../../src/runc/restore.ts";
 import { packAny } from "../../src/ttrpc/any.ts";
 
@@ -147,5 +147,48 @@ describe("CRIU's log in the error", () => {
     expect(out).toBe(err);
     expect(err).toBeInstanceOf(UnknownError);
     expect(err.message).toStartWith("runc restore failed: criu failed: type RESTORE errno 0 (criu: Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds;");
+  });
+});
+
+describe("checkpoint's command line shares restore's CRIU flags (go-runc CheckpointOpts.args, then actions)", () => {
+  test("every CheckpointOptions field", () => {
+    const options = packAny(CheckpointOptionsSchema, {
+      openTcp: true,
+      externalUnixSockets: true,
+      terminal: true,
+      fileLocks: true,
+      emptyNamespaces: ["network"],
+      cgroupsMode: "soft",
+      workPath: "/w",
+    });
+    const plan = checkpointPlan(create(CheckpointTaskRequestSchema, { id: "c1", path: "/cp", options }), "/b");
+    expect(plan).toEqual({
+      imagePath: "/cp",
+      workPath: "/w",
+      exit: false,
+      args: [
+        "checkpoint",
+        "--image-path", "/cp",
+        "--work-path", "/w",
+        "--tcp-established",
+        "--ext-unix-sk",
+        "--shell-job",
+        "--file-locks",
+        "--manage-cgroups-mode", "soft",
+        "--empty-ns", "network",
+        "--leave-running",
+      ],
+    });
+  });
+
+  test("no options: the request's path, the bundle's work dir, left running; exit stops it", () => {
+    expect(checkpointPlan(create(CheckpointTaskRequestSchema, { id: "c1", path: "/cp" }), "/b").args).toEqual([
+      "checkpoint", "--image-path", "/cp", "--work-path", "/b/criu-work", "--leave-running",
+    ]);
+    const exit = packAny(CheckpointOptionsSchema, { exit: true, imagePath: "/img" });
+    expect(checkpointPlan(create(CheckpointTaskRequestSchema, { id: "c1", path: "/cp", options: exit }), "/b")).toEqual({
+      imagePath: "/img", workPath: "/b/criu-work", exit: true, args: ["checkpoint", "--image-path", "/img", "--work-path", "/b/criu-work"],
+    });
+    expect(() => checkpointPlan(create(CheckpointTaskRequestSchema, { id: "c1", path: "rel" }), "/b")).toThrow(InvalidArgumentError);
   });
 });
