@@ -2,6 +2,7 @@
 // or, when none is, the same bunker.v1 service run in-process against the same state directories.
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
+import { NotImplementedError } from "../errdefs.ts";
 import { Bunker } from "../gen/bunker/v1/api_pb.ts";
 import { Exchange } from "../runtime/events.ts";
 import { TaskManager } from "../runtime/manager.ts";
@@ -23,7 +24,7 @@ export function localClient(impl: Record<string, Handler<DescMessage, DescMessag
   for (const m of Bunker.methods) {
     const h = impl[m.localName];
     out[m.localName] = async (req: MessageInitShape<DescMessage>, opts?: CallOptions) => {
-      if (!h) throw new Error(`bunker.v1.Bunker/${m.name} is not implemented`);
+      if (!h) throw new NotImplementedError(`bunker.v1.Bunker/${m.name} is not implemented`);
       const ctx: CallContext = {
         service: Bunker.typeName,
         method: m.name,
