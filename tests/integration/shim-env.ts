@@ -8,7 +8,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { join, resolve } from "node:path";
 import { socketAddress, socketPath } from "../../src/shim/address.ts";
 import { NAMESPACE_GROUP_KEY } from "../../src/shim/grouping.ts";
-import type { TestContainerd } from "../fixtures/containerd.ts";
+import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
+import { copyRootfs } from "../fixtures/rootfs.ts";
 import { allProcs, cmdline, killSame, type ProcInfo, procInfo, waitGone } from "../fixtures/procs.ts";
 
 export const RUNTIME = "io.containerd.bunker.v1";
@@ -104,4 +105,17 @@ export function mountsUnder(dir: string): string[] {
     .split("\n")
     .map((l) => l.split(" ")[4] ?? "")
     .filter((p) => p.startsWith(`${dir}/`));
+}
+
+/** A private containerd whose PATH finds our shim (exiting with its last container), and a rootfs. */
+export async function startEnv(): Promise<{ ctd: TestContainerd; rootfs: string }> {
+  const ctd = await startContainerd({ path: await shimPath(), env: { BUNKER_SHIM_LINGER_MS: "0" } });
+  const rootfs = await copyRootfs(join(ctd.dir, "rootfs"));
+  return { ctd, rootfs };
+}
+
+export async function stopEnv(ctd: TestContainerd | undefined): Promise<void> {
+  if (!ctd) return;
+  await endShims(ctd).catch(() => undefined);
+  await ctd.stop();
 }

@@ -4,11 +4,10 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
+import type { TestContainerd } from "../fixtures/containerd.ts";
 import { procInfo } from "../fixtures/procs.ts";
-import { copyRootfs } from "../fixtures/rootfs.ts";
 import { describeWith } from "../helpers/require.ts";
-import { alive, endShims, groupSocket, mountsUnder, RUNTIME, shimPath, shimServers, waitFor } from "./shim-env.ts";
+import { alive, groupSocket, mountsUnder, RUNTIME, shimServers, startEnv, stopEnv, waitFor } from "./shim-env.ts";
 
 const NS = `bkr${process.pid}`;
 
@@ -28,13 +27,11 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim acr
   const bundle = (id: string) => join(ctd.state, "io.containerd.runtime.v2.task", NS, id);
 
   beforeAll(async () => {
-    ctd = await startContainerd({ path: await shimPath(), env: { BUNKER_SHIM_LINGER_MS: "0" } });
-    rootfs = await copyRootfs(join(ctd.dir, "rootfs"));
+    ({ ctd, rootfs } = await startEnv());
   }, 120_000);
 
   afterAll(async () => {
-    await endShims(ctd).catch(() => undefined);
-    await ctd.stop();
+    await stopEnv(ctd);
   }, 120_000);
 
   test("a running task survives a containerd restart (kill -9 + start) and its later exit is seen", async () => {

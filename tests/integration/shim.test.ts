@@ -2,10 +2,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
-import { copyRootfs } from "../fixtures/rootfs.ts";
+import type { TestContainerd } from "../fixtures/containerd.ts";
 import { describeWith } from "../helpers/require.ts";
-import { endShims, groupSocket, mountsUnder, RUNTIME, SHIM_BINARY, shimBinDir, shimPath, shimServers, waitFor, zombieChildren } from "./shim-env.ts";
+import { groupSocket, mountsUnder, RUNTIME, SHIM_BINARY, shimBinDir, shimServers, startEnv, stopEnv, waitFor, zombieChildren } from "./shim-env.ts";
 
 const NS = `bk${process.pid}`;
 
@@ -20,13 +19,11 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim und
   };
 
   beforeAll(async () => {
-    ctd = await startContainerd({ path: await shimPath(), env: { BUNKER_SHIM_LINGER_MS: "0" } });
-    rootfs = await copyRootfs(join(ctd.dir, "rootfs"));
+    ({ ctd, rootfs } = await startEnv());
   }, 120_000);
 
   afterAll(async () => {
-    await endShims(ctd).catch(() => undefined);
-    await ctd.stop();
+    await stopEnv(ctd);
   }, 120_000);
 
   test("ctr run --rm prints stdout and stderr and returns the exit code", async () => {

@@ -1,9 +1,8 @@
 // Set-up shared by the shim part 2 suites: a test containerd with our shim on PATH, a busybox
 // rootfs, and a `ctr events` reader (started by us, ended by its pid) to check event order.
 import { join } from "node:path";
-import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
-import { copyRootfs } from "../fixtures/rootfs.ts";
-import { endShims, shimPath, waitFor } from "./shim-env.ts";
+import type { TestContainerd } from "../fixtures/containerd.ts";
+import { waitFor } from "./shim-env.ts";
 
 export interface EventLine {
   topic: string;
@@ -50,16 +49,4 @@ export class EventLog {
     await this.proc.exited;
     await this.done.catch(() => undefined);
   }
-}
-
-export async function startEnv(): Promise<{ ctd: TestContainerd; rootfs: string }> {
-  const ctd = await startContainerd({ path: await shimPath(), env: { BUNKER_SHIM_LINGER_MS: "0" } });
-  const rootfs = await copyRootfs(join(ctd.dir, "rootfs"));
-  return { ctd, rootfs };
-}
-
-export async function stopEnv(ctd: TestContainerd | undefined): Promise<void> {
-  if (!ctd) return;
-  await endShims(ctd).catch(() => undefined);
-  await ctd.stop();
 }

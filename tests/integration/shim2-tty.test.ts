@@ -5,8 +5,7 @@ import type { TestContainerd } from "../fixtures/containerd.ts";
 import { describeWith } from "../helpers/require.ts";
 import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { dial } from "../../src/ttrpc/unix.ts";
-import { groupSocket, RUNTIME, waitFor } from "./shim-env.ts";
-import { startEnv, stopEnv } from "./shim2-env.ts";
+import { groupSocket, RUNTIME, startEnv, stopEnv, waitFor } from "./shim-env.ts";
 
 const NS = `bkt${process.pid}`;
 

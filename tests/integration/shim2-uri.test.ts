@@ -5,8 +5,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestContainerd } from "../fixtures/containerd.ts";
 import { describeWith } from "../helpers/require.ts";
-import { RUNTIME, waitFor } from "./shim-env.ts";
-import { startEnv, stopEnv } from "./shim2-env.ts";
+import { RUNTIME, startEnv, stopEnv, waitFor } from "./shim-env.ts";
 
 const NS = `bku${process.pid}`;
 

@@ -8,8 +8,8 @@ import { cgroupOfPid, controllerPath } from "../../src/runc/cgroup.ts";
 import { dial } from "../../src/ttrpc/unix.ts";
 import type { TestContainerd } from "../fixtures/containerd.ts";
 import { describeWith } from "../helpers/require.ts";
-import { groupSocket, RUNTIME, waitFor } from "./shim-env.ts";
-import { EventLog, startEnv, stopEnv } from "./shim2-env.ts";
+import { groupSocket, RUNTIME, startEnv, stopEnv, waitFor } from "./shim-env.ts";
+import { EventLog } from "./shim2-env.ts";
 
 const NS = `bk2${process.pid}`;
 

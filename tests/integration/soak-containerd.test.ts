@@ -10,12 +10,11 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { socketAddress, socketPath } from "../../src/shim/address.ts";
-import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
-import { copyRootfs } from "../fixtures/rootfs.ts";
+import type { TestContainerd } from "../fixtures/containerd.ts";
 import { describeWith } from "../helpers/require.ts";
 import { until } from "./cli-harness.ts";
 import { fdCount, mountsUnder, rssKiB, runcList, zombiesOf } from "./crash-harness.ts";
-import { endShims, groupSocket, RUNTIME, shimPath, shimServers } from "./shim-env.ts";
+import { groupSocket, RUNTIME, shimServers, startEnv, stopEnv } from "./shim-env.ts";
 
 const N = Number(process.env.BUNKER_SOAK ?? "40");
 const PARALLEL = 4;
@@ -42,12 +41,10 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], `soak: ${N} life
     });
 
   beforeAll(async () => {
-    ctd = await startContainerd({ path: await shimPath(), env: { BUNKER_SHIM_LINGER_MS: "0" } });
-    rootfs = await copyRootfs(join(ctd.dir, "rootfs"));
+    ({ ctd, rootfs } = await startEnv());
   }, 120_000);
   afterAll(async () => {
-    await endShims(ctd).catch(() => undefined);
-    await ctd?.stop();
+    await stopEnv(ctd);
   }, 120_000);
 
   test(`${N} lifecycles: fds back to baseline, RSS bounded, nothing left`, async () => {
