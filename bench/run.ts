@@ -1,7 +1,7 @@
 // `bunker run` benchmark, side by side in one run (as root):
-//   1. lifecycle: wall time of `bunker run --rm --rootfs R id /bin/true` (embedded, and through a
-//      daemon) with each runtime, against raw `runc run` of the same spec and rootfs; interleaved
-//      runs, median, ratio to runc
+//   1. lifecycle: wall time of `bunker run --rm --rootfs R id /bin/true` (with no --runtime and no
+//      daemon: the foreground path; embedded and through a daemon with each shim runtime), against
+//      raw `runc run` of the same spec and rootfs; interleaved runs, median, ratio to runc
 //   2. reload: 100 detached tasks, kill -9 the daemon, start it again: time until it answers and
 //      lists all 100, and the manager's own load time (from its log)
 // Usage: bun bench/run.ts [runs=20] [tasks=100]. Prints a table and one JSON line.
@@ -36,7 +36,11 @@ async function lifecycle(env: BunkerEnv): Promise<Record<string, number>> {
   writeFileSync(join(bundle, "config.json"), JSON.stringify({ ...spec, root: { path: env.rootfs, readonly: false } }));
   const runcRoot = join(env.dir, "runc-root");
   const e = env.spawnEnv();
-  const cases: [string, (i: number) => string[]][] = [["runc run", (i) => ["runc", "--root", runcRoot, "run", "--bundle", bundle, `raw${i}`]]];
+  const cases: [string, (i: number) => string[]][] = [
+    ["runc run", (i) => ["runc", "--root", runcRoot, "run", "--bundle", bundle, `raw${i}`]],
+    // No --runtime and no daemon: the foreground path (runc run under the CLI, no shim).
+    ["bunker run (default, foreground)", (i) => [env.bunker, ...env.globals(), "run", "--rm", "--rootfs", env.rootfs, `f${i}`, "/bin/true"]],
+  ];
   for (const rt of runtimes()) {
     const short = rt === BUNKER_RUNTIME ? "bunker" : "runc.v2";
     cases.push([`bunker run (${short}, embedded)`, (i) => [env.bunker, ...env.globals(), "run", "--rm", "--runtime", rt, "--rootfs", env.rootfs, `e${short.replace(".", "")}${i}`, "/bin/true"]]);

@@ -2,7 +2,7 @@
 // the embedded CLI calls the very same handlers in-process, so both paths behave alike.
 import { create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, NotImplementedError, UnavailableError, errorMessage } from "../errdefs.ts";
 import { Bunker, type TaskInfo, TaskInfoSchema } from "../gen/bunker/v1/api_pb.ts";
@@ -12,6 +12,8 @@ import { validateIdentifier } from "../identifiers.ts";
 import type { ServiceImpl } from "../ttrpc/index.ts";
 import type { TaskManager } from "../runtime/manager.ts";
 import { execProcess, type OciSpec } from "../runtime/spec.ts";
+import { killForeground, type LiveForeground } from "../runtime/foreground.ts";
+import { readMeta } from "../runtime/meta.ts";
 import { VERSION } from "../version.ts";
 
 /** The runtime of a CreateRequest that names none: bunker's own shim. */
@@ -19,6 +21,8 @@ export const DEFAULT_RUNTIME = "io.containerd.bunker.v1";
 /** containerd's typeurl name for an OCI process (its value is JSON). */
 export const PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const STATE_TIMEOUT_MS = 2_000;
+/** How long rm -f waits for a foreground container's CLI to remove it after SIGKILL. */
+const FOREGROUND_GONE_MS = 10_000;
 
 export interface ServiceOptions {
   /** In-process use by the CLI: no event log, tasks loaded on demand. */
@@ -53,6 +57,27 @@ function checkSpec(spec: Uint8Array): void {
 
 function isRunning(s: Status): boolean {
   return s === Status.RUNNING || s === Status.PAUSED || s === Status.PAUSING;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** rm of a foreground container: only forced, and done by its own CLI once runc reports the kill. */
+async function removeForeground(fg: LiveForeground, force: boolean): Promise<{ pid: number; exitStatus: number }> {
+  if (!force) throw new FailedPreconditionError(`task ${fg.id} is running: stop it first, or use rm -f`);
+  await killForeground(fg.record, fg.id, 9, true);
+  const deadline = Date.now() + FOREGROUND_GONE_MS;
+  while (existsSync(fg.bundlePath)) {
+    if (Date.now() > deadline) throw new UnavailableError(`task ${fg.id} was killed but bunker pid ${fg.record.owner} has not removed it yet`);
+    await Bun.sleep(20);
+  }
+  return { pid: fg.pid, exitStatus: 137 };
 }
 
 export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<typeof Bunker> {
@@ -96,6 +121,8 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
     },
 
     async kill(req) {
+      const fg = req.execId === "" ? m.liveForeground(ns(req.namespace), req.id) : undefined;
+      if (fg) return void (await killForeground(fg.record, req.id, req.signal || 15, req.all));
       const t = await m.lookup(ns(req.namespace), req.id);
       await t.kill(req.signal || 15, req.all, req.execId);
     },
@@ -107,6 +134,8 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
         const r = await t.deleteProcess(req.execId);
         return { pid: r.pid, exitStatus: r.exitStatus, exitedAt: r.exitedAt };
       }
+      const fg = m.liveForeground(namespace, req.id);
+      if (fg) return await removeForeground(fg, req.force);
       let t;
       try {
         t = await m.lookup(namespace, req.id);
@@ -169,6 +198,12 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
           return info;
         }),
       );
+      for (const f of m.foreground(namespace)) {
+        if (req.id !== "" && f.id !== req.id) continue;
+        const meta = readMeta({ path: f.bundlePath });
+        const status = f.pid > 0 && alive(f.pid) ? Status.RUNNING : Status.CREATED;
+        infos.push(create(TaskInfoSchema, { namespace: f.namespace, id: f.id, runtime: meta?.runtime ?? "", bundle: f.bundlePath, status, pid: f.pid, labels: meta?.labels ?? {} }));
+      }
       for (const [, u] of m.unreachable) {
         if ((namespace && u.bundle.namespace !== namespace) || (req.id !== "" && u.bundle.id !== req.id)) continue;
         infos.push(create(TaskInfoSchema, { namespace: u.bundle.namespace, id: u.bundle.id, runtime: u.meta?.runtime ?? "", bundle: u.bundle.path, status: Status.UNKNOWN, labels: u.meta?.labels ?? {} }));

@@ -1,12 +1,12 @@
 // The CLI: parse, reach the manager (daemon or embedded), run one command, and turn any error
 // into one line on stderr with a non-zero exit (125 for run/exec, whose own codes are the
 // container's, as docker does).
+//
+// Every command loads only what it needs: pino and the protobuf descriptors each cost several
+// milliseconds at start-up, more than a foreground `bunker run --rm` takes in all.
 import { errorMessage } from "../errdefs.ts";
 import { parseArgs, USAGE, type Parsed } from "./args.ts";
-import { connect } from "../api/client.ts";
-import * as cmd from "./commands.ts";
-import { daemon } from "./daemon.ts";
-import { makeLogger } from "./log.ts";
+import { daemonListening, foregroundEligible, runForeground } from "./run-foreground.ts";
 
 export async function cli(argv: string[]): Promise<number> {
   let parsed: Parsed;
@@ -18,14 +18,22 @@ export async function cli(argv: string[]): Promise<number> {
   }
   const { globals: g, command: c } = parsed;
   const failCode = c.name === "run" || c.name === "exec" ? 125 : 1;
-  const logger = makeLogger({ debug: g.debug, daemon: c.name === "daemon" });
+  if (c.name === "help") {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let debugLog: ((err: unknown) => void) | undefined;
   try {
+    if (c.name === "run" && foregroundEligible(g, c.opts) && !(await daemonListening(g.address))) {
+      return await runForeground(g, c.opts);
+    }
+    const { makeLogger } = await import("./log.ts");
+    const logger = makeLogger({ debug: g.debug, daemon: c.name === "daemon" });
+    debugLog = (err) => logger.debug({ err }, "command failed");
+    const [{ connect }, cmd] = await Promise.all([import("../api/client.ts"), import("./commands.ts")]);
     switch (c.name) {
-      case "help":
-        process.stdout.write(USAGE);
-        return 0;
       case "daemon":
-        return await daemon(g, logger);
+        return await (await import("./daemon.ts")).daemon(g, logger);
       case "install": {
         const { install } = await import("./install.ts");
         for (const line of install(c)) process.stdout.write(line + "\n");
@@ -62,7 +70,7 @@ export async function cli(argv: string[]): Promise<number> {
       conn.close();
     }
   } catch (err) {
-    logger.debug({ err }, "command failed");
+    debugLog?.(err);
     process.stderr.write(`bunker: ${errorMessage(err).split("\n")[0]}\n`);
     return failCode;
   }

@@ -6,12 +6,13 @@ import { join } from "node:path";
 import { toBinary } from "@bufbuild/protobuf";
 import { type Any, AnySchema, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
-import { AlreadyExistsError, errorMessage, isNotFound, NotFoundError, UnavailableError } from "../errdefs.ts";
+import { AlreadyExistsError, errorMessage, FailedPreconditionError, isNotFound, NotFoundError, UnavailableError } from "../errdefs.ts";
 import type { Mount } from "../gen/containerd/types/mount_pb.ts";
 import { validateIdentifier } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
+import { type ForegroundRecord, foregroundRefusal, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, removeOrphan } from "./foreground.ts";
 import { type Exchange, type ExitInfo, Topics, unpackEvent } from "./events.ts";
 import { TaskDeleteSchema } from "../gen/containerd/events/task_pb.ts";
 import {
@@ -128,6 +129,8 @@ export class TaskManager {
     if (this.tasks.has(namespace, id)) return this.tasks.get(namespace, id);
     const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
     if (!exists(path)) throw new NotFoundError(`task ${namespace}/${id} not found`);
+    const fg = liveForeground(this.o.state, namespace, id);
+    if (fg) throw new FailedPreconditionError(foregroundRefusal(fg));
     await this.loadTask(namespace, id, false);
     if (this.tasks.has(namespace, id)) return this.tasks.get(namespace, id);
     const u = this.unreachable.get(taskKey(namespace, id));
@@ -145,11 +148,24 @@ export class TaskManager {
     );
   }
 
+  /** The containers `bunker run --rm` runs in the foreground of a live CLI (see foreground.ts). */
+  foreground(namespace?: string): LiveForeground[] {
+    return listLiveForeground(this.o.state, namespace ? [namespace] : listNamespaces(this.o.state), (ns, id) => this.tasks.has(ns, id));
+  }
+
+  liveForeground(namespace: string, id: string): LiveForeground | undefined {
+    validateIdentifier(namespace, "namespace");
+    validateIdentifier(id, "container id");
+    return this.tasks.has(namespace, id) ? undefined : liveForeground(this.o.state, namespace, id);
+  }
+
   /** Removes a task whose shim is gone: the binary's delete, exit events, bundle removal. */
   async cleanupDead(namespace: string, id: string): Promise<ExitInfo> {
     const bundle = loadBundle(this.o.state, namespace, id);
     if (!exists(bundle.path)) throw new NotFoundError(`task ${namespace}/${id} not found`);
     this.unreachable.delete(taskKey(namespace, id));
+    const fg = readForeground(bundle.path);
+    if (fg) return removeOrphan(fg, bundle.path, id);
     return this.cleanupAfterDeadShim(bundle, readShimBinary(bundle), true);
   }
 
@@ -349,6 +365,8 @@ export class TaskManager {
       if (cleanup) this.tryDeleteBundle(bundle);
       return;
     }
+    const fg = readForeground(bundle.path);
+    if (fg) return this.loadForeground(bundle, fg, cleanup);
     const binary = readShimBinary(bundle);
     const meta = readMeta(bundle) ?? { runtime: binary ?? "", labels: {}, created: "" };
     let shimLog: ShimLog | undefined;
@@ -379,6 +397,17 @@ export class TaskManager {
       // the restart must not lose it.
       await this.cleanupAfterDeadShim(bundle, binary, true);
     }
+  }
+
+  /** A foreground container's CLI lives: leave it be. It died: clean up (at start-up) or list it as unreachable. */
+  private async loadForeground(bundle: Bundle, fg: ForegroundRecord, cleanup: boolean): Promise<void> {
+    if (ownerAlive(fg)) return;
+    if (!cleanup) {
+      this.unreachable.set(taskKey(bundle.namespace, bundle.id), { bundle, meta: readMeta(bundle), error: `its foreground bunker (pid ${fg.owner}) is gone` });
+      return;
+    }
+    this.log.warn({ namespace: bundle.namespace, id: bundle.id, owner: fg.owner }, "foreground container lost its bunker; cleaning up");
+    await removeOrphan(fg, bundle.path, bundle.id).catch((err) => this.log.error({ id: bundle.id, err: errorMessage(err) }, "clean up foreground container"));
   }
 
   private tryDeleteBundle(bundle: Bundle): void {

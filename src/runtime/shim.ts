@@ -15,31 +15,8 @@ export const LOAD_TIMEOUT_MS = 5_000;
 export const SHUTDOWN_TIMEOUT_MS = 3_000;
 export const SHIM_BINARY_FILE = "shim-binary-path";
 export const ADDRESS_FILE = "address";
-/** bunker's own record of a task (runtime name, labels, log path): not part of the shim protocol. */
-export const META_FILE = "bunker.json";
-
-export interface TaskMeta {
-  runtime: string;
-  labels: Record<string, string>;
-  logPath?: string;
-  created: string;
-}
-
-export function writeMeta(bundle: Bundle, meta: TaskMeta): void {
-  writeFileSync(join(bundle.path, META_FILE), JSON.stringify(meta), { mode: 0o600 });
-}
-
-export function readMeta(bundle: Bundle): TaskMeta | undefined {
-  try {
-    const m = JSON.parse(readFileSync(join(bundle.path, META_FILE), "utf8")) as Partial<TaskMeta>;
-    if (typeof m.runtime !== "string") return undefined;
-    const meta: TaskMeta = { runtime: m.runtime, labels: m.labels ?? {}, created: m.created ?? "" };
-    if (typeof m.logPath === "string") meta.logPath = m.logPath;
-    return meta;
-  } catch {
-    return undefined;
-  }
-}
+export { META_FILE, readMeta, writeMeta, type TaskMeta } from "./meta.ts";
+import type { TaskMeta } from "./meta.ts";
 
 /** One ttrpc connection to a shim; closes itself when its last task is released. */
 export class ShimConnection {

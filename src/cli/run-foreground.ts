@@ -1,0 +1,127 @@
+// `bunker run --rm` with no daemon and the default runtime: the container runs under `runc run` in
+// the foreground, supervised by this process alone (see src/runtime/foreground.ts for why and for
+// how other bunkers see it). Keep the imports light: this path exists to start fast, and loading
+// protobuf descriptors or pino would cost more than the whole container.
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { constants } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
+import { validateIdentifier } from "../identifiers.ts";
+import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundRuncRoot, processStartTime, writeForeground } from "../runtime/foreground.ts";
+import { writeMeta } from "../runtime/meta.ts";
+import { generateSpec } from "../runtime/spec.ts";
+import type { GlobalOptions, RunOptions } from "./args.ts";
+
+/** Signals a terminal or `kill <bunker pid>` sends us, passed on to runc (which passes them on to the container). */
+const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
+
+/** Whether this run can take the foreground path: embedded, removed at exit, default runtime, no tty or log file. */
+export function foregroundEligible(g: GlobalOptions, o: RunOptions): boolean {
+  return o.rm && !o.detach && !o.tty && o.runtime === undefined && o.log === undefined && g.runtimeConfig === undefined;
+}
+
+/** True when something accepts connections on the daemon's socket. */
+export async function daemonListening(address: string): Promise<boolean> {
+  if (!existsSync(address)) return false;
+  try {
+    const socket = await Bun.connect({ unix: address, socket: { data() {} } });
+    socket.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string): string {
+  const path = join(g.state, g.namespace, o.id);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
+  try {
+    mkdirSync(path, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new AlreadyExistsError(`task ${g.namespace}/${o.id} already exists`);
+    throw err;
+  }
+  try {
+    const spec = generateSpec({ namespace: g.namespace, id: o.id, args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
+    // No mount of our own: runc takes the rootfs where it is, as `runc run` users give it.
+    writeFileSync(join(path, "config.json"), JSON.stringify({ ...spec, root: { path: rootfs, readonly: false } }), { mode: 0o600 });
+    writeMeta({ path }, { runtime: FOREGROUND_RUNTIME, labels: o.labels, created: new Date().toISOString() });
+    writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc: Bun.which("runc") ?? "runc", runcRoot: foregroundRuncRoot(g.namespace) });
+  } catch (err) {
+    rmSync(path, { recursive: true, force: true });
+    throw err;
+  }
+  return path;
+}
+
+/**
+ * Copies runc's stderr (which is the container's too) to ours as it comes. What arrives before
+ * the container is known to run is held back: if runc fails to create it, that text is runc's
+ * error, and we report it as one `bunker:` line instead.
+ */
+async function relayStderr(stream: ReadableStream<Uint8Array>, started: () => boolean): Promise<Uint8Array[]> {
+  const held: Uint8Array[] = [];
+  for await (const chunk of stream) {
+    if (started()) {
+      for (const h of held.splice(0)) process.stderr.write(h);
+      process.stderr.write(chunk);
+    } else {
+      held.push(chunk);
+    }
+  }
+  return held;
+}
+
+/** runc's own reason for failing: the last error of its JSON log, else the last line it printed. */
+function runcError(logFile: string, held: Uint8Array[]): string {
+  let msg = "";
+  try {
+    for (const line of readFileSync(logFile, "utf8").split("\n")) {
+      if (!line) continue;
+      const entry = JSON.parse(line) as { level?: string; msg?: string };
+      if (entry.level === "error" && entry.msg) msg = entry.msg;
+    }
+  } catch {
+    // no log (runc did not get that far): its stderr says why
+  }
+  msg ||= Buffer.concat(held).toString("utf8").trim().split("\n").pop() ?? "";
+  return msg.replace(/^runc run failed: /, "") || "runc run failed with no message";
+}
+
+/** Runs the container to its end; returns its exit status (128+signal when signalled), 125 when it never ran. */
+export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<number> {
+  validateIdentifier(g.namespace, "namespace");
+  validateIdentifier(o.id, "container id");
+  const rootfs = resolve(o.rootfs);
+  if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);
+  if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
+  const runc = Bun.which("runc");
+  if (!runc) throw new NotFoundError("runc not found in PATH");
+  const bundle = makeBundle(g, o, rootfs);
+  const pidFile = join(bundle, FOREGROUND_PID_FILE);
+  const logFile = join(bundle, "runc.log");
+  try {
+    const root = foregroundRuncRoot(g.namespace);
+    const proc = Bun.spawn([runc, "--root", root, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id], {
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "pipe",
+    });
+    const forward = (sig: NodeJS.Signals) => () => proc.kill(sig);
+    const handlers = FORWARDED.map((s) => [s, forward(s)] as const);
+    for (const [s, h] of handlers) process.on(s, h);
+    try {
+      const [code, held] = await Promise.all([proc.exited, relayStderr(proc.stderr, () => existsSync(pidFile))]);
+      if (code !== 0 && !existsSync(pidFile)) throw new UnknownError(runcError(logFile, held));
+      for (const h of held) process.stderr.write(h);
+      // runc exits with the container's status; runc itself killed by a signal is 128+signal too.
+      const sig = proc.signalCode;
+      if (sig === null || sig === undefined) return code;
+      return 128 + (typeof sig === "number" ? sig : (constants.signals[sig] ?? 0));
+    } finally {
+      for (const [s, h] of handlers) process.off(s, h);
+    }
+  } finally {
+    rmSync(bundle, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,31 @@
+// bunker's own record of a task in its bundle (runtime name, labels, log path): not part of the
+// shim protocol. Light on purpose: the CLI's foreground path writes it without loading the shim client.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Bundle } from "./bundle.ts";
+
+/** bunker's own record of a task (runtime name, labels, log path): not part of the shim protocol. */
+export const META_FILE = "bunker.json";
+
+export interface TaskMeta {
+  runtime: string;
+  labels: Record<string, string>;
+  logPath?: string;
+  created: string;
+}
+
+export function writeMeta(bundle: Pick<Bundle, "path">, meta: TaskMeta): void {
+  writeFileSync(join(bundle.path, META_FILE), JSON.stringify(meta), { mode: 0o600 });
+}
+
+export function readMeta(bundle: Pick<Bundle, "path">): TaskMeta | undefined {
+  try {
+    const m = JSON.parse(readFileSync(join(bundle.path, META_FILE), "utf8")) as Partial<TaskMeta>;
+    if (typeof m.runtime !== "string") return undefined;
+    const meta: TaskMeta = { runtime: m.runtime, labels: m.labels ?? {}, created: m.created ?? "" };
+    if (typeof m.logPath === "string") meta.logPath = m.logPath;
+    return meta;
+  } catch {
+    return undefined;
+  }
+}
