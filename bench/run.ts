@@ -8,6 +8,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateSpec } from "../src/runtime/spec.ts";
+import { COMPILE_FLAGS } from "../tests/fixtures/compile.ts";
 import { BunkerEnv, BUNKER_RUNTIME, RUNC_RUNTIME, runtimes } from "../tests/integration/cli-harness.ts";
 
 const RUNS = Number(process.argv[2] ?? 20);
@@ -28,6 +29,16 @@ async function timed(cmd: string[], env: Record<string, string>): Promise<number
   return ms;
 }
 
+/** A compiled Bun program that only runs its arguments as a command and exits with its status. */
+async function floorBinary(dir: string): Promise<string> {
+  const src = join(dir, "floor.ts");
+  writeFileSync(src, "async function main() {\n  const p = Bun.spawn(process.argv.slice(2), { stdio: [\"inherit\", \"inherit\", \"inherit\"] });\n  process.exit(await p.exited);\n}\nvoid main();\n");
+  const out = join(dir, "floor");
+  const build = Bun.spawnSync([process.execPath, "build", ...COMPILE_FLAGS, src, "--outfile", out], { stdout: "ignore", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`bun build --compile floor.ts: ${build.stderr.toString()}`);
+  return out;
+}
+
 async function lifecycle(env: BunkerEnv): Promise<Record<string, number>> {
   // Raw runc on the same spec and rootfs: the spec's root points at the rootfs itself.
   const bundle = join(env.dir, "runc-bundle");
@@ -36,8 +47,11 @@ async function lifecycle(env: BunkerEnv): Promise<Record<string, number>> {
   writeFileSync(join(bundle, "config.json"), JSON.stringify({ ...spec, root: { path: env.rootfs, readonly: false } }));
   const runcRoot = join(env.dir, "runc-root");
   const e = env.spawnEnv();
+  const floor = await floorBinary(env.dir);
   const cases: [string, (i: number) => string[]][] = [
     ["runc run", (i) => ["runc", "--root", runcRoot, "run", "--bundle", bundle, `raw${i}`]],
+    // The least any compiled Bun CLI can cost: start, spawn the same `runc run`, wait, exit.
+    ["floor: compiled Bun spawning runc run", (i) => [floor, "runc", "--root", runcRoot, "run", "--bundle", bundle, `fl${i}`]],
     // No --runtime and no daemon: the foreground path (runc run under the CLI, no shim).
     ["bunker run (default, foreground)", (i) => [env.bunker, ...env.globals(), "run", "--rm", "--rootfs", env.rootfs, `f${i}`, "/bin/true"]],
   ];

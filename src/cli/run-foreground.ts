@@ -32,7 +32,7 @@ export async function daemonListening(address: string): Promise<boolean> {
   }
 }
 
-function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string): string {
+function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string, runc: string): string {
   const path = join(g.state, g.namespace, o.id);
   mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
   try {
@@ -46,7 +46,7 @@ function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string): string {
     // No mount of our own: runc takes the rootfs where it is, as `runc run` users give it.
     writeFileSync(join(path, "config.json"), JSON.stringify({ ...spec, root: { path: rootfs, readonly: false } }), { mode: 0o600 });
     writeMeta({ path }, { runtime: FOREGROUND_RUNTIME, labels: o.labels, created: new Date().toISOString() });
-    writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc: Bun.which("runc") ?? "runc", runcRoot: foregroundRuncRoot(g.namespace) });
+    writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.namespace) });
   } catch (err) {
     rmSync(path, { recursive: true, force: true });
     throw err;
@@ -97,7 +97,7 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
   const runc = Bun.which("runc");
   if (!runc) throw new NotFoundError("runc not found in PATH");
-  const bundle = makeBundle(g, o, rootfs);
+  const bundle = makeBundle(g, o, rootfs, runc);
   const pidFile = join(bundle, FOREGROUND_PID_FILE);
   const logFile = join(bundle, "runc.log");
   try {

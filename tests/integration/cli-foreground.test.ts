@@ -3,7 +3,7 @@
 // daemon starting up must see it, signal it, leave it alone while its CLI lives, and clean it up
 // once that CLI died.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeWith } from "../helpers/require.ts";
 import { BunkerEnv, until } from "./cli-harness.ts";
@@ -71,6 +71,15 @@ describeWith(["root", "bin:runc"], "bunker run --rm in the foreground (no daemon
     const [code, out] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
     expect({ code, out }).toEqual({ code: 3, out: "got TERM\n" });
     expect(env.leftovers()).toEqual([]);
+  }, 60_000);
+
+  test("a .env in the working directory is not read (the binary is built without autoload)", async () => {
+    const cwd = join(env.dir, "with-dotenv");
+    mkdirSync(cwd);
+    writeFileSync(join(cwd, ".env"), "BUNKER_RUNTIME_CONFIG=/nonexistent/runtimes.toml\n");
+    const proc = Bun.spawn([env.bunker, ...env.globals(), "run", "--rm", "--rootfs", env.rootfs, "dotenv1", "echo", "fine"], { cwd, env: env.spawnEnv(), stdout: "pipe", stderr: "pipe" });
+    const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    expect({ code, out, err }).toEqual({ code: 0, out: "fine\n", err: "" });
   }, 60_000);
 
   test("runc's failures: one line, exit 125, nothing left", async () => {

@@ -4,6 +4,7 @@
 // processes are ended by pid.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { COMPILE_FLAGS } from "../fixtures/compile.ts";
 import { copyRootfs } from "../fixtures/rootfs.ts";
 import { allProcs, cmdline, killSame, waitGone } from "../fixtures/procs.ts";
 
@@ -42,7 +43,7 @@ async function build(): Promise<string> {
   const dir = mkdtempSync("/tmp/bunker-cli-bin-");
   process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const target = join(dir, "bunker");
-  const proc = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", join(REPO, "src/cli/main.ts"), "--outfile", target], {
+  const proc = Bun.spawn([process.execPath, "build", ...COMPILE_FLAGS, join(REPO, "src/cli/main.ts"), "--outfile", target], {
     cwd: REPO,
     stdout: "pipe",
     stderr: "pipe",

@@ -4,6 +4,7 @@
 // built once per test process from src/runc/bin.ts; BUNKER_SHIM_LAUNCHER=script uses a shell
 // launcher running the TypeScript sources with bun instead; BUNKER_SHIM_BIN_DIR=<dir> uses a
 // prebuilt <dir>/containerd-shim-bunker-v1 (e.g. dist/).
+import { COMPILE_FLAGS } from "../fixtures/compile.ts";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { socketAddress, socketPath } from "../../src/shim/address.ts";
@@ -33,7 +34,7 @@ async function build(): Promise<string> {
     chmodSync(target, 0o755);
     return dir;
   }
-  const proc = Bun.spawn([process.execPath, "build", "--compile", "--minify", "--bytecode", join(REPO, "src/runc/bin.ts"), "--outfile", target], {
+  const proc = Bun.spawn([process.execPath, "build", ...COMPILE_FLAGS, "--minify", join(REPO, "src/runc/bin.ts"), "--outfile", target], {
     cwd: REPO,
     stdout: "pipe",
     stderr: "pipe",
