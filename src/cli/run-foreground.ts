@@ -7,7 +7,7 @@ import { constants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
 import { validateIdentifier } from "../identifiers.ts";
-import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundRuncRoot, processStartTime, writeForeground } from "../runtime/foreground.ts";
+import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, foregroundRuncRoot, processStartTime, writeForeground } from "../runtime/foreground.ts";
 import { writeMeta } from "../runtime/meta.ts";
 import { generateSpec } from "../runtime/spec.ts";
 import type { GlobalOptions, RunOptions } from "./args.ts";
@@ -102,7 +102,11 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   const logFile = join(bundle, "runc.log");
   try {
     const root = foregroundRuncRoot(g.namespace);
-    const proc = Bun.spawn([runc, "--root", root, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id], {
+    const argv = [runc, "--root", root, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id];
+    // pino only when asked for: loading it costs more than this whole path
+    const log = g.debug ? (await import("./log.ts")).makeLogger({ debug: true, daemon: false }) : undefined;
+    log?.debug({ argv }, "running in the foreground (no daemon, default runtime)");
+    const proc = Bun.spawn(argv, {
       stdin: "inherit",
       stdout: "inherit",
       stderr: "pipe",
@@ -112,6 +116,7 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
     for (const [s, h] of handlers) process.on(s, h);
     try {
       const [code, held] = await Promise.all([proc.exited, relayStderr(proc.stderr, () => existsSync(pidFile))]);
+      log?.debug({ code, signal: proc.signalCode, pid: foregroundPid(bundle) }, "runc run ended");
       if (code !== 0 && !existsSync(pidFile)) throw new UnknownError(runcError(logFile, held));
       for (const h of held) process.stderr.write(h);
       // runc exits with the container's status; runc itself killed by a signal is 128+signal too.

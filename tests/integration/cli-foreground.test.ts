@@ -38,6 +38,19 @@ describeWith(["root", "bin:runc"], "bunker run --rm in the foreground (no daemon
     expect(runcIds(env)).toEqual([]);
   }, 60_000);
 
+  test("20 concurrent runs, and --debug shows what ran", async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => env.run(["run", "--rm", "--rootfs", env.rootfs, `con${i}`, "sh", "-c", `echo task ${i}; exit ${i}`])));
+    results.forEach((r, i) => expect(r).toEqual({ code: i, stdout: `task ${i}\n`, stderr: "" }));
+    const dbg = await env.run(["--debug", "run", "--rm", "--rootfs", env.rootfs, "dbg1", "true"]);
+    expect(dbg.code).toBe(0);
+    const lines = dbg.stderr.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { msg: string; argv?: string[]; code?: number });
+    expect(lines.map((l) => l.msg)).toEqual(["running in the foreground (no daemon, default runtime)", "runc run ended"]);
+    expect(lines[0]!.argv).toContain("--pid-file");
+    expect(lines[1]!.code).toBe(0);
+    expect(env.leftovers()).toEqual([]);
+    expect(runcIds(env)).toEqual([]);
+  }, 60_000);
+
   test("another bunker lists it, kills it, and refuses what needs a shim", async () => {
     const running = env.run(["run", "--rm", "--label", "tier=edge", "--rootfs", env.rootfs, "fg3", "sleep", "1000"]);
     await until(async () => /^fg3\s+\d+\s+RUNNING\s+runc\s+tier=edge$/m.test((await env.run(["ps"])).stdout), 20_000, "fg3 to be listed RUNNING");
