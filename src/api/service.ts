@@ -14,6 +14,7 @@ import type { TaskManager } from "../runtime/manager.ts";
 import { execProcess, type OciSpec } from "../runtime/spec.ts";
 import { killForeground, type LiveForeground } from "../runtime/foreground.ts";
 import { readMeta } from "../runtime/meta.ts";
+import { pidAlive } from "../proc.ts";
 import { VERSION } from "../version.ts";
 
 /** The runtime of a CreateRequest that names none: bunker's own shim. */
@@ -57,15 +58,6 @@ function checkSpec(spec: Uint8Array): void {
 
 function isRunning(s: Status): boolean {
   return s === Status.RUNNING || s === Status.PAUSED || s === Status.PAUSING;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** rm of a foreground container: only forced, and done by its own CLI once runc reports the kill. */
@@ -201,7 +193,7 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
       for (const f of m.foreground(namespace)) {
         if (req.id !== "" && f.id !== req.id) continue;
         const meta = readMeta({ path: f.bundlePath });
-        const status = f.pid > 0 && alive(f.pid) ? Status.RUNNING : Status.CREATED;
+        const status = f.pid > 0 && pidAlive(f.pid) ? Status.RUNNING : Status.CREATED;
         infos.push(create(TaskInfoSchema, { namespace: f.namespace, id: f.id, runtime: meta?.runtime ?? "", bundle: f.bundlePath, status, pid: f.pid, labels: meta?.labels ?? {} }));
       }
       for (const [, u] of m.unreachable) {

@@ -9,6 +9,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FailedPreconditionError } from "../errdefs.ts";
+import { processStartTime } from "../proc.ts";
 import { listBundleIds } from "./bundle.ts";
 
 export const FOREGROUND_FILE = "foreground";
@@ -30,19 +31,6 @@ export interface ForegroundRecord {
 /** runc's state root for a namespace: the one the runc shims (ours, containerd's) use by default. */
 export function foregroundRuncRoot(namespace: string): string {
   return join("/run/containerd/runc", namespace);
-}
-
-/** Field 22 (starttime) of /proc/PID/stat, or undefined when there is no such process. */
-export function processStartTime(pid: number): string | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return undefined;
-  }
-  // comm (field 2) may hold spaces and parentheses: count fields after its last ')'.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return fields[19];
 }
 
 export function writeForeground(bundlePath: string, rec: ForegroundRecord): void {

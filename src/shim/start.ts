@@ -6,6 +6,7 @@
 // process is spawned; the others find it live and reuse it.
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { DeadlineExceededError, ResourceExhaustedError, UnavailableError, UnknownError } from "../errdefs.ts";
+import { pidAlive } from "../proc.ts";
 import { oneshot } from "./oneshot.ts";
 import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "./address.ts";
 import { serveArgs } from "./flags.ts";
@@ -27,15 +28,6 @@ export function selfArgv(): string[] {
 
 const LOCK_WAIT_MS = 20_000;
 const STALE_LOCK_MS = 30_000;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** An O_EXCL lock file holding our pid; a dead holder's (or a very old) lock is broken. */
 async function acquireLock(path: string): Promise<() => void> {

@@ -3,7 +3,8 @@
 import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { foregroundPid, listLiveForeground, liveForeground, ownerAlive, processStartTime, readForeground, writeForeground } from "../../src/runtime/foreground.ts";
+import { processStartTime } from "../../src/proc.ts";
+import { foregroundPid, listLiveForeground, liveForeground, ownerAlive, readForeground, writeForeground } from "../../src/runtime/foreground.ts";
 
 const state = mkdtempSync("/tmp/bunker-fg-unit-");
 afterAll(() => rmSync(state, { recursive: true, force: true }));
