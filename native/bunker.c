@@ -1,13 +1,18 @@
 // libbunker: the few kernel calls Bun lacks, for src/sys/ffi.ts (the only caller).
 // Convention: every function returns >= 0 on success and -errno on failure; results that are not
-// the return value go through caller-owned out pointers. No global state, no allocation kept.
+// the return value go through caller-owned out pointers. No global state, no allocation kept; the
+// one thread (bk_poller_start) owns only the fds it was given.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -284,4 +289,75 @@ int bk_accept(int fd, int nonblock) {
   do r = accept4(fd, NULL, NULL, SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0));
   while (r < 0 && errno == EINTR);
   return r < 0 ? -errno : r;
+}
+
+// Readiness of many fds for one Bun stream. Bun can only wait on an fd by reading it, and a pending
+// read costs tens of KiB each: a shim serving hundreds of containers would pay that per stdio pipe.
+// Instead the fds go into an epoll set (EPOLLONESHOT: one event per arming), and one thread writes
+// each ready fd's 8-byte token to a pipe the JS side reads as a single stream.
+int bk_epoll_create(void) {
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+int bk_epoll_ctl(int epfd, int op, int fd, unsigned int events, uint64_t token) {
+  struct epoll_event ev = {.events = events, .data.u64 = token};
+  return RET(epoll_ctl(epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &ev));
+}
+
+struct poller {
+  int epfd;
+  int notify_fd;
+};
+
+static void *poller_main(void *arg) {
+  struct poller p = *(struct poller *)arg;
+  free(arg);
+  struct epoll_event ev[64];
+  for (;;) {
+    int n = epoll_wait(p.epfd, ev, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break; // the epoll fd was closed: nothing left to watch
+    }
+    for (int i = 0; i < n; i++) {
+      uint64_t token = ev[i].data.u64;
+      const char *b = (const char *)&token;
+      size_t off = 0;
+      while (off < sizeof token) {
+        ssize_t w = write(p.notify_fd, b + off, sizeof token - off);
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          return NULL; // the reader is gone: the process is ending
+        }
+        off += (size_t)w;
+      }
+    }
+  }
+  return NULL;
+}
+
+// Starts the thread that turns epfd's events into tokens on notify_fd (a blocking pipe write end).
+// The thread blocks every signal: SIGCHLD and the rest stay with Bun's threads.
+int bk_poller_start(int epfd, int notify_fd) {
+  struct poller *p = malloc(sizeof *p);
+  if (!p) return -ENOMEM;
+  p->epfd = epfd;
+  p->notify_fd = notify_fd;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); // the new thread inherits this mask
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_t t;
+  int r = pthread_create(&t, &attr, poller_main, p);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (r != 0) {
+    free(p);
+    return -r;
+  }
+  return 0;
 }

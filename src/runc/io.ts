@@ -10,12 +10,13 @@
 // O_RDWR|O_NONBLOCK, which never waits for a reader and, holding a read end, never fails with
 // EPIPE while containerd restarts (the Go shim opens a reader for the same reason); the stdin FIFO
 // is opened O_RDONLY|O_NONBLOCK plus a write end of our own, so it reports EOF only after CloseIO.
-import { closeSync, constants, fstatSync, openSync, unlinkSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, unlinkSync } from "node:fs";
 import { writeAllNonblocking } from "./fdwrite.ts";
 import { join } from "node:path";
 import { InvalidArgumentError, NotImplementedError } from "../errdefs.ts";
 import type { Syscalls } from "../sys/types.ts";
 import type { ProcessIO } from "./runc.ts";
+import { type Readiness, readinessOf } from "./readiness.ts";
 
 export interface StdioPaths {
   stdin: string;
@@ -83,15 +84,21 @@ function makePipe(sys: Syscalls, dir: string, direction: "in" | "out"): [number,
 }
 
 const IDLE_DRAIN_MS = 2000;
+/**
+ * One read buffer for every copy in the process: chunks are copied out before any await. A
+ * Uint8Array, not a Buffer: Buffer's slice() is a view, which would hand on bytes a later read overwrites.
+ */
+const READ_BUFFER = new Uint8Array(64 * 1024);
 
-/** One process's stdio copy. Per-container state is a few fds and up to three small loops. */
+/** One process's stdio copy. Per-container state is a few fds and up to three epoll registrations. */
 export class PipeIO {
   private readonly owned = new Set<number>();
   private readonly childEnds: number[] = [];
   private stdinHold: number | undefined;
   private io: ProcessIO = { stdin: "ignore", stdout: "ignore", stderr: "ignore" };
   private copies: Promise<void>[] = [];
-  private readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
+  private readonly finishers = new Set<() => void>();
+  private readonly ready: Readiness;
   private plan: Array<() => void> = [];
   private lastActivity = Date.now();
   private closed = false;
@@ -102,6 +109,7 @@ export class PipeIO {
     sys: Syscalls,
     pipeDir: string,
   ) {
+    this.ready = readinessOf(sys);
     try {
       const stdout = stdioPath(paths.stdout);
       const stderr = stdioPath(paths.stderr);
@@ -159,34 +167,49 @@ export class PipeIO {
     for (const fd of this.childEnds.splice(0)) closeSync(fd);
   }
 
-  private async pumpOut(src: number, dst: number): Promise<void> {
-    const reader = Bun.file(src).stream().getReader() as ReadableStreamDefaultReader<Uint8Array>;
-    this.readers.push(reader);
+  /**
+   * Reads `src` whenever it is readable and hands each chunk to `onChunk` (false: stop) until EOF,
+   * an error or close(). Reading happens here, not in a Bun stream: see readiness.ts for why.
+   */
+  private pump(src: number, onChunk: (data: Uint8Array) => Promise<boolean>): Promise<void> {
+    return new Promise((resolve) => {
+      const watch = this.ready.watch(src, () => void step());
+      const finish = (): void => {
+        watch.remove();
+        this.finishers.delete(finish);
+        resolve();
+      };
+      this.finishers.add(finish);
+      const step = async (): Promise<void> => {
+        for (;;) {
+          if (this.closed) return finish();
+          let n: number;
+          try {
+            n = readSync(src, READ_BUFFER, 0, READ_BUFFER.length, null);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === "EAGAIN") return watch.rearm();
+            return finish();
+          }
+          if (n === 0) return finish();
+          // a copy: the shared buffer is reused by other pumps while this one waits to write
+          if (!(await onChunk(READ_BUFFER.slice(0, n)))) return finish();
+        }
+      };
+    });
+  }
+
+  private pumpOut(src: number, dst: number): Promise<void> {
     let dstOk = true;
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        this.lastActivity = Date.now();
-        // after a write error keep reading anyway, so the process never blocks on a dead reader
-        if (dstOk) dstOk = await this.writeAll(dst, value);
-      }
-    } catch {
-      // cancelled by close(): nothing more to copy
-    }
+    return this.pump(src, async (data) => {
+      this.lastActivity = Date.now();
+      // after a write error keep reading anyway, so the process never blocks on a dead reader
+      if (dstOk) dstOk = await this.writeAll(dst, data);
+      return true;
+    });
   }
 
   private async pumpIn(src: number, dst: number): Promise<void> {
-    const reader = Bun.file(src).stream().getReader() as ReadableStreamDefaultReader<Uint8Array>;
-    this.readers.push(reader);
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done || !(await this.writeAll(dst, value))) break;
-      }
-    } catch {
-      // cancelled by close()
-    }
+    await this.pump(src, (data) => this.writeAll(dst, data));
     // EOF for the process: its stdin ends when the client's does (after CloseIO)
     if (this.owned.delete(dst)) closeSync(dst);
   }
@@ -226,7 +249,7 @@ export class PipeIO {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const r of this.readers) void r.cancel().catch(() => undefined);
+    for (const finish of [...this.finishers]) finish();
     this.closeStdin();
     this.closeChildEnds();
     for (const fd of this.owned) {

@@ -7,19 +7,20 @@
 //   oom.close()                     at shutdown
 //
 // cgroup v1: an eventfd registered in cgroup.event_control against memory.oom_control (as
-// containerd's epoller). The eventfd is non-blocking, so Bun polls it; each readable batch is one
-// notification. The kernel notifies *before* it kills (and again for a cgroup being removed), so a
+// containerd's epoller). The eventfd is watched through readiness.ts (one epoll set for the shim,
+// not a Bun stream per container); each readable batch is one notification. The kernel notifies *before* it kills (and again for a cgroup being removed), so a
 // notification is reported once memory.oom_control's oom_kill counter has moved past the last one
 // reported (re-checked for a short while), or when the cgroup sits under_oom with the killer
 // disabled; a notification that ends in neither (a victim already dying) is not reported twice.
 // Kernels without the oom_kill counter (< 4.13) report every notification, as containerd does.
 // cgroup v2: inotify (fs.watch) on memory.events; reported when oom_kill grows, as containerd's v2
 // watcher does (counting from the value at add(), so a reloaded shim does not replay old kills).
-import { closeSync, existsSync, openSync, watch, writeFileSync, type FSWatcher } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, watch, writeFileSync, type FSWatcher } from "node:fs";
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
 import { EFD, sys, type Syscalls } from "../sys/index.ts";
 import type { Cgroup } from "./cgroup.ts";
+import { readinessOf, type Watch } from "./readiness.ts";
 import { parseFlatKeyed, readCgroupFile } from "./stats-v1.ts";
 
 export type OomCallback = (containerId: string) => void;
@@ -28,7 +29,7 @@ interface V1Entry {
   version: 1;
   dir: string;
   efd: number;
-  reader: { cancel(): Promise<void> };
+  watch: Watch;
   lastKills: bigint;
   /** eventfd signals not decided on yet (the removal of the cgroup adds one). */
   signals: bigint;
@@ -100,7 +101,7 @@ export class OomWatcher {
       return;
     }
     // closing the eventfd also unregisters the event in the kernel (EPOLLHUP on the eventfd)
-    void e.reader.cancel().catch(() => undefined);
+    e.watch.remove();
     this.s.close(e.efd);
   }
 
@@ -135,21 +136,42 @@ export class OomWatcher {
       s.close(efd);
       throw err;
     }
-    const reader = Bun.file(efd).stream().getReader();
-    const entry: V1Entry = { version: 1, dir, efd, reader, lastKills: v1Kills(dir) ?? 0n, signals: 0n, checking: false };
-    void (async () => {
+    const entry: V1Entry = { version: 1, dir, efd, watch: undefined as unknown as Watch, lastKills: v1Kills(dir) ?? 0n, signals: 0n, checking: false };
+    const counter = Buffer.alloc(8);
+    entry.watch = readinessOf(s).watch(efd, () => {
+      if (this.entries.get(containerId) !== entry) return;
       try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done || this.entries.get(containerId) !== entry) return;
-          entry.signals += sumU64(value);
-          if (!entry.checking) void this.checkV1(containerId, entry);
-        }
-      } catch {
-        // cancelled by remove()
+        while (readSync(efd, counter, 0, 8, null) === 8) entry.signals += counter.readBigUInt64LE(0);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return; // closed by remove()
       }
-    })();
+      entry.watch.rearm();
+      if (entry.signals > 0n && !entry.checking) void this.checkV1(containerId, entry);
+    });
     return entry;
+  }
+
+  /**
+   * Reports an OOM kill the counters already show but no notification has been decided on yet.
+   * The exit path calls it before TaskExit: the kill is what ended the process, so its TaskOOM
+   * must come first, however late the eventfd's wake-up reaches us.
+   */
+  flush(containerId: string): void {
+    const e = this.entries.get(containerId);
+    if (!e) return;
+    if (e.version === 2) {
+      this.checkV2(containerId, e);
+      return;
+    }
+    try {
+      const kills = v1Kills(e.dir);
+      if (kills === undefined || kills <= e.lastKills) return;
+      e.lastKills = kills;
+      e.signals = 0n;
+      this.emit(containerId, `oom_kill ${kills} (at exit)`);
+    } catch (err) {
+      this.opts.onError?.(err, containerId);
+    }
   }
 
   private async checkV1(containerId: string, e: V1Entry): Promise<void> {
@@ -232,12 +254,4 @@ function v1Kills(dir: string): bigint | undefined {
 function v2Kills(dir: string): bigint | undefined {
   const text = readCgroupFile(dir, "memory.events");
   return text === undefined ? undefined : (parseFlatKeyed(text).get("oom_kill") ?? 0n);
-}
-
-/** An eventfd read is one little-endian u64; a chunk may hold several. */
-function sumU64(chunk: Uint8Array): bigint {
-  const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  let n = 0n;
-  for (let off = 0; off + 8 <= chunk.byteLength; off += 8) n += view.getBigUint64(off, true);
-  return n;
 }

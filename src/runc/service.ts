@@ -135,6 +135,7 @@ export class RuncTaskService implements TaskService {
               });
             },
             onExit: (cont, exit) => {
+              this.oom?.flush(cont.id); // an OOM kill's TaskOOM goes before its TaskExit
               publisher.publish("/tasks/exit", TaskExitSchema, {
                 containerId: cont.id,
                 id: cont.id,

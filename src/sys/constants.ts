@@ -27,3 +27,15 @@ export const EFD = {
   SEMAPHORE: 0x1,
   NONBLOCK: 0x800,
 } as const;
+
+/** epoll_ctl(2) operations and event bits (<sys/epoll.h>). */
+export const EPOLL = {
+  CTL_ADD: 1,
+  CTL_DEL: 2,
+  CTL_MOD: 3,
+  IN: 0x1,
+  OUT: 0x4,
+  ERR: 0x8,
+  HUP: 0x10,
+  ONESHOT: 0x40000000,
+} as const;

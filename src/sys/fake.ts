@@ -31,6 +31,9 @@ const syscallOf: Record<Method, string> = {
   eventfd: "eventfd",
   listenUnix: "bind",
   accept: "accept4",
+  epollCreate: "epoll_create1",
+  epollCtl: "epoll_ctl",
+  startPoller: "pthread_create",
 };
 
 type Impl<K extends Method> = (...args: Parameters<Syscalls[K]>) => ReturnType<Syscalls[K]>;
@@ -222,5 +225,17 @@ export class FakeSyscalls implements Syscalls {
 
   accept(fd: number, opts?: { nonblock?: boolean }): number | null {
     return this.run("accept", opts === undefined ? [fd] : [fd, opts], () => this.pending.shift() ?? null);
+  }
+
+  epollCreate(): number {
+    return this.run("epollCreate", [], () => this.nextFd++);
+  }
+
+  epollCtl(epfd: number, op: number, fd: number, events: number, token: bigint): void {
+    this.run("epollCtl", [epfd, op, fd, events, token], () => undefined);
+  }
+
+  startPoller(epfd: number, notifyFd: number): void {
+    this.run("startPoller", [epfd, notifyFd], () => undefined);
   }
 }

@@ -29,6 +29,9 @@ const symbols = {
   bk_eventfd: { args: [u32, i32], returns: i32 },
   bk_listen_unix: { args: [ptr, i32], returns: i32 },
   bk_accept: { args: [i32, i32], returns: i32 },
+  bk_epoll_create: { args: [], returns: i32 },
+  bk_epoll_ctl: { args: [i32, i32, i32, u32, u64], returns: i32 },
+  bk_poller_start: { args: [i32, i32], returns: i32 },
 } as const;
 
 const SWEEP_BATCH = 256;
@@ -169,6 +172,18 @@ export class FfiSyscalls implements Syscalls {
     const r = this.lib.bk_accept(fd, opts?.nonblock ? 1 : 0);
     if (r === -EAGAIN) return null;
     return check(r, "accept4");
+  }
+
+  epollCreate(): number {
+    return check(this.lib.bk_epoll_create(), "epoll_create1");
+  }
+
+  epollCtl(epfd: number, op: number, fd: number, events: number, token: bigint): void {
+    check(this.lib.bk_epoll_ctl(epfd, op, fd, events >>> 0, token), "epoll_ctl");
+  }
+
+  startPoller(epfd: number, notifyFd: number): void {
+    check(this.lib.bk_poller_start(epfd, notifyFd), "pthread_create");
   }
 }
 

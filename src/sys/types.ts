@@ -69,6 +69,15 @@ export interface Syscalls {
   listenUnix(path: string, backlog?: number): number;
   /** accept4 of a pending connection (close-on-exec), or null when none is pending on a non-blocking listener. */
   accept(fd: number, opts?: { nonblock?: boolean }): number | null;
+  /** epoll_create1(EPOLL_CLOEXEC). */
+  epollCreate(): number;
+  /** epoll_ctl(2); `op` and `events` from EPOLL in constants.ts; `token` comes back from the poller. */
+  epollCtl(epfd: number, op: number, fd: number, events: number, token: bigint): void;
+  /**
+   * Starts the one thread that waits on `epfd` and writes every ready event's token (8 bytes,
+   * native endian) to `notifyFd`, a blocking pipe write end. It ends when either fd goes away.
+   */
+  startPoller(epfd: number, notifyFd: number): void;
 }
 
 /** Decodes a raw wait(2) status: the exit code, or 128+signal like a shell (SIGKILL -> 137). */
