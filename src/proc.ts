@@ -11,15 +11,21 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** Field 22 (starttime) of /proc/PID/stat, or undefined when there is no such process. With the pid it names one process: pids get reused. */
-export function processStartTime(pid: number): string | undefined {
+/**
+ * The fields of /proc/PID/stat after comm (so index 0 is field 3, state), or undefined when there
+ * is no such process. comm (field 2) may hold spaces and parentheses: split after its last ')'.
+ */
+export function procStatFields(pid: number): string[] | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   } catch {
     return undefined;
   }
-  // comm (field 2) may hold spaces and parentheses: count fields after its last ')'.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return fields[19];
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** Field 22 (starttime): with the pid it names one process, as pids get reused. */
+export function processStartTime(pid: number): string | undefined {
+  return procStatFields(pid)?.[19];
 }
