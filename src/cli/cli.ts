@@ -7,6 +7,7 @@
 import { errorMessage } from "../errdefs.ts";
 import { parseArgs, USAGE, type Parsed } from "./args.ts";
 import { daemonListening, foregroundEligible, runForeground } from "./run-foreground.ts";
+import { stdout } from "./stdout.ts";
 
 export async function cli(argv: string[]): Promise<number> {
   let parsed: Parsed;
@@ -19,7 +20,7 @@ export async function cli(argv: string[]): Promise<number> {
   const { globals: g, command: c } = parsed;
   const failCode = c.name === "run" || c.name === "exec" ? 125 : 1;
   if (c.name === "help") {
-    process.stdout.write(USAGE);
+    stdout().write(USAGE);
     return 0;
   }
   let debugLog: ((err: unknown) => void) | undefined;
@@ -36,7 +37,7 @@ export async function cli(argv: string[]): Promise<number> {
         return await (await import("./daemon.ts")).daemon(g, logger);
       case "install": {
         const { install } = await import("./install.ts");
-        for (const line of install(c)) process.stdout.write(line + "\n");
+        for (const line of install(c)) stdout().write(line + "\n");
         return 0;
       }
       case "version": {

@@ -16,17 +16,18 @@ import type { Api } from "../api/client.ts";
 import { openOutputFifos, type OutputFifos, streamSink } from "../api/stdio.ts";
 import { VERSION } from "../version.ts";
 import { commit, runcVersion } from "./install.ts";
+import { stdout } from "./stdout.ts";
 
 /** How long to wait for the last output after a process exited (a daemonized child may hold it). */
 const DRAIN_MS = 2_000;
 const encoder = new TextEncoder();
 
 function out(line: string): void {
-  process.stdout.write(line + "\n");
+  stdout().write(line + "\n");
 }
 
 function fifos(terminal: boolean): OutputFifos {
-  return openOutputFifos(sys(), tmpdir(), terminal, streamSink(process.stdout), streamSink(process.stderr));
+  return openOutputFifos(sys(), tmpdir(), terminal, streamSink(stdout()), streamSink(process.stderr));
 }
 
 /** Forwards our SIGINT/SIGTERM/SIGHUP to the process while `body` runs (ctr's sig-proxy). */
@@ -221,7 +222,7 @@ export async function logs(api: Api, g: GlobalOptions, c: Extract<Command, { nam
     } catch {
       return;
     }
-    if (data.length > offset) process.stdout.write(data.subarray(offset));
+    if (data.length > offset) stdout().write(data.subarray(offset));
     offset = data.length;
   };
   copy();

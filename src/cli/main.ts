@@ -2,6 +2,7 @@
 // `shim` as first argument) it is the shim, and imports nothing else; otherwise it is the CLI.
 // No top-level await: `bun build --compile --bytecode` needs a script it can precompile.
 import { basename } from "node:path";
+import { stdoutUsed } from "./stdout.ts";
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
@@ -9,14 +10,12 @@ async function main(): Promise<number> {
     return (await import("../runc/main.ts")).shimMain(argv);
   }
   if (argv[0] === "shim") return (await import("../runc/main.ts")).shimMain(argv.slice(1));
-  // `bunker ps | head -1`: a closed stdout is not an error worth a stack trace.
-  process.stdout.on("error", () => undefined);
   return (await import("./cli.ts")).cli(argv);
 }
 
 void main().then(async (code) => {
   // Hand off what is still buffered for stdout, then end: nothing else (a closed client's
-  // socket, a stray timer) may keep the process alive.
-  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  // socket, a stray timer) may keep the process alive. Only if stdout was used: see stdout.ts.
+  if (stdoutUsed()) await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
   process.exit(code);
 });
