@@ -43,11 +43,12 @@ function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string, runc: strin
     throw err;
   }
   try {
+    // the record first: from then on every other bunker knows this bundle is ours and alive
+    writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.namespace) });
     const spec = generateSpec({ namespace: g.namespace, id: o.id, args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
     // No mount of our own: runc takes the rootfs where it is, as `runc run` users give it.
     writeFileSync(join(path, "config.json"), JSON.stringify({ ...spec, root: { path: rootfs, readonly: false } }), { mode: 0o600 });
     writeMeta({ path }, { runtime: FOREGROUND_RUNTIME, labels: o.labels, created: new Date().toISOString() });
-    writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.namespace) });
   } catch (err) {
     rmSync(path, { recursive: true, force: true });
     throw err;

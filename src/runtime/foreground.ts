@@ -6,7 +6,7 @@
 // can list and signal it, must leave it alone while that CLI lives, and cleans it up once it died.
 //
 // This module stays light (no protobuf, no pino, no FFI): the CLI's fast path imports it.
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FailedPreconditionError } from "../errdefs.ts";
 import { processStartTime } from "../proc.ts";
@@ -33,8 +33,14 @@ export function foregroundRuncRoot(namespace: string): string {
   return join("/run/containerd/runc", namespace);
 }
 
+/**
+ * Written first, and whole (a rename): a daemon loading its tasks at that moment must see either
+ * no file or the whole record, never a torn one that would make the bundle look like a shim's.
+ */
 export function writeForeground(bundlePath: string, rec: ForegroundRecord): void {
-  writeFileSync(join(bundlePath, FOREGROUND_FILE), JSON.stringify(rec), { mode: 0o600 });
+  const tmp = join(bundlePath, `.${FOREGROUND_FILE}`);
+  writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600 });
+  renameSync(tmp, join(bundlePath, FOREGROUND_FILE));
 }
 
 /** The record of a foreground bundle; undefined for a shim's bundle (or an unreadable record). */

@@ -1,7 +1,7 @@
 // The foreground record that lets other bunkers see a `run --rm` container with no shim: owner
 // identity (pid + start time, so a recycled pid is not mistaken for the owner) and listing.
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { processStartTime } from "../../src/proc.ts";
 import { foregroundPid, listLiveForeground, liveForeground, ownerAlive, readForeground, writeForeground } from "../../src/runtime/foreground.ts";
@@ -35,6 +35,7 @@ test("records round-trip; a missing, garbled or incomplete record is no record",
   const rec = { owner: 42, ownerStart: "1234", runc: "/usr/sbin/runc", runcRoot: "/run/containerd/runc/ns1" };
   writeForeground(p, rec);
   expect(readForeground(p)).toEqual(rec);
+  expect(readdirSync(p)).toEqual(["foreground"]); // written through a temp file, renamed whole
   writeFileSync(join(p, "foreground"), "{not json");
   expect(readForeground(p)).toBeUndefined();
   writeFileSync(join(p, "foreground"), JSON.stringify({ owner: "42", ownerStart: "1", runc: "r", runcRoot: "/" }));
