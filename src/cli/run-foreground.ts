@@ -2,13 +2,14 @@
 // the foreground, supervised by this process alone (see src/runtime/foreground.ts for why and for
 // how other bunkers see it). Keep the imports light: this path exists to start fast, and loading
 // protobuf descriptors or pino would cost more than the whole container.
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
 import { validateIdentifier } from "../identifiers.ts";
 import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, foregroundRuncRoot, writeForeground } from "../runtime/foreground.ts";
 import { processStartTime } from "../proc.ts";
+import { makeBundleDir } from "../runtime/bundle.ts";
 import { writeMeta } from "../runtime/meta.ts";
 import { generateSpec } from "../runtime/spec.ts";
 import type { GlobalOptions, RunOptions } from "./args.ts";
@@ -35,13 +36,7 @@ export async function daemonListening(address: string): Promise<boolean> {
 
 function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string, runc: string): string {
   const path = join(g.state, g.namespace, o.id);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
-  try {
-    mkdirSync(path, { mode: 0o700 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new AlreadyExistsError(`task ${g.namespace}/${o.id} already exists`);
-    throw err;
-  }
+  if (!makeBundleDir(path)) throw new AlreadyExistsError(`task ${g.namespace}/${o.id} already exists`);
   try {
     // the record first: from then on every other bunker knows this bundle is ours and alive
     writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.namespace) });

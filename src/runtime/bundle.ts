@@ -36,6 +36,21 @@ export function bundlePaths(root: string, state: string, namespace: string, id: 
   return { path: join(state, namespace, id), work: join(root, namespace, id) };
 }
 
+/**
+ * Makes the bundle dir (owner-only, its namespace dir 0711 as needed); false when it already
+ * exists. The mkdir is the id's reservation: two creators of one id cannot both get true.
+ */
+export function makeBundleDir(path: string): boolean {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
+  try {
+    mkdirSync(path, { mode: 0o700 });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
+}
+
 /** Creates a new bundle; on any failure removes what it made and rethrows. */
 export function newBundle(opts: NewBundleOptions): Bundle {
   // Validate before any path is built from the names.
@@ -44,15 +59,7 @@ export function newBundle(opts: NewBundleOptions): Bundle {
   const { path, work } = bundlePaths(opts.root, opts.state, opts.namespace, opts.id);
   const made: string[] = [];
   try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
-    try {
-      mkdirSync(path, { mode: 0o700 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "EEXIST") {
-        throw new FailedPreconditionError(`bundle for ${opts.namespace}/${opts.id} already exists at ${path}`);
-      }
-      throw err;
-    }
+    if (!makeBundleDir(path)) throw new FailedPreconditionError(`bundle for ${opts.namespace}/${opts.id} already exists at ${path}`);
     made.push(path);
     mkdirSync(join(path, "rootfs"), { mode: 0o711 });
     mkdirSync(dirname(work), { recursive: true, mode: 0o711 });
