@@ -112,7 +112,9 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
     const handlers = FORWARDED.map((s) => [s, forward(s)] as const);
     for (const [s, h] of handlers) process.on(s, h);
     try {
-      const [code, held] = await Promise.all([proc.exited, relayStderr(proc.stderr, () => existsSync(pidFile))]);
+      // once runc wrote the pid file the container runs for good: no stat per chunk of a stderr flood
+      let started = false;
+      const [code, held] = await Promise.all([proc.exited, relayStderr(proc.stderr, () => (started ||= existsSync(pidFile)))]);
       log?.debug({ code, signal: proc.signalCode, pid: foregroundPid(bundle) }, "runc run ended");
       if (code !== 0 && !existsSync(pidFile)) throw new UnknownError(runcError(logFile, held));
       for (const h of held) process.stderr.write(h);
