@@ -31,15 +31,14 @@ export async function cli(argv: string[]): Promise<number> {
     const { makeLogger } = await import("./log.ts");
     const logger = makeLogger({ debug: g.debug, daemon: c.name === "daemon" });
     debugLog = (err) => logger.debug({ err }, "command failed");
+    if (c.name === "daemon") return await (await import("./daemon.ts")).daemon(g, logger);
+    if (c.name === "install") {
+      const { install } = await import("./install.ts");
+      for (const line of install(c)) stdout().write(line + "\n");
+      return 0;
+    }
     const [{ connect }, cmd] = await Promise.all([import("../api/client.ts"), import("./commands.ts")]);
     switch (c.name) {
-      case "daemon":
-        return await (await import("./daemon.ts")).daemon(g, logger);
-      case "install": {
-        const { install } = await import("./install.ts");
-        for (const line of install(c)) stdout().write(line + "\n");
-        return 0;
-      }
       case "version": {
         const daemonConn = await connect(g, logger, { daemonOnly: true });
         try {
