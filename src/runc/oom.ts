@@ -8,10 +8,11 @@
 //
 // cgroup v1: an eventfd registered in cgroup.event_control against memory.oom_control (as
 // containerd's epoller). The eventfd is watched through readiness.ts (one epoll set for the shim,
-// not a Bun stream per container); each readable batch is one notification. The kernel notifies *before* it kills (and again for a cgroup being removed), so a
-// notification is reported once memory.oom_control's oom_kill counter has moved past the last one
-// reported (re-checked for a short while), or when the cgroup sits under_oom with the killer
-// disabled; a notification that ends in neither (a victim already dying) is not reported twice.
+// not a Bun stream per container); each readable batch is one notification. The kernel notifies
+// *before* it kills (and again for a cgroup being removed), so a notification is reported once
+// memory.oom_control's oom_kill counter has moved past the last one reported (re-checked for a
+// short while), or when the cgroup sits under_oom with the killer disabled; a notification that
+// ends in neither (a victim already dying) is not reported twice.
 // Kernels without the oom_kill counter (< 4.13) report every notification, as containerd does.
 // cgroup v2: inotify (fs.watch) on memory.events; reported when oom_kill grows, as containerd's v2
 // watcher does (counting from the value at add(), so a reloaded shim does not replay old kills).
