@@ -9,12 +9,12 @@ protoc_bin="${PROTOC:-/usr/bin/protoc}"
 plugin="$PWD/node_modules/.bin/protoc-gen-es"
 [ -x "$protoc_bin" ] || { echo "gen.sh: protoc not found at $protoc_bin (apt-get install protobuf-compiler)" >&2; exit 1; }
 [ -x "$plugin" ] || { echo "gen.sh: $plugin missing (run npm ci)" >&2; exit 1; }
-# google/protobuf/*.proto (any, empty, timestamp) ship with protobuf-compiler; protoc-gen-es
-# maps them to @bufbuild/protobuf/wkt instead of generating them.
-wkt_include="${PROTOC_INCLUDE:-/usr/include}"
-[ -f "$wkt_include/google/protobuf/any.proto" ] || { echo "gen.sh: google/protobuf/any.proto not under $wkt_include" >&2; exit 1; }
+# The well-known types we import (google/protobuf/{any,empty,timestamp}.proto) are vendored under proto/wkt:
+# Debian ships them in libprotobuf-dev, not with protoc, and a system include dir made generation differ by
+# machine. They are an include path only; protoc-gen-es maps them to @bufbuild/protobuf/wkt.
+wkt_include="proto/wkt"
 
-mapfile -t files < <(cd proto && find . -name '*.proto' -printf '%P\n' | LC_ALL=C sort)
+mapfile -t files < <(cd proto && find . -path ./wkt -prune -o -name '*.proto' -printf '%P\n' | LC_ALL=C sort)
 [ "${#files[@]}" -gt 0 ] || { echo "gen.sh: no .proto files under proto/" >&2; exit 1; }
 
 tmp="$(mktemp -d)"
