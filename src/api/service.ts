@@ -18,7 +18,8 @@ import { pidAlive } from "../proc.ts";
 import { VERSION } from "../version.ts";
 
 /** The runtime of a CreateRequest that names none: bunker's own shim. */
-export const DEFAULT_RUNTIME = "io.containerd.bunker.v1";
+import { BUNKER_RUNTIME } from "../contract/runtime.ts";
+export const DEFAULT_RUNTIME = BUNKER_RUNTIME;
 /** containerd's typeurl name for an OCI process (its value is JSON). */
 export const PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const STATE_TIMEOUT_MS = 2_000;

@@ -8,7 +8,8 @@ import { FailedPreconditionError, InvalidArgumentError } from "../errdefs.ts";
 declare const BUNKER_COMMIT: string | undefined;
 
 export const SHIM_NAME = "containerd-shim-bunker-v1";
-export const RUNTIME_TYPE = "io.containerd.bunker.v1";
+import { BUNKER_RUNTIME } from "../contract/runtime.ts";
+export const RUNTIME_TYPE = BUNKER_RUNTIME;
 const SECTION_HEADER = '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.bunker]';
 
 /** The config.toml (version 2) runtime section that makes containerd's CRI use our shim. */

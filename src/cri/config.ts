@@ -16,7 +16,8 @@ import { isTable, marshalToml, type TomlTable } from "./toml.ts";
 export type { RuncOptions };
 export const RUNTIME_RUNC_V1 = "io.containerd.runc.v1";
 export const RUNTIME_RUNC_V2 = "io.containerd.runc.v2";
-export const RUNTIME_BUNKER_V1 = "io.containerd.bunker.v1";
+import { BUNKER_RUNTIME } from "../contract/runtime.ts";
+export const RUNTIME_BUNKER_V1 = BUNKER_RUNTIME;
 /** containerd's legacy v1 shim runtime; bunker speaks only shim v2. */
 export const RUNTIME_LINUX_V1 = "io.containerd.runtime.v1.linux";
 /** Runtime types whose shim takes containerd.runc.v1.Options. */

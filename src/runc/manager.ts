@@ -4,21 +4,15 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errdefs.ts";
-import { canConnect, readAddress, removeSocket } from "../shim/address.ts";
-import { groupKey, readBundleAnnotations } from "../shim/grouping.ts";
-import { groupFromOptions } from "../shim/start-options.ts";
+import { canConnect, readAddress, removeSocket } from "../contract/address.ts";
+import { bunkerGroup } from "../contract/grouping.ts";
+import { BUNKER_RUNTIME } from "../contract/runtime.ts";
 import { startGrouped, type SpawnOptions } from "../shim/start.ts";
 import type { DeleteOpts, DeleteResult, ServeContext, Shim, StartOpts, TaskService } from "../shim/types.ts";
 
 import { readOptions, runcConfig } from "./options.ts";
 import { Runc, useSpawner } from "./runc.ts";
 
-export const RUNTIME_NAME = "io.containerd.bunker.v1";
-/**
- * Environment knob for the default group ("namespace", "container" or a name), below annotations
- * and the runtime options' config file.
- */
-export const GROUP_ENV = "BUNKER_SHIM_GROUP";
 
 const SIGKILL = 9;
 /** containerd's InitPidFile; container.ts (serve side) writes it. */
@@ -34,16 +28,11 @@ export function isMounted(path: string): boolean {
 }
 
 export class RuncShim implements Shim {
-  readonly name = RUNTIME_NAME;
+  readonly name = BUNKER_RUNTIME;
   constructor(private readonly spawn: SpawnOptions = {}) {}
 
   async start(opts: StartOpts): Promise<string> {
-    const group = groupKey({
-      id: opts.id,
-      annotations: readBundleAnnotations(opts.bundle),
-      option: groupFromOptions(opts.options) ?? process.env[GROUP_ENV],
-    });
-    return await startGrouped(opts, group, this.spawn);
+    return await startGrouped(opts, bunkerGroup(opts.id, opts.bundle, opts.options), this.spawn);
   }
 
   async delete(opts: DeleteOpts): Promise<DeleteResult> {

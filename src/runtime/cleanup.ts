@@ -6,10 +6,12 @@ import { errorMessage } from "../errdefs.ts";
 import type { Bundle } from "./bundle.ts";
 import { type Exchange, type ExitInfo, publishDeadShimExit } from "./events.ts";
 import { readAddress, removeStaleSocket, taskKey } from "./shim.ts";
-import { type ShimCommandConfig, shimDelete } from "./shimproc.ts";
+import type { ShimCommandConfig } from "./shimproc.ts";
 
 export interface DeadShimCleanupDeps {
   command(bundle: Bundle, binary: string): ShimCommandConfig;
+  /** Runs the binary's `delete` action (the manager's bounded ShimActions.delete). */
+  runDelete(cmd: ShimCommandConfig): Promise<ExitInfo>;
   events: Exchange;
   log: Logger;
   /** Removes the bundle, logging (not throwing) a failure. */
@@ -46,7 +48,7 @@ export class DeadShimCleanup {
     }
     if (binary) {
       try {
-        exit = await shimDelete(this.d.command(bundle, binary));
+        exit = await this.d.runDelete(this.d.command(bundle, binary));
       } catch (err) {
         this.d.log.warn({ id: bundle.id, namespace: bundle.namespace, err: errorMessage(err) }, "failed to clean up after dead shim");
       }

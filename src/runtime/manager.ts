@@ -29,7 +29,8 @@ import {
   type TaskMeta,
   writeMeta,
 } from "./shim.ts";
-import { type ShimCommandConfig, shimDelete, shimStart } from "./shimproc.ts";
+import type { ShimCommandConfig } from "./shimproc.ts";
+import { ShimActions } from "./shim-actions.ts";
 
 export interface ManagerOptions {
   root: string;
@@ -69,11 +70,22 @@ export class TaskManager {
   private readonly log: Logger;
 
   private readonly deadShims: DeadShimCleanup;
+  /** Shim binaries' start and delete actions, bounded; no `start` per task of a live group (shim-actions.ts). */
+  readonly actions: ShimActions;
 
   private constructor(private readonly o: ManagerOptions) {
     this.log = o.logger;
+    this.actions = new ShimActions({
+      apiAddress: o.address,
+      liveConnection: (address) => {
+        const c = this.conns.get(address);
+        return c && !c.closed ? c : undefined;
+      },
+      connect: (address, namespace) => this.connection(address, namespace),
+    });
     this.deadShims = new DeadShimCleanup({
       command: (bundle, binary) => this.command(bundle, binary),
+      runDelete: (cmd) => this.actions.delete(cmd),
       events: o.events,
       log: o.logger,
       deleteBundle: (bundle) => this.tryDeleteBundle(bundle),
@@ -202,10 +214,10 @@ export class TaskManager {
       const cmd = this.command(bundle, binary);
       const options = opts.options ? anyBytes(opts.options) : undefined;
       const t0 = performance.now();
-      const address = await shimStart(cmd, options);
-      this.log.debug({ id, address, ms: Math.round(performance.now() - t0) }, "shim started");
+      const { conn, spawned } = await this.actions.shimFor(opts.runtime, cmd, options);
+      // "shim started": this create ran the binary's start action; "shim reused": it joined a live group
+      this.log.debug({ id, address: conn.address, ms: Math.round(performance.now() - t0) }, spawned ? "shim started" : "shim reused");
       writeFileSync(join(bundle.path, SHIM_BINARY_FILE), binary, { mode: 0o600 });
-      const conn = await this.connection(address, namespace);
       task = new ShimTask(bundle, conn, binary, meta, shimLog);
       await task.create({
         rootfs: opts.rootfs,
@@ -239,7 +251,7 @@ export class TaskManager {
     }
     if (exists(join(bundle.path, "address"))) {
       try {
-        await shimDelete(this.command(bundle, binary));
+        await this.actions.delete(this.command(bundle, binary));
       } catch (err) {
         this.log.debug({ id: bundle.id, err: errorMessage(err) }, "shim delete during rollback");
       }

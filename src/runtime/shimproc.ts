@@ -22,8 +22,14 @@ export interface ShimCommandConfig {
   debug?: boolean;
 }
 
-export const START_TIMEOUT_MS = 10_000;
-export const DELETE_TIMEOUT_MS = 10_000;
+/**
+ * Generous on purpose: a start may wait on its group's start lock behind another starter (containerd,
+ * another bunker), and a loaded 2-core machine takes seconds to start a runtime. The manager queues
+ * its own starts before this deadline begins (shim-start.ts), so queueing does not eat into it.
+ */
+export const START_TIMEOUT_MS = 30_000;
+/** As generous as start: a dead grouped shim leaves many deletes, each a runtime start plus `runc delete`. */
+export const DELETE_TIMEOUT_MS = 30_000;
 /** After the action exits, how long a leaked stdout may stay open before we stop reading it. */
 const STDOUT_GRACE_MS = 200;
 
@@ -84,7 +90,7 @@ async function runAction(cmd: string[], c: ShimCommandConfig, stdin: Uint8Array 
       collect(proc.stderr, proc.exited),
       proc.exited,
     ]);
-    if (timedOut) throw new DeadlineExceededError(`shim ${action}: ${c.binary} did not finish within ${timeoutMs} ms`);
+    if (timedOut) throw new DeadlineExceededError(`shim ${action}: ${c.binary} did not finish within ${timeoutMs} ms (killed; is the machine overloaded?)`);
     return { code, stdout, stderr: new TextDecoder().decode(stderrBytes).trim() };
   } finally {
     clearTimeout(timer);

@@ -5,7 +5,7 @@ import { fromCode, UnavailableError, DeadlineExceededError } from "../errdefs.ts
 import { decodeHeader, FrameType, HEADER_LENGTH } from "../ttrpc/codec.ts";
 import { NAMESPACE_KEY, encodeRequestFrame } from "../ttrpc/wire.ts";
 import { decodeResponse } from "../ttrpc/wire-decode.ts";
-import { socketPath } from "./address.ts";
+import { socketPath } from "../contract/address.ts";
 
 export interface OneshotCall {
   address: string;

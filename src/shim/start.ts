@@ -8,7 +8,7 @@ import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync,
 import { DeadlineExceededError, ResourceExhaustedError, UnavailableError, UnknownError } from "../errdefs.ts";
 import { pidAlive } from "../proc.ts";
 import { oneshot } from "./oneshot.ts";
-import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "./address.ts";
+import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "../contract/address.ts";
 import { serveArgs } from "./flags.ts";
 import type { StartOpts } from "./types.ts";
 

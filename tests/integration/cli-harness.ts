@@ -114,9 +114,9 @@ export class BunkerEnv {
   }
 
   /** Starts `bunker daemon` and waits until it answers. */
-  async startDaemon(): Promise<{ proc: Bun.Subprocess<"ignore", "ignore", "pipe">; readyMs: number; log: () => string }> {
+  async startDaemon(globals: string[] = []): Promise<{ proc: Bun.Subprocess<"ignore", "ignore", "pipe">; readyMs: number; log: () => string }> {
     const t0 = performance.now();
-    const proc = Bun.spawn([this.bunker, ...this.globals(), "daemon"], { env: this.spawnEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const proc = Bun.spawn([this.bunker, ...this.globals(), ...globals, "daemon"], { env: this.spawnEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     this.daemons.add(proc);
     // Drain its log as it comes: a full pipe would block the daemon's (synchronous) logger.
     let text = "";

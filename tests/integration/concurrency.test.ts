@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
-import { socketAddress, socketPath } from "../../src/shim/address.ts";
-import { NAMESPACE_GROUP_KEY } from "../../src/shim/grouping.ts";
+import { socketAddress, socketPath } from "../../src/contract/address.ts";
+import { NAMESPACE_GROUP_KEY } from "../../src/contract/grouping.ts";
 import { dial } from "../../src/ttrpc/index.ts";
 import { describeWith } from "../helpers/require.ts";
 import { BUNKER_RUNTIME, until } from "./cli-harness.ts";
@@ -26,7 +26,8 @@ describeWith(["root", "bin:runc", "bin:containerd-shim-runc-v2"], "concurrency i
 
   test(`${CONCURRENT} concurrent creates, then ${CONCURRENT} concurrent deletes: all succeed, one shim, nothing left`, async () => {
     const ns = `${env.namespace}a`;
-    const daemon = await env.startDaemon();
+    // --debug: the manager logs whether each create ran the shim's start action or joined the live shim
+    const daemon = await env.startDaemon(["--debug"]);
     const { api, client } = await env.api();
     const ids = Array.from({ length: CONCURRENT }, (_, i) => `c${i}`);
     const t0 = performance.now();
@@ -34,13 +35,17 @@ describeWith(["root", "bin:runc", "bin:containerd-shim-runc-v2"], "concurrency i
     const createMs = performance.now() - t0;
     expect(created.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
     expect(env.shims().filter((s) => s.state !== "Z").length).toBe(1);
+    // one start action for the group; every other create reserved its id over the manager's connection
+    const starts = daemon.log().split("\n").filter((l) => l.includes('"msg":"shim started"')).length;
+    const reused = daemon.log().split("\n").filter((l) => l.includes('"msg":"shim reused"')).length;
+    expect({ starts, reused }).toEqual({ starts: 1, reused: CONCURRENT - 1 });
     const tasks = await listTasks(api, ns);
     expect([...tasks.values()].filter((t) => t.status === Status.CREATED).length).toBe(CONCURRENT);
     const t1 = performance.now();
     const deleted = await Promise.allSettled(ids.map((id) => api.delete({ namespace: ns, id, force: true })));
     const deleteMs = performance.now() - t1;
     expect(deleted.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
-    console.log(`concurrency: ${CONCURRENT} creates in ${createMs.toFixed(0)} ms, ${CONCURRENT} deletes in ${deleteMs.toFixed(0)} ms, one shim`);
+    console.log(`concurrency: ${CONCURRENT} creates in ${createMs.toFixed(0)} ms (one shim start action), ${CONCURRENT} deletes in ${deleteMs.toFixed(0)} ms, one shim`);
     expect(await leaks(env, ns, ids, { parents: [daemon.proc.pid] })).toEqual(NO_LEAKS);
     client.close();
     daemon.proc.kill("SIGKILL");

@@ -7,8 +7,8 @@
 import { COMPILE_FLAGS } from "../fixtures/compile.ts";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { socketAddress, socketPath } from "../../src/shim/address.ts";
-import { NAMESPACE_GROUP_KEY } from "../../src/shim/grouping.ts";
+import { socketAddress, socketPath } from "../../src/contract/address.ts";
+import { NAMESPACE_GROUP_KEY } from "../../src/contract/grouping.ts";
 import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
 import { copyRootfs } from "../fixtures/rootfs.ts";
 import { allProcs, cmdline, killSame, type ProcInfo, procInfo, waitGone } from "../fixtures/procs.ts";

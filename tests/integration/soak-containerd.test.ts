@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { socketAddress, socketPath } from "../../src/shim/address.ts";
+import { socketAddress, socketPath } from "../../src/contract/address.ts";
 import type { TestContainerd } from "../fixtures/containerd.ts";
 import { describeWith } from "../helpers/require.ts";
 import { until } from "./cli-harness.ts";

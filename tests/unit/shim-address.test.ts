@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../../src/errdefs.ts";
-import { canConnect, goClean, goJoin, isSocket, readAddress, removeSocket, socketAddress, socketPath, writeAddress } from "../../src/shim/address.ts";
+import { canConnect, goClean, goJoin, isSocket, readAddress, removeSocket, socketAddress, socketPath, writeAddress } from "../../src/contract/address.ts";
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../../src/errdefs.ts";
-import { groupKey, NAMESPACE_GROUP_KEY, readBundleAnnotations } from "../../src/shim/grouping.ts";
+import { groupKey, NAMESPACE_GROUP_KEY, readBundleAnnotations } from "../../src/contract/grouping.ts";
 
 describe("group key", () => {
   test("default: one shim per namespace", () => {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { InvalidArgumentError } from "../../src/errdefs.ts";
 import { OptionsSchema as RuncOptionsSchema } from "../../src/gen/containerd/runc/v1/options_pb.ts";
 import { OptionsSchema } from "../../src/gen/runtimeoptions/v1/api_pb.ts";
-import { groupFromConfig, groupFromOptions } from "../../src/shim/start-options.ts";
+import { groupFromConfig, groupFromOptions } from "../../src/contract/start-options.ts";
 import { packAny } from "../../src/ttrpc/any.ts";
 
 describe("group from the runtime options on start's stdin", () => {

@@ -12,6 +12,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
+import { groupFromOptions } from "./start-options.ts";
 
 export const BUNKER_GROUP_ANNOTATION = "io.containerd.bunker.v1.group";
 export const RUNC_GROUP_ANNOTATION = "io.containerd.runc.v2.group";
@@ -70,4 +71,19 @@ export function readBundleAnnotations(bundle: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(annotations)) if (typeof v === "string") out[k] = v;
   return out;
+}
+
+/**
+ * Environment knob for the default group ("namespace", "container" or a name), below annotations
+ * and the runtime options' config file. The shim's `start` reads it from its environment, which it
+ * inherits from whoever runs it; bunker's own manager reads its own, so both compute one answer.
+ */
+export const GROUP_ENV = "BUNKER_SHIM_GROUP";
+
+/**
+ * The group of a container of bunker's shim: the one rule both the shim's `start` and bunker's own
+ * manager (which connects directly to a group's live shim instead of spawning `start`) apply.
+ */
+export function bunkerGroup(id: string, bundle: string, options: Uint8Array, env: Record<string, string | undefined> = process.env): string {
+  return groupKey({ id, annotations: readBundleAnnotations(bundle), option: groupFromOptions(options) ?? env[GROUP_ENV] });
 }
