@@ -2,6 +2,7 @@
 // its flags, then positionals; flags stop at the first positional so a container's command keeps
 // its own flags (`bunker run --rootfs r id /bin/ls -l`).
 import { InvalidArgumentError } from "../errdefs.ts";
+import { DEFAULT_ADDRESS, DEFAULT_ROOT, DEFAULT_STATE } from "../runtime/paths.ts";
 
 export interface GlobalOptions {
   root: string;
@@ -14,9 +15,9 @@ export interface GlobalOptions {
 }
 
 export const DEFAULT_GLOBALS: GlobalOptions = {
-  root: "/var/lib/bunker",
-  state: "/run/bunker",
-  address: "/run/bunker/bunker.sock",
+  root: DEFAULT_ROOT,
+  state: DEFAULT_STATE,
+  address: DEFAULT_ADDRESS,
   namespace: "default",
   debug: false,
 };

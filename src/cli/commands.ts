@@ -9,6 +9,7 @@ import { resolveRuntime } from "../executor/request.ts";
 import type { TaskInfo } from "../gen/bunker/v1/api_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { validateIdentifier } from "../identifiers.ts";
+import { cgroupParent } from "../runtime/paths.ts";
 import { generateSpec } from "../runtime/spec.ts";
 import { sys } from "../sys/index.ts";
 import type { Command, GlobalOptions, RunOptions } from "./args.ts";
@@ -58,6 +59,7 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
   const spec = generateSpec({
     namespace: g.namespace,
     id: o.id,
+    cgroupParent: cgroupParent(g.address),
     args: o.args,
     env: o.env,
     terminal: o.tty,

@@ -11,6 +11,7 @@ import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, foregroundRuncR
 import { processStartTime } from "../proc.ts";
 import { makeBundleDir } from "../runtime/bundle.ts";
 import { writeMeta } from "../runtime/meta.ts";
+import { cgroupParent } from "../runtime/paths.ts";
 import { generateSpec } from "../runtime/spec.ts";
 import type { GlobalOptions, RunOptions } from "./args.ts";
 
@@ -39,8 +40,8 @@ function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string, runc: strin
   if (!makeBundleDir(path)) throw new AlreadyExistsError(`task ${g.namespace}/${o.id} already exists`);
   try {
     // the record first: from then on every other bunker knows this bundle is ours and alive
-    writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.namespace) });
-    const spec = generateSpec({ namespace: g.namespace, id: o.id, args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
+    writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.state, g.namespace) });
+    const spec = generateSpec({ namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
     // No mount of our own: runc takes the rootfs where it is, as `runc run` users give it.
     writeFileSync(join(path, "config.json"), JSON.stringify({ ...spec, root: { path: rootfs, readonly: false } }), { mode: 0o600 });
     writeMeta({ path }, { runtime: FOREGROUND_RUNTIME, labels: o.labels, created: new Date().toISOString() });
@@ -98,7 +99,7 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   const pidFile = join(bundle, FOREGROUND_PID_FILE);
   const logFile = join(bundle, "runc.log");
   try {
-    const root = foregroundRuncRoot(g.namespace);
+    const root = foregroundRuncRoot(g.state, g.namespace);
     const argv = [runc, "--root", root, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id];
     // pino only when asked for: loading it costs more than this whole path
     const log = g.debug ? (await import("./log.ts")).makeLogger({ debug: true, daemon: false }) : undefined;

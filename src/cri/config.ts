@@ -14,15 +14,11 @@ import { pathMatch } from "./gostd.ts";
 import { isTable, marshalToml, type TomlTable } from "./toml.ts";
 
 export type { RuncOptions };
-export const RUNTIME_RUNC_V1 = "io.containerd.runc.v1";
-export const RUNTIME_RUNC_V2 = "io.containerd.runc.v2";
-import { BUNKER_RUNTIME } from "../contract/runtime.ts";
+import { BUNKER_RUNTIME, RUNC_OPTIONS_TYPE_URL, RUNC_RUNTIME_TYPES, RUNTIME_RUNC_V1, RUNTIME_RUNC_V2 } from "../contract/runtime.ts";
+export { RUNC_OPTIONS_TYPE_URL, RUNC_RUNTIME_TYPES, RUNTIME_RUNC_V1, RUNTIME_RUNC_V2 } from "../contract/runtime.ts";
 export const RUNTIME_BUNKER_V1 = BUNKER_RUNTIME;
 /** containerd's legacy v1 shim runtime; bunker speaks only shim v2. */
 export const RUNTIME_LINUX_V1 = "io.containerd.runtime.v1.linux";
-/** Runtime types whose shim takes containerd.runc.v1.Options. */
-export const RUNC_RUNTIME_TYPES: readonly string[] = [RUNTIME_RUNC_V1, RUNTIME_RUNC_V2, RUNTIME_BUNKER_V1];
-export const RUNC_OPTIONS_TYPE_URL = "containerd.runc.v1.Options";
 export const GENERIC_OPTIONS_TYPE_URL = "runtimeoptions.v1.Options";
 
 export const SHIM_GROUPS = ["namespace", "container"] as const;

@@ -147,7 +147,9 @@ export class Container {
       return c;
     } catch (err) {
       c.io?.close();
-      if (c.pid === 0 && !plan) await c.runc.delete(req.id, { force: true }).catch(() => undefined);
+      // Only what this create made: "already exists" means the runc state is another owner's
+      // container of the same id in the same root, which a forced delete would SIGKILL.
+      if (c.pid === 0 && !plan && !(err instanceof AlreadyExistsError)) await c.runc.delete(req.id, { force: true }).catch(() => undefined);
       if (c.rootfs) c.unmountRootfs();
       throw err;
     }

@@ -27,6 +27,23 @@ export function isMounted(path: string): boolean {
   return false;
 }
 
+/**
+ * Whether runc's state for id in root belongs to this bundle (runc records `bundle=<path>` in its
+ * config labels). Another owner's container of the same id in a shared root is not ours to force-
+ * delete; unreadable state is taken as ours, as before, so a half-made container is still removed.
+ */
+export function runcStateIsOurs(root: string, id: string, bundle: string): boolean {
+  try {
+    const state = JSON.parse(readFileSync(join(root, id, "state.json"), "utf8")) as { config?: { labels?: unknown } };
+    const labels = state.config?.labels;
+    if (!Array.isArray(labels)) return true;
+    const label = labels.find((l): l is string => typeof l === "string" && l.startsWith("bundle="));
+    return label === undefined || label.slice("bundle=".length) === bundle;
+  } catch {
+    return true;
+  }
+}
+
 export class RuncShim implements Shim {
   readonly name = BUNKER_RUNTIME;
   constructor(private readonly spawn: SpawnOptions = {}) {}
@@ -40,7 +57,7 @@ export class RuncShim implements Shim {
     const config = runcConfig(readOptions(bundle), bundle, opts.namespace);
     // containerd runs this after every shim disconnect, also after a clean Delete: when runc has
     // no state for the container, there is nothing to force (and one runc exec less to wait for)
-    if (existsSync(join(config.root!, id))) {
+    if (existsSync(join(config.root!, id)) && runcStateIsOurs(config.root!, id, bundle)) {
       try {
         await new Runc(config).delete(id, { force: true });
       } catch (err) {

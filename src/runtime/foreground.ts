@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { FailedPreconditionError } from "../errdefs.ts";
 import { processStartTime } from "../proc.ts";
 import { listBundleIds } from "./bundle.ts";
+import { managerRuncRoot } from "./paths.ts";
 
 export const FOREGROUND_FILE = "foreground";
 /** The container's init pid, written by `runc run --pid-file`. */
@@ -28,9 +29,9 @@ export interface ForegroundRecord {
   runcRoot: string;
 }
 
-/** runc's state root for a namespace: the one the runc shims (ours, containerd's) use by default. */
-export function foregroundRuncRoot(namespace: string): string {
-  return join("/run/containerd/runc", namespace);
+/** runc's state root for a namespace: the manager's, under this bunker's state dir (runc-root.ts). */
+export function foregroundRuncRoot(state: string, namespace: string): string {
+  return join(managerRuncRoot(state), namespace);
 }
 
 /**

@@ -30,6 +30,8 @@ import {
   writeMeta,
 } from "./shim.ts";
 import type { ShimCommandConfig } from "./shimproc.ts";
+import { managerRuncRoot } from "./paths.ts";
+import { withRuncRoot } from "./runc-root.ts";
 import { ShimActions } from "./shim-actions.ts";
 
 export interface ManagerOptions {
@@ -48,6 +50,8 @@ export interface ManagerOptions {
   loadTimeoutMs?: number;
   /** Where shim binaries are looked for besides $PATH (default: beside the bunker executable). */
   selfDir?: string;
+  /** runc's state root for runc-type shims that name none (default <state>/runc; see runc-root.ts). */
+  runcRoot?: string;
 }
 
 export interface CreateOptions {
@@ -212,7 +216,8 @@ export class TaskManager {
       writeMeta(bundle, meta);
       shimLog = new ShimLog(bundle, this.log);
       const cmd = this.command(bundle, binary);
-      const options = opts.options ? anyBytes(opts.options) : undefined;
+      const runtimeOptions = withRuncRoot(opts.runtime, opts.options, this.o.runcRoot ?? managerRuncRoot(this.o.state));
+      const options = runtimeOptions ? anyBytes(runtimeOptions) : undefined;
       const t0 = performance.now();
       const { conn, spawned } = await this.actions.shimFor(opts.runtime, cmd, options);
       // "shim started": this create ran the binary's start action; "shim reused": it joined a live group
@@ -225,7 +230,7 @@ export class TaskManager {
         stdout: opts.stdout ?? "",
         stderr: opts.stderr ?? "",
         terminal: opts.terminal ?? false,
-        ...(opts.options ? { options: opts.options } : {}),
+        ...(runtimeOptions ? { options: runtimeOptions } : {}),
       });
       this.tasks.add(task);
       this.log.debug({ id, pid: task.pid, ms: Math.round(performance.now() - t0) }, "task created");

@@ -64,6 +64,8 @@ export interface SpecOptions {
   hostname?: string;
   readonlyRootfs?: boolean;
   annotations?: Record<string, string>;
+  /** The cgroup parent (paths.ts cgroupParent: one per bunker instance); the path is <parent>/<ns>/<id>. */
+  cgroupParent?: string;
 }
 
 function defaultMounts(): OciMount[] {
@@ -122,7 +124,7 @@ export function generateSpec(opts: SpecOptions): OciSpec {
     hostname: opts.hostname ?? opts.id,
     mounts: defaultMounts(),
     linux: {
-      cgroupsPath: `/${opts.namespace}/${opts.id}`,
+      cgroupsPath: `${opts.cgroupParent ?? "/bunker"}/${opts.namespace}/${opts.id}`,
       resources: { devices: [{ allow: false, access: "rwm" }] },
       namespaces: ["pid", "ipc", "uts", "mount", "network"].map((type) => ({ type })),
       maskedPaths: [

@@ -9,7 +9,7 @@ import { describeWith } from "../helpers/require.ts";
 import { BunkerEnv, until } from "./cli-harness.ts";
 
 function runcIds(env: BunkerEnv): string[] {
-  const r = Bun.spawnSync(["runc", "--root", `/run/containerd/runc/${env.namespace}`, "list", "-q"], { stderr: "ignore" });
+  const r = Bun.spawnSync(["runc", "--root", `${env.state}/runc/${env.namespace}`, "list", "-q"], { stderr: "ignore" });
   return r.stdout.toString().split("\n").filter(Boolean);
 }
 

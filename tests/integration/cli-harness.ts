@@ -71,7 +71,7 @@ export class BunkerEnv {
   readonly state: string;
   readonly address: string;
   readonly tmp: string;
-  /** A namespace of our own: shims keep runc state per namespace (/run/containerd/runc/<ns>), shared host-wide. */
+  /** A namespace of our own (containers under containerd keep runc state in /run/containerd/runc/<ns>, shared host-wide). */
   readonly namespace = `bk${Math.random().toString(36).slice(2, 10)}`;
   rootfs = "";
   private bin = "";
@@ -164,9 +164,9 @@ export class BunkerEnv {
     const shims = this.shims();
     for (const s of shims) killSame(s, "SIGKILL");
     await waitGone(shims, 5_000);
-    // Containers whose shim we just killed: both shims keep runc state in /run/containerd/runc/<ns>.
-    for (const ns of namespaces) {
-      const runcRoot = `/run/containerd/runc/${ns}`;
+    // Containers whose shim we just killed: runc state is under our state dir (runc-root.ts), or in
+    // /run/containerd/runc/<ns> for options that name no root of their own.
+    for (const runcRoot of namespaces.flatMap((ns) => [`${this.state}/runc/${ns}`, `/run/containerd/runc/${ns}`])) {
       if (!existsSync(runcRoot)) continue;
       const ids = (await Bun.$`runc --root ${runcRoot} list -q`.quiet().nothrow()).stdout.toString().split("\n").filter(Boolean);
       for (const id of ids) await Bun.$`runc --root ${runcRoot} delete --force ${id}`.quiet().nothrow();

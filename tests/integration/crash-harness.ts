@@ -123,9 +123,12 @@ export function mountsUnder(dir: string): string[] {
     .filter((p) => p.startsWith(`${dir}/`) || p === dir);
 }
 
-/** runc's containers in a namespace's root (both shims use /run/containerd/runc/<ns>). */
-export async function runcList(ns: string): Promise<string[]> {
-  const root = `/run/containerd/runc/${ns}`;
+/**
+ * runc's containers in a namespace's root: under containerd both shims use /run/containerd/runc/<ns>;
+ * under bunker's manager, <state>/runc/<ns> (src/runtime/runc-root.ts).
+ */
+export async function runcList(ns: string, base = "/run/containerd/runc"): Promise<string[]> {
+  const root = `${base}/${ns}`;
   if (!existsSync(root)) return [];
   const r = await Bun.$`runc --root ${root} list -q`.quiet().nothrow();
   return r.stdout.toString().split("\n").filter(Boolean);
@@ -166,7 +169,7 @@ export async function leaks(
   o: { containers?: ProcInfo[]; parents?: number[]; dirs?: string[]; slow?: SlowRunc; timeoutMs?: number } = {},
 ): Promise<LeakReport> {
   const check = async (): Promise<LeakReport> => ({
-    runc: await runcList(ns),
+    runc: [...(await runcList(ns)), ...(await runcList(ns, `${env.state}/runc`))],
     dirs: [...ids.flatMap((id) => [join(env.state, ns, id), join(env.root, ns, id)]), ...(o.dirs ?? [])].filter((d) => existsSync(d)),
     mounts: mountsUnder(join(env.state, ns)),
     sockets: shimSockets(env, ns, ids).filter((s) => existsSync(s)),

@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
 import { InvalidArgumentError } from "../../src/errdefs.ts";
+import { cgroupParent, DEFAULT_ADDRESS } from "../../src/runtime/paths.ts";
 import { DEFAULT_PATH_ENV, execProcess, generateSpec, mergeEnv, parsePlatforms } from "../../src/runtime/spec.ts";
 
 test("generateSpec follows containerd's unix defaults", () => {
@@ -17,7 +18,10 @@ test("generateSpec follows containerd's unix defaults", () => {
   expect(s.process.rlimits).toEqual([{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }]);
   expect(s.linux.maskedPaths).toContain("/proc/kcore");
   expect(s.linux.readonlyPaths).toContain("/proc/sys");
-  expect(s.linux.cgroupsPath).toBe("/default/c1");
+  // under bunker's own parent, never containerd's /<ns>/<id>: runc joins an existing cgroup (paths.ts)
+  expect(s.linux.cgroupsPath).toBe("/bunker/default/c1");
+  expect(generateSpec({ namespace: "default", id: "c1", args: ["sh"], cgroupParent: cgroupParent("/tmp/x/bunker.sock") }).linux.cgroupsPath).toMatch(/^\/bunker-[0-9a-f]{8}\/default\/c1$/);
+  expect(cgroupParent(DEFAULT_ADDRESS)).toBe("/bunker");
 });
 
 test("terminal adds TERM; defaults", () => {
