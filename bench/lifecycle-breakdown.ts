@@ -7,10 +7,10 @@
 // Run as root: bun bench/lifecycle-breakdown.ts [runs=15]. Prints a table and one JSON line.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { startContainerd } from "../tests/fixtures/containerd.ts";
-import { allProcs, cmdline } from "../tests/fixtures/procs.ts";
-import { copyRootfs } from "../tests/fixtures/rootfs.ts";
-import { endShims, SHIM_BINARY, shimBinDir, shimPath } from "../tests/integration/shim-env.ts";
+import { startContainerd } from "../tests/support/containerd.ts";
+import { allProcs, cmdline } from "../tests/support/procs.ts";
+import { copyRootfs } from "../tests/support/rootfs.ts";
+import { endShims, SHIM_BINARY, shimBinDir, shimPath } from "../tests/support/shim-env.ts";
 
 const RUNS = Number(process.argv[2] ?? 15);
 const RUNTIMES = { bunker: "io.containerd.bunker.v1", runc: "io.containerd.runc.v2" } as const;

@@ -7,9 +7,9 @@
 // Usage: bun bench/run.ts [runs=20] [tasks=100]. Prints a table and one JSON line.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateSpec } from "../src/runtime/spec.ts";
-import { COMPILE_FLAGS } from "../tests/fixtures/compile.ts";
-import { BunkerEnv, BUNKER_RUNTIME, RUNC_RUNTIME, runtimes } from "../tests/integration/cli-harness.ts";
+import { generateSpec } from "../src/oci/spec.ts";
+import { COMPILE_FLAGS } from "../tests/support/compile.ts";
+import { BunkerEnv, BUNKER_RUNTIME, RUNC_RUNTIME, runtimes } from "../tests/support/cli-harness.ts";
 
 const RUNS = Number(process.argv[2] ?? 20);
 const TASKS = Number(process.argv[3] ?? 100);

@@ -4,14 +4,14 @@
 //   2. memory: total RSS and PSS (/proc/PID/smaps_rollup) of every shim process with N sleeping
 //      containers, N = 20 and 100
 // Run as root: bun bench/shim.ts [runs=20] [sizes=20,100]. Prints a table and one JSON line.
-// The shim is built from src/runc/bin.ts (compiled, bytecode) unless BUNKER_SHIM_BIN_DIR names a
+// The shim is built from src/shims/bunker/bin.ts (compiled, bytecode) unless BUNKER_SHIM_BIN_DIR names a
 // directory with a prebuilt containerd-shim-bunker-v1 (e.g. BUNKER_SHIM_BIN_DIR=dist).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startContainerd, type TestContainerd } from "../tests/fixtures/containerd.ts";
-import { allProcs, cmdline } from "../tests/fixtures/procs.ts";
-import { copyRootfs } from "../tests/fixtures/rootfs.ts";
-import { endShims, shimPath, shimServers } from "../tests/integration/shim-env.ts";
+import { startContainerd, type TestContainerd } from "../tests/support/containerd.ts";
+import { allProcs, cmdline } from "../tests/support/procs.ts";
+import { copyRootfs } from "../tests/support/rootfs.ts";
+import { endShims, shimPath, shimServers } from "../tests/support/shim-env.ts";
 
 const RUNS = Number(process.argv[2] ?? 20);
 const SIZES = (process.argv[3] ?? "20,100").split(",").map(Number);

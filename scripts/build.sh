@@ -8,7 +8,7 @@ mkdir -p dist
 # Rebuild the binary only when a source it embeds is newer than it.
 if [ ! -x dist/bunker ] || [ -n "$(find src native/libbunker.so package.json scripts/build.sh -newer dist/bunker -print -quit)" ]; then
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-  # No .env/bunfig.toml autoload: a system binary must not read them from its cwd (tests/fixtures/compile.ts has the same flags).
+  # No .env/bunfig.toml autoload: a system binary must not read them from its cwd (tests/support/compile.ts has the same flags).
   bun build --compile --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig --define "BUNKER_COMMIT=\"$commit\"" src/cli/main.ts --outfile dist/bunker.tmp >/dev/null
   mv -f dist/bunker.tmp dist/bunker
 fi

@@ -17,3 +17,19 @@ export function validateIdentifier(value: string, what = "identifier"): string {
   }
   return value;
 }
+
+/**
+ * Names bunker's --root and --state use for subsystems beside the per-namespace dirs
+ * (<state>/runc now; <root>/containers, content, snapshots, networks as they come): a namespace of
+ * one of these names would share a folder with that subsystem, so none may be named like one.
+ */
+export const RESERVED_NAMESPACES: readonly string[] = ["runc", "containers", "content", "snapshots", "networks"];
+
+/** A container namespace: an identifier that is not one of the reserved subsystem names. */
+export function validateNamespace(value: string): string {
+  validateIdentifier(value, "namespace");
+  if (RESERVED_NAMESPACES.includes(value)) {
+    throw new InvalidArgumentError(`namespace ${JSON.stringify(value)} is reserved: bunker keeps its own ${value} state under that name`);
+  }
+  return value;
+}

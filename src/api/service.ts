@@ -8,10 +8,10 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, NotImplem
 import { Bunker, type TaskInfo, TaskInfoSchema } from "../gen/bunker/v1/api_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { MountSchema } from "../gen/containerd/types/mount_pb.ts";
-import { validateIdentifier } from "../identifiers.ts";
+import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import type { ServiceImpl } from "../ttrpc/index.ts";
 import type { TaskManager } from "../runtime/manager.ts";
-import { execProcess, type OciSpec } from "../runtime/spec.ts";
+import { execProcess, type OciSpec } from "../oci/spec.ts";
 import { killForeground, type LiveForeground } from "../runtime/foreground.ts";
 import { readMeta } from "../runtime/meta.ts";
 import { pidAlive } from "../proc.ts";
@@ -19,6 +19,7 @@ import { VERSION } from "../version.ts";
 
 /** The runtime of a CreateRequest that names none: bunker's own shim. */
 import { BUNKER_RUNTIME } from "../contract/runtime.ts";
+import { CONFIG_FILE } from "../contract/bundle.ts";
 export const DEFAULT_RUNTIME = BUNKER_RUNTIME;
 /** containerd's typeurl name for an OCI process (its value is JSON). */
 export const PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
@@ -32,7 +33,7 @@ export interface ServiceOptions {
 }
 
 function ns(value: string): string {
-  return validateIdentifier(value, "namespace");
+  return validateNamespace(value);
 }
 
 function checkRootfs(rootfs: string): string {
@@ -152,7 +153,7 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
       const namespace = ns(req.namespace);
       validateIdentifier(req.execId, "exec id");
       const t = await m.lookup(namespace, req.id);
-      const base = JSON.parse(readFileSync(join(t.bundle.path, "config.json"), "utf8")) as OciSpec;
+      const base = JSON.parse(readFileSync(join(t.bundle.path, CONFIG_FILE), "utf8")) as OciSpec;
       let wanted: Partial<OciSpec["process"]>;
       try {
         wanted = JSON.parse(new TextDecoder().decode(req.process)) as Partial<OciSpec["process"]>;

@@ -4,13 +4,13 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
-import { applyShimGroup, loadRuntimeConfig } from "../cri/config.ts";
+import { applyShimGroup, loadRuntimeConfig } from "../config/runtime-config.ts";
 import { resolveRuntime } from "../executor/request.ts";
 import type { TaskInfo } from "../gen/bunker/v1/api_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
-import { validateIdentifier } from "../identifiers.ts";
+import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { cgroupParent } from "../runtime/paths.ts";
-import { generateSpec } from "../runtime/spec.ts";
+import { generateSpec } from "../oci/spec.ts";
 import { sys } from "../sys/index.ts";
 import type { Command, GlobalOptions, RunOptions } from "./args.ts";
 import type { Api } from "../api/client.ts";
@@ -48,7 +48,7 @@ async function withSignalProxy<T>(send: (signal: number) => Promise<void>, body:
 
 export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<number> {
   // Checked here too, so a bad request creates nothing at all (not even our FIFOs).
-  validateIdentifier(g.namespace, "namespace");
+  validateNamespace(g.namespace);
   validateIdentifier(o.id, "container id");
   const rootfs = resolve(o.rootfs);
   if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);

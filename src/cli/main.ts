@@ -7,9 +7,9 @@ import { stdoutUsed } from "./stdout.ts";
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   if (basename(process.argv0).startsWith("containerd-shim-bunker")) {
-    return (await import("../runc/main.ts")).shimMain(argv);
+    return (await import("../shims/bunker/main.ts")).shimMain(argv);
   }
-  if (argv[0] === "shim") return (await import("../runc/main.ts")).shimMain(argv.slice(1));
+  if (argv[0] === "shim") return (await import("../shims/bunker/main.ts")).shimMain(argv.slice(1));
   return (await import("./cli.ts")).cli(argv);
 }
 

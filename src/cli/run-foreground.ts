@@ -6,14 +6,15 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:
 import { constants } from "node:os";
 import { join, resolve } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
-import { validateIdentifier } from "../identifiers.ts";
+import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, foregroundRuncRoot, writeForeground } from "../runtime/foreground.ts";
 import { processStartTime } from "../proc.ts";
 import { makeBundleDir } from "../runtime/bundle.ts";
 import { writeMeta } from "../runtime/meta.ts";
 import { cgroupParent } from "../runtime/paths.ts";
-import { generateSpec } from "../runtime/spec.ts";
+import { generateSpec } from "../oci/spec.ts";
 import type { GlobalOptions, RunOptions } from "./args.ts";
+import { CONFIG_FILE } from "../contract/bundle.ts";
 
 /** Signals a terminal or `kill <bunker pid>` sends us, passed on to runc (which passes them on to the container). */
 const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
@@ -43,7 +44,7 @@ function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string, runc: strin
     writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.state, g.namespace) });
     const spec = generateSpec({ namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
     // No mount of our own: runc takes the rootfs where it is, as `runc run` users give it.
-    writeFileSync(join(path, "config.json"), JSON.stringify({ ...spec, root: { path: rootfs, readonly: false } }), { mode: 0o600 });
+    writeFileSync(join(path, CONFIG_FILE), JSON.stringify({ ...spec, root: { path: rootfs, readonly: false } }), { mode: 0o600 });
     writeMeta({ path }, { runtime: FOREGROUND_RUNTIME, labels: o.labels, created: new Date().toISOString() });
   } catch (err) {
     rmSync(path, { recursive: true, force: true });
@@ -88,7 +89,7 @@ function runcError(logFile: string, held: Uint8Array[]): string {
 
 /** Runs the container to its end; returns its exit status (128+signal when signalled), 125 when it never ran. */
 export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<number> {
-  validateIdentifier(g.namespace, "namespace");
+  validateNamespace(g.namespace);
   validateIdentifier(o.id, "container id");
   const rootfs = resolve(o.rootfs);
   if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);

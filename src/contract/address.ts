@@ -5,6 +5,7 @@ import { lstatSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, un
 import { dirname, basename, join, resolve } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
 import { goJoin } from "../gopath.ts";
+import { ADDRESS_FILE } from "./bundle.ts";
 
 export { goClean, goJoin } from "../gopath.ts";
 
@@ -101,13 +102,13 @@ export function writeFileAtomic(path: string, content: string): void {
 }
 
 export function writeAddress(bundle: string, address: string): void {
-  writeFileAtomic(join(bundle, "address"), address);
+  writeFileAtomic(join(bundle, ADDRESS_FILE), address);
 }
 
 export function readAddress(bundle: string): string {
   let data: string;
   try {
-    data = readFileSync(join(bundle, "address"), "utf8");
+    data = readFileSync(join(bundle, ADDRESS_FILE), "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(`no shim address in ${bundle}`);
     throw err;

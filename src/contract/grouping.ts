@@ -13,6 +13,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
 import { groupFromOptions } from "./start-options.ts";
+import { CONFIG_FILE } from "./bundle.ts";
 
 export const BUNKER_GROUP_ANNOTATION = "io.containerd.bunker.v1.group";
 export const RUNC_GROUP_ANNOTATION = "io.containerd.runc.v2.group";
@@ -49,7 +50,7 @@ export function groupKey(input: GroupInput): string {
 
 /** The annotations of the bundle's config.json (the Go manager's readSpec, run in the bundle dir). */
 export function readBundleAnnotations(bundle: string): Record<string, string> {
-  const path = join(bundle, "config.json");
+  const path = join(bundle, CONFIG_FILE);
   let text: string;
   try {
     text = readFileSync(path, "utf8");

@@ -4,7 +4,7 @@
 import pino, { type Logger } from "pino";
 import { InvalidArgumentError } from "../errdefs.ts";
 import { validateIdentifier } from "../identifiers.ts";
-import { goQuote, pathClean, pathJoin, pathMatch, utf8Length } from "./gostd.ts";
+import { goQuote, pathClean, pathJoin, pathMatch, utf8Length } from "../gostd.ts";
 import { ContainerState, type AuthConfig, type ContainerMetadata, type Mount, type PodSandboxMetadata } from "./types.ts";
 
 export const errorStartReason = "StartError";

@@ -4,12 +4,12 @@
 import { rmSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import pino, { type Logger } from "pino";
-import { loadRuntimeConfig, type RuntimeConfig } from "../cri/config.ts";
+import { loadRuntimeConfig, type RuntimeConfig } from "../config/runtime-config.ts";
 import { AlreadyExistsError, errorMessage, InvalidArgumentError, isNotFound, NotFoundError } from "../errdefs.ts";
 import type { TaskInfo } from "../gen/bunker/v1/api_pb.ts";
 import { TaskExitSchema } from "../gen/containerd/events/task_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
-import { validateIdentifier } from "../identifiers.ts";
+import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { Topics, unpackEvent } from "../runtime/events.ts";
 import type { TaskManager } from "../runtime/manager.ts";
 import { sys } from "../sys/index.ts";
@@ -40,7 +40,7 @@ export interface ExecutorOptions {
   stateDir?: string;
   /** A runtime name (looked up in runtimeConfig, or `bunker`/`runc`), a runtime type, or a shim path. */
   runtime?: string;
-  /** A runtime config TOML file, or one already parsed (src/cri/config.ts). */
+  /** A runtime config TOML file, or one already parsed (src/config/runtime-config.ts). */
   runtimeConfig?: string | RuntimeConfig;
   exitHandler: ExitHandler;
   logger?: Logger;
@@ -70,7 +70,7 @@ export class Executor {
   private resolved: Promise<RuntimeChoice> | undefined;
 
   constructor(private readonly o: ExecutorOptions) {
-    this.namespace = validateIdentifier(o.namespace, "namespace");
+    this.namespace = validateNamespace(o.namespace);
     if ((o.manager === undefined) === (o.address === undefined)) throw new InvalidArgumentError("give exactly one of manager and address");
     for (const [name, dir] of [["rootDir", o.rootDir], ["stateDir", o.stateDir]] as const) {
       if (dir !== undefined && !isAbsolute(dir)) throw new InvalidArgumentError(`${name} must be an absolute path, got ${JSON.stringify(dir)}`);

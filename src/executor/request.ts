@@ -13,9 +13,9 @@ import {
   marshalRuntimeOptions,
   RUNTIME_BUNKER_V1,
   type RuntimeConfig,
-} from "../cri/config.ts";
+} from "../config/runtime-config.ts";
 import { InvalidArgumentError, errorMessage } from "../errdefs.ts";
-import { binaryName } from "../runtime/binary.ts";
+import { binaryName } from "../contract/runtime.ts";
 
 export const DEFAULT_EXECUTOR_RUNTIME = RUNTIME_BUNKER_V1;
 

@@ -3,25 +3,8 @@
 // so a host that has only the bunker binary (and its containerd-shim-bunker-v1 link) works.
 import { accessSync, constants, statSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
-import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
-
-const SHIM_BINARY_FORMAT = (name: string, version: string): string => `containerd-shim-${name}-${version}`;
-const PART = /^[A-Za-z0-9_-]+$/;
-
-/** `io.containerd.runc.v2` -> `containerd-shim-runc-v2`. */
-export function binaryName(runtime: string): string {
-  if (runtime.length === 0) throw new InvalidArgumentError("runtime name must not be empty");
-  if (runtime.includes("/")) {
-    throw new InvalidArgumentError(`runtime ${JSON.stringify(runtime)} has a path separator but is not an absolute path`);
-  }
-  const parts = runtime.split(".");
-  const name = parts[parts.length - 2];
-  const version = parts[parts.length - 1];
-  if (parts.length < 2 || name === undefined || version === undefined || !PART.test(name) || !PART.test(version)) {
-    throw new InvalidArgumentError(`runtime ${JSON.stringify(runtime)} must look like io.containerd.NAME.VERSION`);
-  }
-  return SHIM_BINARY_FORMAT(name, version);
-}
+import { binaryName } from "../contract/runtime.ts";
+import { NotFoundError } from "../errdefs.ts";
 
 export interface ResolveOptions {
   /** Search path; defaults to $PATH. */

@@ -4,7 +4,8 @@
 import { lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { errorMessage, FailedPreconditionError } from "../errdefs.ts";
-import { validateIdentifier } from "../identifiers.ts";
+import { RESERVED_NAMESPACES, validateIdentifier, validateNamespace } from "../identifiers.ts";
+import { CONFIG_FILE } from "../contract/bundle.ts";
 
 /** The two kernel calls a bundle needs (a subset of src/sys's Syscalls, so tests can fake them). */
 export interface BundleSys {
@@ -13,7 +14,7 @@ export interface BundleSys {
   unmountAll(path: string): void;
 }
 
-export const CONFIG_FILE = "config.json";
+export { CONFIG_FILE };
 export const LOG_FIFO = "log";
 
 export interface Bundle {
@@ -54,7 +55,7 @@ export function makeBundleDir(path: string): boolean {
 /** Creates a new bundle; on any failure removes what it made and rethrows. */
 export function newBundle(opts: NewBundleOptions): Bundle {
   // Validate before any path is built from the names.
-  validateIdentifier(opts.namespace, "namespace");
+  validateNamespace(opts.namespace);
   validateIdentifier(opts.id, "container id");
   const { path, work } = bundlePaths(opts.root, opts.state, opts.namespace, opts.id);
   const made: string[] = [];
@@ -81,7 +82,7 @@ export function newBundle(opts: NewBundleOptions): Bundle {
 
 /** The bundle of an existing task; nothing is read from disk. */
 export function loadBundle(state: string, namespace: string, id: string): Bundle {
-  validateIdentifier(namespace, "namespace");
+  validateNamespace(namespace);
   validateIdentifier(id, "container id");
   return { id, namespace, path: join(state, namespace, id) };
 }
@@ -150,9 +151,10 @@ function visibleDirs(dir: string): string[] {
   }
 }
 
-/** Namespace dirs under state; hidden ones (atomicDelete leftovers) are skipped. */
+/** Namespace dirs under state; hidden ones (atomicDelete leftovers) and subsystem dirs are skipped. */
 export function listNamespaces(state: string): string[] {
-  return visibleDirs(state);
+  // <state>/runc (and the other reserved names) belong to subsystems, never to a namespace
+  return visibleDirs(state).filter((d) => !RESERVED_NAMESPACES.includes(d));
 }
 
 /** Bundle dirs of one namespace; hidden ones are skipped. */

@@ -12,10 +12,11 @@ import { FailedPreconditionError } from "../errdefs.ts";
 import { processStartTime } from "../proc.ts";
 import { listBundleIds } from "./bundle.ts";
 import { managerRuncRoot } from "./paths.ts";
+import { INIT_PID_FILE } from "../contract/bundle.ts";
 
 export const FOREGROUND_FILE = "foreground";
 /** The container's init pid, written by `runc run --pid-file`. */
-export const FOREGROUND_PID_FILE = "init.pid";
+export const FOREGROUND_PID_FILE = INIT_PID_FILE;
 /** What `bunker ps` shows as the runtime of a foreground container. */
 export const FOREGROUND_RUNTIME = "runc";
 

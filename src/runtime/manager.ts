@@ -8,7 +8,7 @@ import { type Any, AnySchema, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import { AlreadyExistsError, errorMessage, FailedPreconditionError, isNotFound, NotFoundError, UnavailableError } from "../errdefs.ts";
 import type { Mount } from "../gen/containerd/types/mount_pb.ts";
-import { validateIdentifier } from "../identifiers.ts";
+import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
@@ -33,6 +33,7 @@ import type { ShimCommandConfig } from "./shimproc.ts";
 import { managerRuncRoot } from "./paths.ts";
 import { withRuncRoot } from "./runc-root.ts";
 import { ShimActions } from "./shim-actions.ts";
+import { ADDRESS_FILE } from "../contract/bundle.ts";
 
 export interface ManagerOptions {
   root: string;
@@ -140,7 +141,7 @@ export class TaskManager {
 
   /** The listed task, or (on demand) the task loaded from its bundle; NotFound without one. */
   async lookup(namespace: string, id: string): Promise<ShimTask> {
-    validateIdentifier(namespace, "namespace");
+    validateNamespace(namespace);
     validateIdentifier(id, "container id");
     if (this.tasks.has(namespace, id)) return this.tasks.get(namespace, id);
     const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
@@ -170,7 +171,7 @@ export class TaskManager {
   }
 
   liveForeground(namespace: string, id: string): LiveForeground | undefined {
-    validateIdentifier(namespace, "namespace");
+    validateNamespace(namespace);
     validateIdentifier(id, "container id");
     return this.tasks.has(namespace, id) ? undefined : liveForeground(this.o.state, namespace, id);
   }
@@ -201,7 +202,7 @@ export class TaskManager {
   }
 
   async create(namespace: string, id: string, opts: CreateOptions): Promise<ShimTask> {
-    validateIdentifier(namespace, "namespace");
+    validateNamespace(namespace);
     validateIdentifier(id, "container id");
     const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
     if (this.tasks.has(namespace, id) || exists(path)) throw new AlreadyExistsError(`task ${namespace}/${id} already exists`);
@@ -254,7 +255,7 @@ export class TaskManager {
     } else {
       shimLog?.close();
     }
-    if (exists(join(bundle.path, "address"))) {
+    if (exists(join(bundle.path, ADDRESS_FILE))) {
       try {
         await this.actions.delete(this.command(bundle, binary));
       } catch (err) {
@@ -352,7 +353,7 @@ export class TaskManager {
     await Promise.all(
       listNamespaces(this.o.state).map(async (ns) => {
         try {
-          validateIdentifier(ns, "namespace");
+          validateNamespace(ns);
           await Promise.all(listBundleIds(this.o.state, ns).map((id) => this.loadTask(ns, id, true)));
           this.cleanupWorkDirs(ns);
         } catch (err) {

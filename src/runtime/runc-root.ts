@@ -6,7 +6,7 @@
 // --state) through containerd.runc.v1.Options.root, the field containerd's CRI sets per runtime
 // handler; options that already name a root are left as they are.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
+import { type Any, AnySchema } from "@bufbuild/protobuf/wkt";
 import { RUNC_OPTIONS_TYPE_URL, RUNC_RUNTIME_TYPES } from "../contract/runtime.ts";
 import { OptionsSchema } from "../gen/containerd/runc/v1/options_pb.ts";
 
@@ -14,7 +14,9 @@ import { OptionsSchema } from "../gen/containerd/runc/v1/options_pb.ts";
 /** `options` with runc's root set to `root` when the runtime takes runc options and none names a root. */
 export function withRuncRoot(runtime: string, options: Any | undefined, root: string): Any | undefined {
   if (!RUNC_RUNTIME_TYPES.includes(runtime)) return options;
-  if (options === undefined) return anyPack(OptionsSchema, create(OptionsSchema, { root }));
+  // The bare type name, as containerd's CRI and the runtime config send it: the Go shims' typeurl
+  // registry (containerd 1.6) knows containerd.runc.v1.Options, not type.googleapis.com/...
+  if (options === undefined) return create(AnySchema, { typeUrl: RUNC_OPTIONS_TYPE_URL, value: toBinary(OptionsSchema, create(OptionsSchema, { root })) });
   if (options.typeUrl.slice(options.typeUrl.lastIndexOf("/") + 1) !== RUNC_OPTIONS_TYPE_URL) return options;
   const o = fromBinary(OptionsSchema, options.value);
   if (o.root !== "") return options;

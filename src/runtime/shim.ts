@@ -14,9 +14,9 @@ import { LOG_FIFO, type Bundle } from "./bundle.ts";
 export const LOAD_TIMEOUT_MS = 5_000;
 export const SHUTDOWN_TIMEOUT_MS = 3_000;
 export const SHIM_BINARY_FILE = "shim-binary-path";
-export const ADDRESS_FILE = "address";
 export { META_FILE, readMeta, writeMeta, type TaskMeta } from "./meta.ts";
 import type { TaskMeta } from "./meta.ts";
+import { readAddress as readBundleAddress } from "../contract/address.ts";
 
 /** One ttrpc connection to a shim; closes itself when its last task is released. */
 export class ShimConnection {
@@ -221,8 +221,9 @@ export class TaskList {
   }
 }
 
+/** The address the bundle's shim serves on (contract/address.ts readAddress, trimmed as containerd does). */
 export function readAddress(bundle: Bundle): string {
-  return readFileSync(join(bundle.path, ADDRESS_FILE), "utf8").trim();
+  return readBundleAddress(bundle.path).trim();
 }
 
 export function readShimBinary(bundle: Bundle): string | undefined {

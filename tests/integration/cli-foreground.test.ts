@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith } from "../helpers/require.ts";
-import { BunkerEnv, until } from "./cli-harness.ts";
+import { describeWith } from "../support/require.ts";
+import { BunkerEnv, until } from "../support/cli-harness.ts";
 
 function runcIds(env: BunkerEnv): string[] {
   const r = Bun.spawnSync(["runc", "--root", `${env.state}/runc/${env.namespace}`, "list", "-q"], { stderr: "ignore" });

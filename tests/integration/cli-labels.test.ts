@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith } from "../helpers/require.ts";
-import { BunkerEnv, runtimes, until } from "./cli-harness.ts";
+import { describeWith } from "../support/require.ts";
+import { BunkerEnv, runtimes, until } from "../support/cli-harness.ts";
 
 /** ps rows by id: status and the LABELS column. */
 function psLabels(stdout: string): Map<string, { status: string; labels: string }> {

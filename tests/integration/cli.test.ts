@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith } from "../helpers/require.ts";
-import { BunkerEnv, runtimes, supports, until } from "./cli-harness.ts";
+import { describeWith } from "../support/require.ts";
+import { BunkerEnv, runtimes, supports, until } from "../support/cli-harness.ts";
 
 for (const runtime of runtimes()) {
   for (const mode of ["embedded", "daemon"] as const) {

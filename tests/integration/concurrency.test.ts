@@ -8,9 +8,9 @@ import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { socketAddress, socketPath } from "../../src/contract/address.ts";
 import { NAMESPACE_GROUP_KEY } from "../../src/contract/grouping.ts";
 import { dial } from "../../src/ttrpc/index.ts";
-import { describeWith } from "../helpers/require.ts";
-import { BUNKER_RUNTIME, until } from "./cli-harness.ts";
-import { CrashEnv, createTask, leaks, listTasks, NO_LEAKS, SlowRunc } from "./crash-harness.ts";
+import { describeWith } from "../support/require.ts";
+import { BUNKER_RUNTIME, until } from "../support/cli-harness.ts";
+import { CrashEnv, createTask, leaks, listTasks, NO_LEAKS, SlowRunc } from "../support/crash-harness.ts";
 
 const CONCURRENT = Number(process.env.BUNKER_CONCURRENT ?? "200");
 const SLOW_S = 3;

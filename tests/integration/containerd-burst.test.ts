@@ -5,10 +5,10 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import type { TestContainerd } from "../fixtures/containerd.ts";
-import { describeWith } from "../helpers/require.ts";
-import { until } from "./cli-harness.ts";
-import { mountsUnder, RUNTIME, shimServers, startEnv, stopEnv } from "./shim-env.ts";
+import type { TestContainerd } from "../support/containerd.ts";
+import { describeWith } from "../support/require.ts";
+import { until } from "../support/cli-harness.ts";
+import { mountsUnder, RUNTIME, shimServers, startEnv, stopEnv } from "../support/shim-env.ts";
 
 const N = Number(process.env.BUNKER_BURST ?? "100");
 const NS = `burst${process.pid}`;

@@ -7,15 +7,15 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith } from "../helpers/require.ts";
-import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
-import { copyRootfs } from "../fixtures/rootfs.ts";
-import { killSame, type ProcInfo, procInfo, waitGone } from "../fixtures/procs.ts";
+import { describeWith } from "../support/require.ts";
+import { startContainerd, type TestContainerd } from "../support/containerd.ts";
+import { copyRootfs } from "../support/rootfs.ts";
+import { killSame, type ProcInfo, procInfo, waitGone } from "../support/procs.ts";
 import { socketAddress, socketPath } from "../../src/contract/address.ts";
 import { NAMESPACE_GROUP_KEY } from "../../src/contract/grouping.ts";
-import { until } from "./cli-harness.ts";
-import { mountsUnder, runcList, SlowRunc, zombiesOf } from "./crash-harness.ts";
-import { SHIM_BINARY, shimBinDir, shimServers } from "./shim-env.ts";
+import { until } from "../support/cli-harness.ts";
+import { mountsUnder, runcList, SlowRunc, zombiesOf } from "../support/crash-harness.ts";
+import { SHIM_BINARY, shimBinDir, shimServers } from "../support/shim-env.ts";
 
 const SLOW_S = 2;
 const IDS = ["starting", "running", "exited", "deleting"];

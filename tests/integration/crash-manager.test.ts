@@ -6,10 +6,10 @@
 // our shim and Debian's containerd-shim-runc-v2.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
-import { describeWith } from "../helpers/require.ts";
-import { killSame, type ProcInfo, waitGone } from "../fixtures/procs.ts";
-import { runtimes, until } from "./cli-harness.ts";
-import { type Api, containerProc, CrashEnv, createTask, leaks, listTasks, NO_LEAKS, SlowRunc, statusName } from "./crash-harness.ts";
+import { describeWith } from "../support/require.ts";
+import { killSame, type ProcInfo, waitGone } from "../support/procs.ts";
+import { runtimes, until } from "../support/cli-harness.ts";
+import { type Api, containerProc, CrashEnv, createTask, leaks, listTasks, NO_LEAKS, SlowRunc, statusName } from "../support/crash-harness.ts";
 
 const SLOW_S = 2;
 

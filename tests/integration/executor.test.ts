@@ -6,9 +6,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AlreadyExistsError, NotFoundError } from "../../src/errdefs.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
-import { describeWith, type Need } from "../helpers/require.ts";
-import { BUNKER_RUNTIME, RUNC_RUNTIME, until } from "./cli-harness.ts";
-import { type BackendKind, collect, ExecutorHarness, waitFor } from "./executor-harness.ts";
+import { describeWith, type Need } from "../support/require.ts";
+import { BUNKER_RUNTIME, RUNC_RUNTIME, until } from "../support/cli-harness.ts";
+import { type BackendKind, collect, ExecutorHarness, waitFor } from "../support/executor-harness.ts";
 
 const T = 90_000;
 

@@ -2,10 +2,10 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
-import { procInfo } from "../fixtures/procs.ts";
-import { busyboxRootfs, copyRootfs } from "../fixtures/rootfs.ts";
-import { describeWith } from "../helpers/require.ts";
+import { startContainerd, type TestContainerd } from "../support/containerd.ts";
+import { procInfo } from "../support/procs.ts";
+import { busyboxRootfs, copyRootfs } from "../support/rootfs.ts";
+import { describeWith } from "../support/require.ts";
 
 const uniq = () => `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 

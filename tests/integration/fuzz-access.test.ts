@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chmodSync, linkSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { describeWith } from "../helpers/require.ts";
-import { REPO, startLiveShim, startTarget, type LiveShim, type Target } from "./fuzz-env.ts";
+import { describeWith } from "../support/require.ts";
+import { REPO, startLiveShim, startTarget, type LiveShim, type Target } from "../support/fuzz-env.ts";
 
 const NOBODY = 65534;
 

@@ -9,9 +9,9 @@ import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { dial } from "../../src/ttrpc/index.ts";
 import type { FuzzSummary } from "../../tools/fuzz-ttrpc.ts";
 import { readMemory } from "../../tools/fuzz/observe.ts";
-import { describeWith } from "../helpers/require.ts";
-import { runFuzzer, startLiveShim, startTarget, type LiveShim, type Target } from "./fuzz-env.ts";
-import { alive, zombieChildren } from "./shim-env.ts";
+import { describeWith } from "../support/require.ts";
+import { runFuzzer, startLiveShim, startTarget, type LiveShim, type Target } from "../support/fuzz-env.ts";
+import { alive, zombieChildren } from "../support/shim-env.ts";
 
 const SECONDS = Number(process.env.BUNKER_FUZZ_SECONDS ?? 20);
 const RSS_LIMIT_KIB = 200 * 1024;

@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith } from "../helpers/require.ts";
-import { BUNKER_RUNTIME } from "./cli-harness.ts";
-import { CrashEnv, createTask } from "./crash-harness.ts";
+import { describeWith } from "../support/require.ts";
+import { BUNKER_RUNTIME } from "../support/cli-harness.ts";
+import { CrashEnv, createTask } from "../support/crash-harness.ts";
 
 const R = ["--runtime", BUNKER_RUNTIME];
 

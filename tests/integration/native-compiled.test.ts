@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { describeWith } from "../helpers/require.ts";
+import { describeWith } from "../support/require.ts";
 
 describeWith([], "native library in a compiled binary", () => {
   let dir: string;

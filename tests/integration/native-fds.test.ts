@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { closeSync, mkdtempSync, readSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { EFD, sys, SysError } from "../../src/sys/index.ts";
-import { describeWith } from "../helpers/require.ts";
+import { describeWith } from "../support/require.ts";
 
 function errorOf(fn: () => unknown): SysError {
   try {

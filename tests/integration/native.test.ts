@@ -6,8 +6,8 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rm
 import { join } from "node:path";
 import { bunOwnedPids, spawnTracked, sweepOrphans } from "../../src/sys/children.ts";
 import { MNT, MS, type ReapedChild, sys, SysError } from "../../src/sys/index.ts";
-import { procInfo } from "../fixtures/procs.ts";
-import { describeWith } from "../helpers/require.ts";
+import { procInfo } from "../support/procs.ts";
+import { describeWith } from "../support/require.ts";
 
 /**
  * Runs `sh -c body` (tracked); body prints one orphan pid per line. Orphans that `read x <&3`

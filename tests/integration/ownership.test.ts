@@ -5,10 +5,10 @@
 // create removes only what it made. Two bunkers, and a bunker beside a private containerd, each
 // create a container of the same name in the same namespace, in both orders: every one keeps running.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import type { TestContainerd } from "../fixtures/containerd.ts";
-import { describeWith } from "../helpers/require.ts";
-import { BunkerEnv, until } from "./cli-harness.ts";
-import { startEnv, stopEnv } from "./shim-env.ts";
+import type { TestContainerd } from "../support/containerd.ts";
+import { describeWith } from "../support/require.ts";
+import { BunkerEnv, until } from "../support/cli-harness.ts";
+import { startEnv, stopEnv } from "../support/shim-env.ts";
 
 const running = async (env: BunkerEnv, id: string): Promise<boolean> => new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test((await env.run(["ps"])).stdout);
 

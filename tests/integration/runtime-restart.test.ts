@@ -3,9 +3,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith } from "../helpers/require.ts";
-import { cmdline, killSame, waitGone } from "../fixtures/procs.ts";
-import { BunkerEnv, runtimes, until } from "./cli-harness.ts";
+import { describeWith } from "../support/require.ts";
+import { cmdline, killSame, waitGone } from "../support/procs.ts";
+import { BunkerEnv, runtimes, until } from "../support/cli-harness.ts";
 
 const N = 50;
 const EXITING = 3;

@@ -10,14 +10,14 @@ import { join } from "node:path";
 import { TaskCreateSchema, TaskDeleteSchema, TaskExitSchema, TaskStartSchema } from "../../src/gen/containerd/events/task_pb.ts";
 import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
-import { isMounted } from "../../src/runc/manager.ts";
+import { isMounted } from "../../src/shims/bunker/manager.ts";
 import { sys } from "../../src/sys/index.ts";
 import { Server } from "../../src/ttrpc/server.ts";
 import { dial, listenUnix, type UnixListener } from "../../src/ttrpc/unix.ts";
-import { busyboxRootfs } from "../fixtures/rootfs.ts";
-import { type ForwardedEvent, recordForwardedEvents } from "../helpers/events.ts";
-import { describeWith } from "../helpers/require.ts";
-import { SHIM_BINARY, shimBinDir, waitFor } from "./shim-env.ts";
+import { busyboxRootfs } from "../support/rootfs.ts";
+import { type ForwardedEvent, recordForwardedEvents } from "../support/events.ts";
+import { describeWith } from "../support/require.ts";
+import { SHIM_BINARY, shimBinDir, waitFor } from "../support/shim-env.ts";
 
 const NS = `bkd${process.pid}`;
 

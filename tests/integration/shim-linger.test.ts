@@ -3,10 +3,10 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
-import { copyRootfs } from "../fixtures/rootfs.ts";
-import { describeWith } from "../helpers/require.ts";
-import { alive, endShims, groupSocket, RUNTIME, shimPath, shimServers, waitFor } from "./shim-env.ts";
+import { startContainerd, type TestContainerd } from "../support/containerd.ts";
+import { copyRootfs } from "../support/rootfs.ts";
+import { describeWith } from "../support/require.ts";
+import { alive, endShims, groupSocket, RUNTIME, shimPath, shimServers, waitFor } from "../support/shim-env.ts";
 
 const NS = `bkl${process.pid}`;
 const LINGER_MS = 3000;

@@ -4,10 +4,10 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TestContainerd } from "../fixtures/containerd.ts";
-import { procInfo } from "../fixtures/procs.ts";
-import { describeWith } from "../helpers/require.ts";
-import { alive, groupSocket, mountsUnder, RUNTIME, shimServers, startEnv, stopEnv, waitFor } from "./shim-env.ts";
+import type { TestContainerd } from "../support/containerd.ts";
+import { procInfo } from "../support/procs.ts";
+import { describeWith } from "../support/require.ts";
+import { alive, groupSocket, mountsUnder, RUNTIME, shimServers, startEnv, stopEnv, waitFor } from "../support/shim-env.ts";
 
 const NS = `bkr${process.pid}`;
 

@@ -2,9 +2,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TestContainerd } from "../fixtures/containerd.ts";
-import { describeWith } from "../helpers/require.ts";
-import { groupSocket, mountsUnder, RUNTIME, SHIM_BINARY, shimBinDir, shimServers, startEnv, stopEnv, waitFor, zombieChildren } from "./shim-env.ts";
+import type { TestContainerd } from "../support/containerd.ts";
+import { describeWith } from "../support/require.ts";
+import { groupSocket, mountsUnder, RUNTIME, SHIM_BINARY, shimBinDir, shimServers, startEnv, stopEnv, waitFor, zombieChildren } from "../support/shim-env.ts";
 
 const NS = `bk${process.pid}`;
 

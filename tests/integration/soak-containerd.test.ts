@@ -10,11 +10,11 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { socketAddress, socketPath } from "../../src/contract/address.ts";
-import type { TestContainerd } from "../fixtures/containerd.ts";
-import { describeWith } from "../helpers/require.ts";
-import { until } from "./cli-harness.ts";
-import { fdCount, mountsUnder, rssKiB, runcList, zombiesOf } from "./crash-harness.ts";
-import { groupSocket, RUNTIME, shimServers, startEnv, stopEnv } from "./shim-env.ts";
+import type { TestContainerd } from "../support/containerd.ts";
+import { describeWith } from "../support/require.ts";
+import { until } from "../support/cli-harness.ts";
+import { fdCount, mountsUnder, rssKiB, runcList, zombiesOf } from "../support/crash-harness.ts";
+import { groupSocket, RUNTIME, shimServers, startEnv, stopEnv } from "../support/shim-env.ts";
 
 const N = Number(process.env.BUNKER_SOAK ?? "40");
 const PARALLEL = 4;

@@ -9,9 +9,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith } from "../helpers/require.ts";
-import { BUNKER_RUNTIME, until } from "./cli-harness.ts";
-import { CrashEnv, createTask, fdCount, leaks, NO_LEAKS, rssKiB } from "./crash-harness.ts";
+import { describeWith } from "../support/require.ts";
+import { BUNKER_RUNTIME, until } from "../support/cli-harness.ts";
+import { CrashEnv, createTask, fdCount, leaks, NO_LEAKS, rssKiB } from "../support/crash-harness.ts";
 
 const N = Number(process.env.BUNKER_SOAK ?? "100");
 const PARALLEL = 4;

@@ -6,10 +6,10 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { join, resolve } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { sys } from "../../src/sys/index.ts";
-import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
-import { allProcs, cmdline, killSame, waitGone } from "../fixtures/procs.ts";
-import { copyRootfs } from "../fixtures/rootfs.ts";
-import { describeWith } from "../helpers/require.ts";
+import { startContainerd, type TestContainerd } from "../support/containerd.ts";
+import { allProcs, cmdline, killSame, waitGone } from "../support/procs.ts";
+import { copyRootfs } from "../support/rootfs.ts";
+import { describeWith } from "../support/require.ts";
 
 const DIST = resolve(import.meta.dir, "../../dist/bunker");
 const RUNTIME = "io.containerd.bunker.v1";

@@ -15,10 +15,10 @@ import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { Server, dial, listenUnix, packAny, socketPath, type Client } from "../../src/ttrpc/index.ts";
 import { sys } from "../../src/sys/index.ts";
-import { startContainerd, type TestContainerd } from "../fixtures/containerd.ts";
-import { killSame, procInfo, waitGone, type ProcInfo } from "../fixtures/procs.ts";
-import { copyRootfs } from "../fixtures/rootfs.ts";
-import { describeWith } from "../helpers/require.ts";
+import { startContainerd, type TestContainerd } from "../support/containerd.ts";
+import { killSame, procInfo, waitGone, type ProcInfo } from "../support/procs.ts";
+import { copyRootfs } from "../support/rootfs.ts";
+import { describeWith } from "../support/require.ts";
 
 const uniq = `${process.pid}${Math.random().toString(36).slice(2, 7)}`;
 

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import { InvalidArgumentError, NotFoundError } from "../../src/errdefs.ts";
 import { OptionsSchema } from "../../src/gen/containerd/runc/v1/options_pb.ts";
-import { applyShimGroup, parseRuntimeConfig } from "../../src/cri/config.ts";
+import { applyShimGroup, parseRuntimeConfig } from "../../src/config/runtime-config.ts";
 import { isTrackedInitExit, nextCursor } from "../../src/executor/exits.ts";
 import { parseSignal, prepareSpec, resolveRuntime, withShimGroup } from "../../src/executor/request.ts";
 

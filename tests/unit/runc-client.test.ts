@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NotFoundError, UnknownError } from "../../src/errdefs.ts";
-import { describeWith } from "../helpers/require.ts";
+import { describeWith } from "../support/require.ts";
 import { isRuncError, lastLogError, parseVersion, Runc, runcError } from "../../src/runc/runc.ts";
 
 

@@ -3,7 +3,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../../src/errdefs.ts";
-import { binaryName, resolveShimBinary } from "../../src/runtime/binary.ts";
+import { binaryName } from "../../src/contract/runtime.ts";
+import { resolveShimBinary } from "../../src/runtime/binary.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunker-binary-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,7 +3,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../../src/errdefs.ts";
-import { type BundleSys, deleteBundle, loadBundle, newBundle } from "../../src/runtime/bundle.ts";
+import { type BundleSys, deleteBundle, listNamespaces, loadBundle, newBundle } from "../../src/runtime/bundle.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunker-bundle-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -91,4 +91,14 @@ test("deleteBundle keeps everything when the rootfs cannot be unmounted", () => 
 
 test("loadBundle", () => {
   expect(loadBundle("/run/x", "ns", "c")).toEqual({ id: "c", namespace: "ns", path: "/run/x/ns/c" });
+});
+
+test("<state>/runc (runc's root) and other subsystem dirs are never listed as namespaces", () => {
+  const state = mkdtempSync(join(tmpdir(), "bunker-ns-"));
+  try {
+    for (const d of ["runc/default/c1", "containers/x", "default/c1", "ns2/c2", ".hidden/c3"]) mkdirSync(join(state, d), { recursive: true });
+    expect(listNamespaces(state).sort()).toEqual(["default", "ns2"]);
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
 });

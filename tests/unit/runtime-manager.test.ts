@@ -1,4 +1,4 @@
-// The task manager against a stand-in shim (runtime-fakeshim.ts): Create and its rollback, the
+// The task manager against a stand-in shim (tests/support/fake-shim.ts): Create and its rollback, the
 // dead-shim path, and reloading a previous manager's tasks (containerd runtime/v2 manager.go).
 import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -16,7 +16,7 @@ afterAll(() => rmSync(top, { recursive: true, force: true }));
 const shimBin = join(top, "containerd-shim-fake-v1");
 beforeAll(async () => {
   // Compiled once: a shim run from sources would spend most of each test starting Bun.
-  const b = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", join(import.meta.dir, "runtime-fakeshim.ts"), "--outfile", shimBin], { stdout: "ignore", stderr: "pipe" });
+  const b = Bun.spawn([process.execPath, "build", "--compile", "--bytecode", join(import.meta.dir, "../support/fake-shim.ts"), "--outfile", shimBin], { stdout: "ignore", stderr: "pipe" });
   if ((await b.exited) !== 0) throw new Error(`building the fake shim: ${await new Response(b.stderr).text()}`);
 }, 60_000);
 

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { InvalidArgumentError } from "../../src/errdefs.ts";
 import { cgroupParent, DEFAULT_ADDRESS } from "../../src/runtime/paths.ts";
-import { DEFAULT_PATH_ENV, execProcess, generateSpec, mergeEnv, parsePlatforms } from "../../src/runtime/spec.ts";
+import { DEFAULT_PATH_ENV, execProcess, generateSpec, mergeEnv, parsePlatforms } from "../../src/oci/spec.ts";
 
 test("generateSpec follows containerd's unix defaults", () => {
   const s = generateSpec({ namespace: "default", id: "c1", args: ["/bin/echo", "hi"], env: ["A=1", "PATH=/bin"], cwd: "/tmp" });

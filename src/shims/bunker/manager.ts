@@ -1,0 +1,99 @@
+// The bunker runc shim as the shim library sees it: `start` groups containers into shared serve
+// processes, `delete` cleans up one container after its shim died (containerd's manager.Stop for
+// runc: force delete, unmount the rootfs, report 137), serve runs the runc task service.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { errorMessage } from "../../errdefs.ts";
+import { canConnect, readAddress, removeSocket } from "../../contract/address.ts";
+import { bunkerGroup } from "../../contract/grouping.ts";
+import { BUNKER_RUNTIME } from "../../contract/runtime.ts";
+import { startGrouped, type SpawnOptions } from "../../shim/start.ts";
+import type { DeleteOpts, DeleteResult, ServeContext, Shim, StartOpts, TaskService } from "../../shim/types.ts";
+
+import { readOptions, runcConfig } from "./options.ts";
+import { Runc, useSpawner } from "../../runc/runc.ts";
+import { ADDRESS_FILE, INIT_PID_FILE } from "../../contract/bundle.ts";
+
+
+const SIGKILL = 9;
+
+/** Whether path is a mount point in our mount namespace (mountinfo escapes space and friends as \ooo). */
+export function isMounted(path: string): boolean {
+  const escaped = path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    if (line.split(" ")[4] === escaped) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether runc's state for id in root belongs to this bundle (runc records `bundle=<path>` in its
+ * config labels). Another owner's container of the same id in a shared root is not ours to force-
+ * delete; unreadable state is taken as ours, as before, so a half-made container is still removed.
+ */
+export function runcStateIsOurs(root: string, id: string, bundle: string): boolean {
+  try {
+    const state = JSON.parse(readFileSync(join(root, id, "state.json"), "utf8")) as { config?: { labels?: unknown } };
+    const labels = state.config?.labels;
+    if (!Array.isArray(labels)) return true;
+    const label = labels.find((l): l is string => typeof l === "string" && l.startsWith("bundle="));
+    return label === undefined || label.slice("bundle=".length) === bundle;
+  } catch {
+    return true;
+  }
+}
+
+export class RuncShim implements Shim {
+  readonly name = BUNKER_RUNTIME;
+  constructor(private readonly spawn: SpawnOptions = {}) {}
+
+  async start(opts: StartOpts): Promise<string> {
+    return await startGrouped(opts, bunkerGroup(opts.id, opts.bundle, opts.options), this.spawn);
+  }
+
+  async delete(opts: DeleteOpts): Promise<DeleteResult> {
+    const { bundle, id, log } = opts;
+    const config = runcConfig(readOptions(bundle), bundle, opts.namespace);
+    // containerd runs this after every shim disconnect, also after a clean Delete: when runc has
+    // no state for the container, there is nothing to force (and one runc exec less to wait for)
+    if (existsSync(join(config.root!, id)) && runcStateIsOurs(config.root!, id, bundle)) {
+      try {
+        await new Runc(config).delete(id, { force: true });
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, "failed to remove runc container");
+      }
+    }
+    try {
+      // loading the native library costs more than reading mountinfo: only when something is mounted
+      const rootfs = join(bundle, "rootfs");
+      if (isMounted(rootfs)) {
+        const { sys } = await import("../../sys/index.ts");
+        sys().unmountAll(rootfs);
+      }
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, "failed to cleanup rootfs mount");
+    }
+    let pid = 0;
+    try {
+      pid = Number.parseInt(readFileSync(join(bundle, INIT_PID_FILE), "utf8"), 10) || 0;
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, "failed to read init pid file");
+    }
+    // a dead grouped shim leaves its socket file behind; the last container's cleanup removes it
+    try {
+      if (existsSync(join(bundle, ADDRESS_FILE))) {
+        const address = readAddress(bundle);
+        if (!(await canConnect(address))) removeSocket(address);
+      }
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, "failed to remove a stale shim socket");
+    }
+    return { pid, exitStatus: 128 + SIGKILL, exitedAt: new Date() };
+  }
+
+  async createTaskService(ctx: ServeContext): Promise<TaskService> {
+    const [{ RuncTaskService }, { spawnTracked }] = await Promise.all([import("./service.ts"), import("../../sys/children.ts")]);
+    useSpawner(spawnTracked);
+    return new RuncTaskService(ctx);
+  }
+}
