@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(runc containerd busybox-static criu gcc make libc6-dev protobuf-compiler)
+# Every package the tests use, named even where Debian installs it anyway: containerd brings ctr and
+# containerd-shim-runc-v2, util-linux setpriv, bsdutils script(1); python3 binds a stale unix socket.
+# The well-known .proto files are vendored under proto/wkt (no libprotobuf-dev).
+debs=(runc containerd busybox-static criu gcc make libc6-dev protobuf-compiler python3 util-linux bsdutils)
 # npm may come from a nodejs package that bundles it; Debian's own npm only when there is none.
 command -v npm >/dev/null || debs+=(npm)
 missing=()
