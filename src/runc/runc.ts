@@ -7,7 +7,7 @@ import type { FileSink } from "bun";
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { AlreadyExistsError, type BunkerError, NotFoundError, UnknownError } from "../errdefs.ts";
+import { AlreadyExistsError, type BunkerError, errorMessage, NotFoundError, UnknownError } from "../errdefs.ts";
 
 export const DEFAULT_RUNC_ROOT = "/run/containerd/runc";
 
@@ -15,17 +15,6 @@ export type SpawnFn = <const In extends Bun.SpawnOptions.Writable, const Out ext
   cmd: string[],
   opts: Bun.SpawnOptions.SpawnOptions<In, Out, Err>,
 ) => Bun.Subprocess<In, Out, Err>;
-
-let spawner: SpawnFn = (cmd, opts) => Bun.spawn(cmd, opts);
-
-/**
- * Routes every runc command through `fn`. A subreaper (the serve process) must install
- * src/sys spawnTracked here before running runc, or its orphan sweep could steal runc's exit
- * status from Bun; the start and delete actions are no subreapers and keep plain Bun.spawn.
- */
-export function useSpawner(fn: SpawnFn): void {
-  spawner = fn;
-}
 
 export interface RuncConfig {
   /** The runc binary (options.BinaryName); "runc" from PATH by default. */
@@ -39,6 +28,12 @@ export interface RuncConfig {
   systemdCgroup?: boolean;
   criu?: string;
   rootless?: boolean;
+  /**
+   * How runc is run (default Bun.spawn). A subreaper (the shim's serve process) passes src/sys
+   * spawnTracked, or its orphan sweep could steal runc's exit status from Bun; the start and delete
+   * actions are no subreapers and keep Bun.spawn.
+   */
+  spawn?: SpawnFn;
 }
 
 /** What a failed runc invocation left behind. */
@@ -57,49 +52,8 @@ export function isRuncError(err: unknown): err is RuncError {
   return typeof err === "object" && err !== null && "runc" in err;
 }
 
-/** stdio of a runc command that starts a container process; "pipe" gives the caller the streams. */
-export type Stdio = "pipe" | "ignore" | "inherit" | number;
-
-export interface ProcessIO {
-  stdin?: Stdio;
-  stdout?: Stdio;
-  stderr?: Stdio;
-}
-
-export interface CreateOptions {
-  pidFile?: string;
-  consoleSocket?: string;
-  detach?: boolean;
-  noPivot?: boolean;
-  noNewKeyring?: boolean;
-  io?: ProcessIO;
-}
-
-export interface ExecOptions {
-  pidFile?: string;
-  consoleSocket?: string;
-  detach?: boolean;
-  io?: ProcessIO;
-}
-
-/** The pipes runc left to the container process, when the caller asked for "pipe". */
-export interface ProcessPipes {
-  stdin: FileSink | undefined;
-  stdout: ReadableStream<Uint8Array> | undefined;
-  stderr: ReadableStream<Uint8Array> | undefined;
-}
-
-/** `runc state` output (libcontainer's State, the fields containerd reads). */
-export interface RuncState {
-  ociVersion?: string;
-  id: string;
-  pid: number;
-  status: "created" | "running" | "pausing" | "paused" | "stopped" | string;
-  bundle: string;
-  rootfs: string;
-  created: string;
-  annotations?: Record<string, string>;
-}
+import type { ContainerState as RuncState, CreateOptions, ExecOptions, OciRuntime, ProcessIO, ProcessPipes } from "../oci/runtime.ts";
+export type { CreateOptions, ExecOptions, ProcessIO, ProcessPipes, RuncState };
 
 export interface RuncVersion {
   runc: string;
@@ -148,7 +102,7 @@ export function runcError(what: string, f: RuncFailure): RuncError {
 
 const LOG_READ_MAX = 64 * 1024;
 
-export class Runc {
+export class Runc implements OciRuntime {
   readonly command: string;
   constructor(readonly config: RuncConfig = {}) {
     this.command = config.command || "runc";
@@ -232,7 +186,7 @@ export class Runc {
     opts: Bun.SpawnOptions.SpawnOptions<In, Out, Err>,
   ): Bun.Subprocess<In, Out, Err> {
     try {
-      return spawner(argv, opts);
+      return (this.config.spawn ?? Bun.spawn)(argv, opts);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
         throw new NotFoundError(`runc binary ${JSON.stringify(this.command)} not found`, { cause: err });
@@ -318,8 +272,21 @@ export class Runc {
     await this.run("delete", ["delete", ...(opts.force ? ["--force"] : []), id]);
   }
 
+  /** NotFoundError when nothing is left to signal (go: checkKillError), as the OciRuntime seam says. */
   async kill(id: string, signal: number, opts: { all?: boolean } = {}): Promise<void> {
-    await this.run("kill", ["kill", ...(opts.all ? ["--all"] : []), id, String(signal)]);
+    try {
+      await this.run("kill", ["kill", ...(opts.all ? ["--all"] : []), id, String(signal)]);
+    } catch (err) {
+      if (isRuncError(err) && !(err instanceof NotFoundError) && /os: process already finished|container not running|no such process/.test(errorMessage(err))) {
+        throw Object.assign(new NotFoundError("process already finished: not found", { cause: err }), { runc: err.runc });
+      }
+      throw err;
+    }
+  }
+
+  /** `runc checkpoint ... id`: args as checkpoint.ts builds them (the verb, then go-runc's CheckpointOpts.args). */
+  async checkpoint(id: string, args: string[]): Promise<void> {
+    await this.run("checkpoint", [...args, id]);
   }
 
   async pause(id: string): Promise<void> {

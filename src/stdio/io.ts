@@ -15,7 +15,7 @@ import { writeAllNonblocking } from "./fdwrite.ts";
 import { join } from "node:path";
 import { InvalidArgumentError, NotImplementedError } from "../errdefs.ts";
 import type { Syscalls } from "../sys/types.ts";
-import type { ProcessIO } from "../runc/runc.ts";
+import type { ProcessIO } from "../oci/runtime.ts";
 import { type Readiness, readinessOf } from "../sys/readiness.ts";
 
 export interface StdioPaths {

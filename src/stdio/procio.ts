@@ -7,7 +7,7 @@ import { FailedPreconditionError } from "../errdefs.ts";
 import type { Syscalls } from "../sys/types.ts";
 import { ConsoleCopy, ConsoleSocket } from "./console.ts";
 import { PipeIO, type StdioPaths } from "./io.ts";
-import type { ProcessIO } from "../runc/runc.ts";
+import type { ProcessIO } from "../oci/runtime.ts";
 import { type LoggingBinary, planProcessIO, prepareLogFile, startLoggingBinary } from "./stdio-uri.ts";
 
 /** Who the process is, for a logging binary (CONTAINER_ID, CONTAINER_NAMESPACE). */

@@ -8,7 +8,7 @@ import { errorMessage, InvalidArgumentError } from "../../errdefs.ts";
 import { CheckpointOptionsSchema } from "../../gen/containerd/runc/v1/options_pb.ts";
 import type { CheckpointTaskRequest } from "../../gen/containerd/task/v2/shim_pb.ts";
 import { anyIs, unpackAny } from "../../ttrpc/any.ts";
-import type { Runc } from "../../runc/runc.ts";
+import type { OciRuntime } from "../../oci/runtime.ts";
 
 export interface CheckpointPlan {
   imagePath: string;
@@ -62,12 +62,12 @@ export function checkpointPlan(req: CheckpointTaskRequest, bundle: string): Chec
 }
 
 /** Runs the checkpoint; a failure carries the end of CRIU's dump log. */
-export async function checkpoint(runc: Runc, id: string, plan: CheckpointPlan): Promise<void> {
+export async function checkpoint(runtime: OciRuntime, id: string, plan: CheckpointPlan): Promise<void> {
   mkdirSync(plan.imagePath, { recursive: true, mode: 0o700 });
   mkdirSync(plan.workPath, { recursive: true, mode: 0o700 });
   const since = Date.now();
   try {
-    await runc.run("checkpoint", [...plan.args, id]);
+    await runtime.checkpoint(id, plan.args);
   } catch (err) {
     throw withCriuLog(err, join(plan.workPath, "dump.log"), since);
   }

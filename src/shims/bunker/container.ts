@@ -13,18 +13,23 @@ import { type Cgroup, cgroupOfPid } from "../../linux/cgroup.ts";
 import { ExecProcess } from "./exec.ts";
 import { ProcIO } from "../../stdio/procio.ts";
 import { mountAll } from "../../linux/mount.ts";
-import { runcConfig, writeOptions } from "./options.ts";
+import { type RuncOptions, writeOptions } from "./options.ts";
 import { optionsFromAny } from "./options-any.ts";
 import { ProcessState, type ExitInfo } from "./process.ts";
 import { restore, restorePlan, type RestorePlan, startRestoreArgs } from "./restore.ts";
-import { isRuncError, Runc } from "../../runc/runc.ts";
+import type { OciRuntime } from "../../oci/runtime.ts";
 import { CONFIG_FILE, INIT_PID_FILE } from "../../contract/bundle.ts";
 
 /** How long init's exit report waits for the exits of its execs (killed with the PID namespace). */
 const EXEC_EXIT_WAIT_MS = 2000;
 
+/** Makes the OCI runtime a container's options ask for (runc's binary, root, log, cgroup driver). */
+export type OciRuntimeFactory = (options: RuncOptions, bundle: string, namespace: string) => OciRuntime;
+
 export interface ContainerDeps {
   namespace: string;
+  /** The OCI runtime seam: given, never constructed here (runc in the shim, a recording fake in unit tests). */
+  newRuntime: OciRuntimeFactory;
   sys: Syscalls;
   monitor: Monitor;
   log: Logger;
@@ -56,16 +61,6 @@ function readPidFile(path: string): number {
   return pid;
 }
 
-/** Kill errors that mean "nothing left to signal" (go: checkKillError). */
-function killError(err: unknown): unknown {
-  const msg = errorMessage(err);
-  if (/os: process already finished|container not running|no such process/.test(msg)) {
-    return new NotFoundError("process already finished: not found");
-  }
-  if (/does not exist/.test(msg)) return new NotFoundError("no such container: not found");
-  return err;
-}
-
 export class Container {
   readonly state: ProcessState;
   pid = 0;
@@ -85,7 +80,7 @@ export class Container {
 
   private constructor(
     readonly request: CreateTaskRequest,
-    readonly runc: Runc,
+    readonly runtime: OciRuntime,
     private readonly deps: ContainerDeps,
   ) {
     this.state = new ProcessState(request.id);
@@ -104,7 +99,7 @@ export class Container {
     if (!isAbsolute(req.bundle)) throw new InvalidArgumentError(`bundle path ${JSON.stringify(req.bundle)} must be absolute`);
     const plan = req.checkpoint ? restorePlan(req) : undefined;
     const options = optionsFromAny(req.options);
-    const c = new Container(req, new Runc(runcConfig(options, req.bundle, deps.namespace)), deps);
+    const c = new Container(req, deps.newRuntime(options, req.bundle, deps.namespace), deps);
     writeOptions(req.bundle, options);
     c.sharesHostPidNs = sharesPidNamespace(req.bundle);
     try {
@@ -128,7 +123,7 @@ export class Container {
       const pidFile = join(req.bundle, INIT_PID_FILE);
       const t0 = performance.now();
       await io.launch(() =>
-        c.runc.create(req.id, req.bundle, {
+        c.runtime.create(req.id, req.bundle, {
           pidFile,
           noPivot: options.noPivotRoot,
           noNewKeyring: options.noNewKeyring,
@@ -149,7 +144,7 @@ export class Container {
       c.io?.close();
       // Only what this create made: "already exists" means the runc state is another owner's
       // container of the same id in the same root, which a forced delete would SIGKILL.
-      if (c.pid === 0 && !plan && !(err instanceof AlreadyExistsError)) await c.runc.delete(req.id, { force: true }).catch(() => undefined);
+      if (c.pid === 0 && !plan && !(err instanceof AlreadyExistsError)) await c.runtime.delete(req.id, { force: true }).catch(() => undefined);
       if (c.rootfs) c.unmountRootfs();
       throw err;
     }
@@ -171,7 +166,7 @@ export class Container {
       const t0 = performance.now();
       const plan = this.restorePlan;
       if (plan) await this.restore(plan);
-      else await this.runc.start(this.id);
+      else await this.runtime.start(this.id);
       this.deps.log.debug({ id: this.id, ms: Math.round(performance.now() - t0) }, plan ? "runc restore" : "runc start");
       this.state.apply("start");
       started(this.pid);
@@ -197,13 +192,13 @@ export class Container {
     const pidFile = join(this.bundle, INIT_PID_FILE);
     const args = startRestoreArgs(this.id, this.bundle, plan, { pidFile, noPivot: this.noPivot, consoleSocket });
     try {
-      await io.launch(() => restore(this.runc, plan, args, stdio));
+      await io.launch(() => restore(this.runtime, plan, args, stdio));
       this.pid = readPidFile(pidFile);
     } catch (err) {
       this.restoreFailed = true;
       this.pid = 0;
       // runc destroys a container whose restore failed; make sure, then free the rootfs
-      await this.runc.delete(this.id, { force: true }).catch(() => undefined);
+      await this.runtime.delete(this.id, { force: true }).catch(() => undefined);
       if (this.rootfs) this.unmountRootfs();
       this.rootfs = "";
       throw err;
@@ -222,7 +217,7 @@ export class Container {
     this.order = this.order.then(async () => {
       if (this.sharesHostPidNs) {
         // no PID namespace ends with init here: what it left behind is killed (go: shouldKillAllOnExit)
-        await this.runc.kill(this.id, SIGKILL, { all: true }).catch((err: unknown) => {
+        await this.runtime.kill(this.id, SIGKILL, { all: true }).catch((err: unknown) => {
           this.deps.log.warn({ id: this.id, err: errorMessage(err) }, "killing the processes init left behind");
         });
       }
@@ -243,11 +238,8 @@ export class Container {
 
   async kill(signal: number, all: boolean): Promise<void> {
     this.state.check("kill");
-    try {
-      await this.runc.kill(this.id, signal, { all });
-    } catch (err) {
-      throw killError(err);
-    }
+    // the runtime answers NotFound when nothing is left to signal (go: checkKillError)
+    await this.runtime.kill(this.id, signal, { all });
   }
 
   closeStdin(): void {
@@ -267,7 +259,7 @@ export class Container {
       containerId: this.id,
       namespace: this.deps.namespace,
       bundle: this.bundle,
-      runc: this.runc,
+      runtime: this.runtime,
       sys: this.deps.sys,
       monitor: this.deps.monitor,
       log: this.deps.log,
@@ -291,9 +283,9 @@ export class Container {
 
   private async runcDelete(): Promise<void> {
     try {
-      await this.runc.delete(this.id);
+      await this.runtime.delete(this.id);
     } catch (err) {
-      if (!(isRuncError(err) && err instanceof NotFoundError)) throw err;
+      if (!(err instanceof NotFoundError)) throw err;
     }
   }
 

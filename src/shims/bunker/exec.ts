@@ -12,13 +12,13 @@ import type { Exit, Monitor } from "../../shim/reaper.ts";
 import type { Syscalls } from "../../sys/types.ts";
 import { ProcIO } from "../../stdio/procio.ts";
 import { ProcessState, type ExitInfo } from "./process.ts";
-import type { Runc } from "../../runc/runc.ts";
+import type { OciRuntime } from "../../oci/runtime.ts";
 
 export interface ExecDeps {
   containerId: string;
   namespace: string;
   bundle: string;
-  runc: Runc;
+  runtime: OciRuntime;
   sys: Syscalls;
   monitor: Monitor;
   log: Logger;
@@ -78,7 +78,7 @@ export class ExecProcess {
       const pidFile = join(deps.bundle, `${this.id}.pid`);
       try {
         const { io: stdio, consoleSocket } = io.runcOptions();
-        await io.launch(() => deps.runc.exec(deps.containerId, this.spec, { detach: true, pidFile, io: stdio, ...(consoleSocket ? { consoleSocket } : {}) }));
+        await io.launch(() => deps.runtime.exec(deps.containerId, this.spec, { detach: true, pidFile, io: stdio, ...(consoleSocket ? { consoleSocket } : {}) }));
         this.pid = Number.parseInt(readFileSync(pidFile, "utf8").trim(), 10);
       } finally {
         rmSync(pidFile, { force: true });

@@ -10,8 +10,8 @@ import { BUNKER_RUNTIME } from "../../contract/runtime.ts";
 import { startGrouped, type SpawnOptions } from "../../shim/start.ts";
 import type { DeleteOpts, DeleteResult, ServeContext, Shim, StartOpts, TaskService } from "../../shim/types.ts";
 
-import { readOptions, runcConfig } from "./options.ts";
-import { Runc, useSpawner } from "../../runc/runc.ts";
+import { readOptions, runcConfig, runcRuntimes } from "./options.ts";
+import { Runc } from "../../runc/runc.ts";
 import { ADDRESS_FILE, INIT_PID_FILE } from "../../contract/bundle.ts";
 
 
@@ -92,8 +92,8 @@ export class RuncShim implements Shim {
   }
 
   async createTaskService(ctx: ServeContext): Promise<TaskService> {
-    const [{ RuncTaskService }, { spawnTracked }] = await Promise.all([import("./service.ts"), import("../../sys/children.ts")]);
-    useSpawner(spawnTracked);
-    return new RuncTaskService(ctx);
+    const [{ RuncTaskService }, { spawnTracked }, { sys }] = await Promise.all([import("./service.ts"), import("../../sys/children.ts"), import("../../sys/index.ts")]);
+    // the serve process is a subreaper: runc runs through spawnTracked (see RuncConfig.spawn)
+    return new RuncTaskService(ctx, sys(), runcRuntimes(spawnTracked));
   }
 }

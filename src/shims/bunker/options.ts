@@ -3,7 +3,8 @@
 // action, run after the shim died, uses the same runc root and binary.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULT_RUNC_ROOT, type RuncConfig } from "../../runc/runc.ts";
+import { DEFAULT_RUNC_ROOT, Runc, type RuncConfig, type SpawnFn } from "../../runc/runc.ts";
+import type { OciRuntime } from "../../oci/runtime.ts";
 import { RUNC_LOG_FILE } from "../../contract/bundle.ts";
 
 export interface RuncOptions {
@@ -75,4 +76,9 @@ export function runcConfig(o: RuncOptions, bundle: string, namespace: string): R
     systemdCgroup: o.systemdCgroup,
     ...(o.criuPath ? { criu: o.criuPath } : {}),
   };
+}
+
+/** The runc runtimes of a shim: one client per container, configured by its options (spawn: see RuncConfig.spawn). */
+export function runcRuntimes(spawn?: SpawnFn): (o: RuncOptions, bundle: string, namespace: string) => OciRuntime {
+  return (o, bundle, namespace) => new Runc({ ...runcConfig(o, bundle, namespace), ...(spawn ? { spawn } : {}) });
 }

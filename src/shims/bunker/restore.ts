@@ -10,7 +10,7 @@ import { OptionsSchema } from "../../gen/containerd/runc/v1/options_pb.ts";
 import type { CreateTaskRequest } from "../../gen/containerd/task/v2/shim_pb.ts";
 import { anyIs, unpackAny } from "../../ttrpc/any.ts";
 import { criuArgs, type CriuOptions, withCriuLog } from "./checkpoint.ts";
-import type { ProcessIO, ProcessPipes, Runc } from "../../runc/runc.ts";
+import type { OciRuntime, ProcessIO, ProcessPipes } from "../../oci/runtime.ts";
 
 /** What a restore reads and where CRIU works, fixed at Create. */
 export interface RestorePlan {
@@ -85,11 +85,11 @@ export function startRestoreArgs(
 }
 
 /** Runs the restore; a failure carries the end of CRIU's restore log (when CRIU got that far). */
-export async function restore(runc: Runc, plan: RestorePlan, args: string[], io: ProcessIO): Promise<ProcessPipes> {
+export async function restore(runtime: OciRuntime, plan: RestorePlan, args: string[], io: ProcessIO): Promise<ProcessPipes> {
   mkdirSync(plan.workPath, { recursive: true, mode: 0o700 });
   const since = Date.now();
   try {
-    return await runc.restore(args, io);
+    return await runtime.restore(args, io);
   } catch (err) {
     throw withCriuLog(err, join(plan.workPath, "restore.log"), since);
   }

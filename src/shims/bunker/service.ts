@@ -36,8 +36,9 @@ import { OomWatcher } from "../../linux/oom.ts";
 import { statsAny } from "../../linux/stats.ts";
 import { validateIdentifier } from "../../identifiers.ts";
 import { checkpoint, checkpointPlan } from "./checkpoint.ts";
-import { Container } from "./container.ts";
+import { Container, type OciRuntimeFactory } from "./container.ts";
 import type { ProcessStatus } from "./process.ts";
+import { runcRuntimes } from "./options.ts";
 
 const STATUS: Record<ProcessStatus, Status> = {
   created: Status.CREATED,
@@ -76,6 +77,8 @@ export class RuncTaskService implements TaskService {
   constructor(
     private readonly ctx: ServeContext,
     private readonly sys: Syscalls = defaultSys(),
+    /** The OCI runtime seam (container.ts): runc by default; unit tests pass a recording fake. */
+    private readonly newRuntime: OciRuntimeFactory = runcRuntimes(),
   ) {
     this.impl = this.handlers();
   }
@@ -122,6 +125,7 @@ export class RuncTaskService implements TaskService {
         try {
           const c = await Container.create(req, {
             namespace,
+            newRuntime: this.newRuntime,
             sys: this.sys,
             monitor,
             log,
@@ -235,7 +239,7 @@ export class RuncTaskService implements TaskService {
 
       pids: async (req) => {
         const c = this.get(req.id);
-        const pids = await c.runc.ps(c.id);
+        const pids = await c.runtime.ps(c.id);
         const execOf = new Map([...c.execs.values()].filter((e) => e.pid !== 0).map((e) => [e.pid, e.id]));
         return {
           processes: pids.map((pid) => {
@@ -248,7 +252,7 @@ export class RuncTaskService implements TaskService {
       pause: async (req) => {
         const c = this.get(req.id);
         c.state.check("pause");
-        await c.runc.pause(c.id);
+        await c.runtime.pause(c.id);
         c.state.apply("pause");
         publisher.publish("/tasks/paused", TaskPausedSchema, { containerId: c.id });
       },
@@ -256,7 +260,7 @@ export class RuncTaskService implements TaskService {
       resume: async (req) => {
         const c = this.get(req.id);
         c.state.check("resume");
-        await c.runc.resume(c.id);
+        await c.runtime.resume(c.id);
         c.state.apply("resume");
         publisher.publish("/tasks/resumed", TaskResumedSchema, { containerId: c.id });
       },
@@ -289,7 +293,7 @@ export class RuncTaskService implements TaskService {
       update: async (req) => {
         const c = this.get(req.id);
         c.state.check("update");
-        await c.runc.update(c.id, resourcesOf(req.resources));
+        await c.runtime.update(c.id, resourcesOf(req.resources));
         // containerd 1.6's runc shim also takes the annotations and keeps nothing of them
         if (Object.keys(req.annotations).length) log.debug({ id: c.id, annotations: req.annotations }, "update annotations");
       },
@@ -316,7 +320,7 @@ export class RuncTaskService implements TaskService {
         const c = this.get(req.id);
         c.state.check("checkpoint");
         const plan = checkpointPlan(req, c.bundle);
-        await checkpoint(c.runc, c.id, plan);
+        await checkpoint(c.runtime, c.id, plan);
         publisher.publish("/tasks/checkpointed", TaskCheckpointedSchema, { containerId: c.id, checkpoint: plan.imagePath });
       },
     };
