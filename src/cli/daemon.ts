@@ -53,7 +53,7 @@ export async function daemon(g: GlobalOptions, logger: Logger): Promise<number> 
     throw err;
   }
   resolve(manager);
-  logger.info({ address: g.address, tasks: manager.list().length, loadMs: Math.round(performance.now() - t0) }, "bunker daemon ready");
+  logger.info({ address: g.address, tasks: manager.shimTasks().length, loadMs: Math.round(performance.now() - t0) }, "bunker daemon ready");
   const { promise: stop, resolve: onStop } = Promise.withResolvers<string>();
   const onSignal = (s: NodeJS.Signals): void => onStop(s);
   process.on("SIGTERM", onSignal);

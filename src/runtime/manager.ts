@@ -12,7 +12,8 @@ import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
-import { type ForegroundRecord, foregroundRefusal, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, removeOrphan } from "./foreground.ts";
+import { type ForegroundRecord, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, removeOrphan } from "./foreground.ts";
+import { ForegroundTask, OrphanTask, ShimBackedTask, type Task } from "./task.ts";
 import { type Exchange, type ExitInfo, Topics, unpackEvent } from "./events.ts";
 import { TaskDeleteSchema } from "../gen/containerd/events/task_pb.ts";
 import {
@@ -136,26 +137,50 @@ export class TaskManager {
     this.tryDeleteBundle(t.bundle);
   }
 
-  /** Tasks whose shim could not be reached by a load without cleanup, with the reason. */
-  readonly unreachable = new Map<string, { bundle: Bundle; meta: TaskMeta | undefined; error: string }>();
+  /** Tasks whose shim (or foreground CLI) could not be reached by a load without cleanup, with the reason. */
+  private readonly unreachable = new Map<string, { bundle: Bundle; meta: TaskMeta | undefined; error: string }>();
 
-  /** The listed task, or (on demand) the task loaded from its bundle; NotFound without one. */
-  async lookup(namespace: string, id: string): Promise<ShimTask> {
+  /**
+   * The task of an id, whatever its kind (task.ts): a shim's (loaded from its bundle on demand), a
+   * live foreground run, or an orphan waiting for rm. NotFound without one.
+   */
+  async task(namespace: string, id: string): Promise<Task> {
     validateNamespace(namespace);
     validateIdentifier(id, "container id");
-    if (this.tasks.has(namespace, id)) return this.tasks.get(namespace, id);
+    if (this.tasks.has(namespace, id)) return this.shimTask(this.tasks.get(namespace, id));
     const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
     if (!exists(path)) throw new NotFoundError(`task ${namespace}/${id} not found`);
     const fg = liveForeground(this.o.state, namespace, id);
-    if (fg) throw new FailedPreconditionError(foregroundRefusal(fg));
+    if (fg) return this.foregroundTask(fg);
     await this.loadTask(namespace, id, false);
-    if (this.tasks.has(namespace, id)) return this.tasks.get(namespace, id);
+    if (this.tasks.has(namespace, id)) return this.shimTask(this.tasks.get(namespace, id));
     const u = this.unreachable.get(taskKey(namespace, id));
-    throw new UnavailableError(`task ${namespace}/${id}: its shim cannot be reached (${u?.error ?? "no address"}); bunker rm removes it`);
+    return new OrphanTask(namespace, id, path, u?.meta ?? readMeta({ path }), u?.error ?? "no address", () => this.cleanupDead(namespace, id));
+  }
+
+  /** Every task of a namespace (or of all), each kind; `load` first loads what is on disk (the embedded CLI). */
+  async list(namespace?: string, { load = false }: { load?: boolean } = {}): Promise<Task[]> {
+    if (load) await this.loadAll(namespace);
+    const out: Task[] = this.tasks.all(namespace).map((t) => this.shimTask(t));
+    for (const fg of this.foreground(namespace)) out.push(this.foregroundTask(fg));
+    for (const u of this.unreachable.values()) {
+      if (namespace && u.bundle.namespace !== namespace) continue;
+      const { namespace: ns, id, path } = u.bundle;
+      out.push(new OrphanTask(ns, id, path, u.meta, u.error, () => this.cleanupDead(ns, id)));
+    }
+    return out;
+  }
+
+  private shimTask(t: ShimTask): ShimBackedTask {
+    return new ShimBackedTask(t, () => this.deleteTask(t.namespace, t.id));
+  }
+
+  private foregroundTask(fg: LiveForeground): ForegroundTask {
+    return new ForegroundTask(fg, readMeta({ path: fg.bundlePath }), () => exists(fg.bundlePath));
   }
 
   /** Loads every task without cleaning up (for listing from the embedded CLI). */
-  async loadAll(namespace?: string): Promise<void> {
+  private async loadAll(namespace?: string): Promise<void> {
     const nss = namespace ? [namespace] : listNamespaces(this.o.state);
     await Promise.all(
       nss.map(async (ns) => {
@@ -166,14 +191,8 @@ export class TaskManager {
   }
 
   /** The containers `bunker run --rm` runs in the foreground of a live CLI (see foreground.ts). */
-  foreground(namespace?: string): LiveForeground[] {
+  private foreground(namespace?: string): LiveForeground[] {
     return listLiveForeground(this.o.state, namespace ? [namespace] : listNamespaces(this.o.state), (ns, id) => this.tasks.has(ns, id));
-  }
-
-  liveForeground(namespace: string, id: string): LiveForeground | undefined {
-    validateNamespace(namespace);
-    validateIdentifier(id, "container id");
-    return this.tasks.has(namespace, id) ? undefined : liveForeground(this.o.state, namespace, id);
   }
 
   /** Removes a task whose shim is gone: the binary's delete, exit events, bundle removal. */
@@ -308,7 +327,8 @@ export class TaskManager {
     this.tasks.delete(namespace, id);
   }
 
-  list(namespace?: string): ShimTask[] {
+  /** The tasks shims serve (the daemon's count at start-up; the manager's own bookkeeping). */
+  shimTasks(namespace?: string): ShimTask[] {
     return this.tasks.all(namespace);
   }
 

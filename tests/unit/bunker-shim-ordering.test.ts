@@ -9,13 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError, UnknownError } from "../../src/errdefs.ts";
 import { CreateTaskRequestSchema, ExecProcessRequestSchema } from "../../src/gen/containerd/task/v2/shim_pb.ts";
-import { Lifecycle } from "../../src/shim/lifecycle.ts";
-import { silentLogger } from "../../src/shim/logger.ts";
 import type { Publisher } from "../../src/shim/publisher.ts";
-import { Monitor } from "../../src/shim/reaper.ts";
-import type { ServeContext } from "../../src/shim/types.ts";
 import { RuncTaskService } from "../../src/shims/bunker/service.ts";
 import { FakeSyscalls } from "../../src/sys/index.ts";
+import { testServeContext } from "../support/serve-context.ts";
 import type { CallContext } from "../../src/ttrpc/server.ts";
 import { FakeOciWorld } from "../support/fake-oci-runtime.ts";
 
@@ -38,23 +35,8 @@ function service() {
   };
   let svc: RuncTaskService | undefined;
   const fake = new FakeSyscalls();
-  const monitor = new Monitor(() => fake.reapSweep(new Set()));
-  const world = new FakeOciWorld(fake, monitor);
-  const ctx: ServeContext = {
-    id: "c0",
-    namespace: "ns",
-    bundle: dir,
-    socket: "unix:///nonexistent.sock",
-    containerdAddress: "/run/containerd/containerd.sock",
-    ttrpcAddress: "",
-    debug: false,
-    log: silentLogger(),
-    publisher,
-    monitor,
-    lifecycle: new Lifecycle(() => svc?.containerCount() ?? 0),
-    logBundle: dir,
-    logTo: () => false,
-  };
+  const ctx = testServeContext({ fake, publisher, containerCount: () => svc?.containerCount() ?? 0, bundle: dir });
+  const world = new FakeOciWorld(fake, ctx.monitor);
   svc = new RuncTaskService(ctx, fake, world.factory);
   return { impl: svc.impl, world, events };
 }

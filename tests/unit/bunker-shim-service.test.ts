@@ -9,35 +9,18 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceE
 import { CreateTaskRequestSchema } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { MAX_RESERVATIONS, RuncTaskService } from "../../src/shims/bunker/service.ts";
-import { Lifecycle } from "../../src/shim/lifecycle.ts";
-import { silentLogger } from "../../src/shim/logger.ts";
 import type { Publisher } from "../../src/shim/publisher.ts";
-import { Monitor } from "../../src/shim/reaper.ts";
-import type { ServeContext } from "../../src/shim/types.ts";
 import { FakeSyscalls } from "../../src/sys/index.ts";
+import { testServeContext } from "../support/serve-context.ts";
 import type { CallContext } from "../../src/ttrpc/server.ts";
 
 function service() {
   const published: string[] = [];
   const publisher: Publisher = { publish: (topic) => void published.push(topic), flush: async () => {}, close() {} };
   let svc: RuncTaskService | undefined;
-  const lifecycle = new Lifecycle(() => svc?.containerCount() ?? 0);
   const fake = new FakeSyscalls();
-  const ctx: ServeContext = {
-    id: "c0",
-    namespace: "ns",
-    bundle: "/nonexistent",
-    socket: "unix:///nonexistent.sock",
-    containerdAddress: "/run/containerd/containerd.sock",
-    ttrpcAddress: "",
-    debug: false,
-    log: silentLogger(),
-    publisher,
-    monitor: new Monitor(() => fake.reapSweep(new Set())),
-    lifecycle,
-    logBundle: "/nonexistent",
-    logTo: () => false,
-  };
+  const ctx = testServeContext({ fake, publisher, containerCount: () => svc?.containerCount() ?? 0 });
+  const lifecycle = ctx.lifecycle;
   svc = new RuncTaskService(ctx, fake);
   return { svc, impl: svc.impl, lifecycle, published, fake };
 }

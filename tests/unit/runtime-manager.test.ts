@@ -7,6 +7,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../../src/errdefs.ts";
 import { TaskExitSchema } from "../../src/gen/containerd/events/task_pb.ts";
+import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import type { BundleSys } from "../../src/runtime/bundle.ts";
 import { Exchange, Topics, unpackEvent } from "../../src/runtime/events.ts";
 import { TaskManager } from "../../src/runtime/manager.ts";
@@ -110,7 +111,7 @@ test("a failing Create rolls back the bundle and the shim", async () => {
   process.env.FAKE_CREATE_FAIL = "1";
   const m = await manager();
   await expect(m.create("ns", "c1", createOpts)).rejects.toThrow(FailedPreconditionError);
-  expect(m.list()).toEqual([]);
+  expect(await m.list()).toEqual([]);
   expect(readdirSync(join(dir, "state", "ns"))).toEqual([]);
   expect(readdirSync(join(dir, "root", "ns"))).toEqual([]);
   const pid = fakePid();
@@ -130,7 +131,7 @@ for (const deleteFails of [false, true]) {
     await t.start();
     if (deleteFails) process.env.FAKE_DELETE_FAIL = "1";
     process.kill(fakePid(), "SIGKILL");
-    await until(() => m.list().length === 0 && events.since(0n).length === 2, "cleanup after the dead shim");
+    await until(() => m.shimTasks().length === 0 && events.since(0n).length === 2, "cleanup after the dead shim");
     const [exit, del] = events.since(0n);
     expect([exit!.topic, del!.topic]).toEqual([Topics.TaskExit, Topics.TaskDelete]);
     expect(unpackEvent(exit!.event, TaskExitSchema)).toMatchObject({ containerId: "c1", exitStatus: deleteFails ? 255 : 137 });
@@ -158,8 +159,8 @@ test("reload: 100 tasks at once, empty and dead bundles cleaned, orphan work dir
   const t0 = performance.now();
   const second = await manager();
   const ms = performance.now() - t0;
-  expect(second.list("ns").map((t) => t.id).sort()).toEqual([...ids].sort());
-  expect(second.list("other").map((t) => t.id)).toEqual(["x"]);
+  expect((await second.list("ns")).map((t) => t.id).sort()).toEqual([...ids].sort());
+  expect((await second.list("other")).map((t) => t.id)).toEqual(["x"]);
   console.log(`reload of 101 tasks (fake shim): ${ms.toFixed(0)} ms`);
   expect(ms).toBeLessThan(1000);
   expect(existsSync(join(dir, "state", "ns", "empty"))).toBe(false);
@@ -171,7 +172,7 @@ test("reload: 100 tasks at once, empty and dead bundles cleaned, orphan work dir
   expect((await second.get("ns", "t7").state()).pid).toBe(4242);
 }, 60_000);
 
-test("lookup loads one task on demand; an unreachable one is reported, not removed", async () => {
+test("task() loads one task on demand; an unreachable one is an orphan, reported and not removed until rm", async () => {
   const first = await manager();
   await first.create("ns", "c1", createOpts);
   first.close();
@@ -180,14 +181,16 @@ test("lookup loads one task on demand; an unreachable one is reported, not remov
     { load: false },
   );
   managers.push(lazy);
-  expect(lazy.list()).toEqual([]);
-  expect((await lazy.lookup("ns", "c1")).id).toBe("c1");
-  await expect(lazy.lookup("ns", "nope")).rejects.toThrow(NotFoundError);
+  expect(await lazy.list()).toEqual([]);
+  expect((await lazy.task("ns", "c1")).id).toBe("c1");
+  await expect(lazy.task("ns", "nope")).rejects.toThrow(NotFoundError);
   lazy.close();
   process.kill(fakePid(), "SIGKILL");
   await until(() => !alive(fakePid()), "the shim to die");
-  await expect(lazy.lookup("ns", "c1")).rejects.toThrow(/cannot be reached/);
+  const orphan = await lazy.task("ns", "c1");
+  await expect(orphan.start("")).rejects.toThrow(/cannot be reached/);
+  expect((await orphan.status()).status).toBe(Status.UNKNOWN);
   expect(existsSync(join(dir, "state", "ns", "c1"))).toBe(true);
-  expect(await lazy.cleanupDead("ns", "c1")).toMatchObject({ exitStatus: 137 });
+  expect(await orphan.remove(false)).toMatchObject({ exitStatus: 137 });
   expect(existsSync(join(dir, "state", "ns", "c1"))).toBe(false);
 }, 30_000);
