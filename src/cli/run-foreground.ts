@@ -7,7 +7,8 @@ import { constants } from "node:os";
 import { join, resolve } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
-import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, foregroundRuncRoot, writeForeground } from "../runtime/foreground.ts";
+import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, foregroundRuncRoot, readForeground, releaseForegroundTask, writeForeground } from "../runtime/foreground.ts";
+import { ContainerStore } from "../containers/record.ts";
 import { processStartTime } from "../proc.ts";
 import { makeBundleDir } from "../runtime/bundle.ts";
 import { writeMeta } from "../runtime/meta.ts";
@@ -36,17 +37,20 @@ export async function daemonListening(address: string): Promise<boolean> {
   }
 }
 
-function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string, runc: string): string {
+function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string, runc: string, containers: ContainerStore): string {
   const path = join(g.state, g.namespace, o.id);
   if (!makeBundleDir(path)) throw new AlreadyExistsError(`task ${g.namespace}/${o.id} already exists`);
   try {
-    // the record first: from then on every other bunker knows this bundle is ours and alive
+    // the foreground record first: from then on every other bunker knows this bundle is ours and alive
     writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.state, g.namespace) });
+    // then the container record, whose teardown removes it all (also when this CLI is killed midway)
+    containers.create(g.namespace, o.id);
     const spec = generateSpec({ namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
     // No mount of our own: runc takes the rootfs where it is, as `runc run` users give it.
     writeFileSync(join(path, CONFIG_FILE), JSON.stringify({ ...spec, root: { path: rootfs, readonly: false } }), { mode: 0o600 });
     writeMeta({ path }, { runtime: FOREGROUND_RUNTIME, labels: o.labels, created: new Date().toISOString() });
   } catch (err) {
+    containers.remove(g.namespace, o.id);
     rmSync(path, { recursive: true, force: true });
     throw err;
   }
@@ -96,7 +100,8 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
   const runc = Bun.which("runc");
   if (!runc) throw new NotFoundError("runc not found in PATH");
-  const bundle = makeBundle(g, o, rootfs, runc);
+  const containers = new ContainerStore(g.root);
+  const bundle = makeBundle(g, o, rootfs, runc, containers);
   const pidFile = join(bundle, FOREGROUND_PID_FILE);
   const logFile = join(bundle, "runc.log");
   try {
@@ -128,6 +133,13 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
       for (const [s, h] of handlers) process.off(s, h);
     }
   } finally {
-    rmSync(bundle, { recursive: true, force: true });
+    // the record's teardown: runc run removed its state when the container ended (the task step then
+    // runs nothing), the bundle goes, the record last
+    const rec = readForeground(bundle);
+    await containers.teardown(g.namespace, o.id, async (step) => {
+      if (step === "task") {
+        if (rec) await releaseForegroundTask(rec, o.id);
+      } else rmSync(bundle, { recursive: true, force: true });
+    });
   }
 }

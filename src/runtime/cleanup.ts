@@ -1,6 +1,7 @@
 // containerd's cleanupAfterDeadShim, kept apart from the manager's task list: run the shim
-// binary's `delete`, report TaskExit (255 when delete failed) and TaskDelete, remove the bundle
-// and a socket nothing listens on any more. One cleanup per task at a time.
+// binary's `delete`, report TaskExit (255 when delete failed) and TaskDelete (the record's task
+// step), then the rest of the container's teardown (its bundle), and remove a socket nothing listens
+// on any more. One cleanup per task at a time.
 import type { Logger } from "pino";
 import { errorMessage } from "../errdefs.ts";
 import type { Bundle } from "./bundle.ts";
@@ -14,8 +15,8 @@ export interface DeadShimCleanupDeps {
   runDelete(cmd: ShimCommandConfig): Promise<ExitInfo>;
   events: Exchange;
   log: Logger;
-  /** Removes the bundle, logging (not throwing) a failure. */
-  deleteBundle(bundle: Bundle): void;
+  /** The container's teardown (manager.teardown): `releaseTask` is its task step, the bundle follows. */
+  teardown(bundle: Bundle, releaseTask: () => Promise<void>): Promise<void>;
 }
 
 export class DeadShimCleanup {
@@ -39,13 +40,25 @@ export class DeadShimCleanup {
   }
 
   private async cleanup(bundle: Bundle, binary: string | undefined, publish: boolean): Promise<ExitInfo> {
+    const address = addressOf(bundle);
     let exit: ExitInfo = { pid: 0, exitStatus: 255, exitedAt: new Date() };
-    let address: string | undefined;
     try {
-      address = readAddress(bundle);
-    } catch {
-      // no shim ever answered for this bundle
+      await this.d.teardown(bundle, async () => {
+        exit = await this.releaseTask(bundle, binary, publish);
+      });
+    } catch (err) {
+      this.d.log.error({ id: bundle.id, namespace: bundle.namespace, err: errorMessage(err) }, "teardown after dead shim");
     }
+    if (address) await removeStaleSocket(address);
+    return exit;
+  }
+
+  /**
+   * The task step after its shim died: the binary's `delete` (runc delete --force, unmount, the exit
+   * to report) and the exit events. Needs the bundle (the action's cwd), so it precedes its removal.
+   */
+  async releaseTask(bundle: Bundle, binary: string | undefined, publish: boolean): Promise<ExitInfo> {
+    let exit: ExitInfo = { pid: 0, exitStatus: 255, exitedAt: new Date() };
     if (binary) {
       try {
         exit = await this.d.runDelete(this.d.command(bundle, binary));
@@ -54,10 +67,16 @@ export class DeadShimCleanup {
       }
     }
     if (publish) publishDeadShimExit(this.d.events, bundle.namespace, bundle.id, exit);
-    this.d.deleteBundle(bundle);
-    // containerd-shim-runc-v2 killed with SIGKILL leaves its socket, and its delete action does
-    // not remove it: do so when nothing listens there any more.
-    if (address) await removeStaleSocket(address);
     return exit;
+  }
+}
+
+/** The shim address a bundle names, if any. containerd-shim-runc-v2 killed with SIGKILL leaves its
+ * socket, and its delete action does not remove it: cleanup removes it once nothing listens there. */
+function addressOf(bundle: Bundle): string | undefined {
+  try {
+    return readAddress(bundle);
+  } catch {
+    return undefined; // no shim ever answered for this bundle
   }
 }

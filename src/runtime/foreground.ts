@@ -6,9 +6,8 @@
 // can list and signal it, must leave it alone while that CLI lives, and cleans it up once it died.
 //
 // This module stays light (no protobuf, no pino, no FFI): the CLI's fast path imports it.
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FailedPreconditionError } from "../errdefs.ts";
 import { processStartTime } from "../proc.ts";
 import { listBundleIds } from "./bundle.ts";
 import { managerRuncRoot } from "./paths.ts";
@@ -89,16 +88,17 @@ export function killForeground(rec: ForegroundRecord, id: string, signal: number
 }
 
 /**
- * After its owner died: kill what is left of the container, remove runc's state and the bundle.
- * A container runc never made (or already deleted) is not an error.
+ * The task step of a foreground container's teardown: kill what is left of it and remove runc's
+ * state. A container runc never made (or already deleted) is not an error; with no state left (runc
+ * run removes it when the container ends) nothing is run at all.
  */
-export async function cleanupForeground(rec: ForegroundRecord, bundlePath: string, id: string): Promise<void> {
+export async function releaseForegroundTask(rec: ForegroundRecord, id: string): Promise<void> {
+  if (!existsSync(join(rec.runcRoot, id))) return;
   try {
     await runc(rec, ["delete", "--force", id]);
   } catch (err) {
     if (!/does not exist|not exist/.test(String(err))) throw err;
   }
-  rmSync(bundlePath, { recursive: true, force: true });
 }
 
 /** A foreground container whose owning CLI still runs. */
@@ -124,13 +124,6 @@ export function listLiveForeground(state: string, namespaces: string[], skip: (n
   return namespaces.flatMap((ns) => listBundleIds(state, ns).flatMap((id) => (skip(ns, id) ? [] : (liveForeground(state, ns, id) ?? []))));
 }
 
-/** Removes a foreground container whose CLI died (refused while it lives); its exit is unknown: 255. */
-export async function removeOrphan(rec: ForegroundRecord, bundlePath: string, id: string): Promise<{ pid: number; exitStatus: number; exitedAt: Date }> {
-  if (ownerAlive(rec)) throw new FailedPreconditionError(`task ${id} is running in the foreground of bunker pid ${rec.owner}`);
-  const pid = foregroundPid(bundlePath);
-  await cleanupForeground(rec, bundlePath, id);
-  return { pid, exitStatus: 255, exitedAt: new Date() };
-}
 
 /** Why a foreground container cannot take a shim's requests (start, wait, exec). */
 export function foregroundRefusal(f: LiveForeground): string {

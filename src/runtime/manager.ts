@@ -8,11 +8,13 @@ import { type Any, AnySchema, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import { AlreadyExistsError, errorMessage, FailedPreconditionError, isNotFound, NotFoundError, UnavailableError } from "../errdefs.ts";
 import type { Mount } from "../gen/containerd/types/mount_pb.ts";
+import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
-import { type ForegroundRecord, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, removeOrphan } from "./foreground.ts";
+import { ContainerStore, type Step } from "../containers/record.ts";
+import { foregroundPid, type ForegroundRecord, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, releaseForegroundTask } from "./foreground.ts";
 import { ForegroundTask, OrphanTask, ShimBackedTask, type Task } from "./task.ts";
 import { type Exchange, type ExitInfo, Topics, unpackEvent } from "./events.ts";
 import { TaskDeleteSchema } from "../gen/containerd/events/task_pb.ts";
@@ -21,6 +23,7 @@ import {
   readAddress,
   readMeta,
   readShimBinary,
+  removeStaleSocket,
   SHIM_BINARY_FILE,
   ShimConnection,
   ShimLog,
@@ -76,6 +79,8 @@ export class TaskManager {
   private readonly log: Logger;
 
   private readonly deadShims: DeadShimCleanup;
+  /** The container records: every removal goes through their teardown (containers/record.ts). */
+  private readonly containers: ContainerStore;
   /** Shim binaries' start and delete actions, bounded; no `start` per task of a live group (shim-actions.ts). */
   readonly actions: ShimActions;
 
@@ -89,12 +94,13 @@ export class TaskManager {
       },
       connect: (address, namespace) => this.connection(address, namespace),
     });
+    this.containers = new ContainerStore(o.root);
     this.deadShims = new DeadShimCleanup({
       command: (bundle, binary) => this.command(bundle, binary),
       runDelete: (cmd) => this.actions.delete(cmd),
       events: o.events,
       log: o.logger,
-      deleteBundle: (bundle) => this.tryDeleteBundle(bundle),
+      teardown: (bundle, releaseTask) => this.teardown(bundle, releaseTask),
     });
   }
 
@@ -132,9 +138,10 @@ export class TaskManager {
     }
     this.log.info({ namespace, id }, "task deleted by its shim while bunker was away");
     this.tasks.delete(namespace, id);
-    await t.shutdown();
-    t.release();
-    this.tryDeleteBundle(t.bundle);
+    await this.tryTeardown(t.bundle, async () => {
+      await t.shutdown();
+      t.release();
+    });
   }
 
   /** Tasks whose shim (or foreground CLI) could not be reached by a load without cleanup, with the reason. */
@@ -147,6 +154,7 @@ export class TaskManager {
   async task(namespace: string, id: string): Promise<Task> {
     validateNamespace(namespace);
     validateIdentifier(id, "container id");
+    await this.finishTeardowns(namespace, id);
     if (this.tasks.has(namespace, id)) return this.shimTask(this.tasks.get(namespace, id));
     const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
     if (!exists(path)) throw new NotFoundError(`task ${namespace}/${id} not found`);
@@ -160,6 +168,7 @@ export class TaskManager {
 
   /** Every task of a namespace (or of all), each kind; `load` first loads what is on disk (the embedded CLI). */
   async list(namespace?: string, { load = false }: { load?: boolean } = {}): Promise<Task[]> {
+    await this.finishTeardowns(namespace);
     if (load) await this.loadAll(namespace);
     const out: Task[] = this.tasks.all(namespace).map((t) => this.shimTask(t));
     for (const fg of this.foreground(namespace)) out.push(this.foregroundTask(fg));
@@ -195,14 +204,122 @@ export class TaskManager {
     return listLiveForeground(this.o.state, namespace ? [namespace] : listNamespaces(this.o.state), (ns, id) => this.tasks.has(ns, id));
   }
 
-  /** Removes a task whose shim is gone: the binary's delete, exit events, bundle removal. */
+  /** Removes a task whose shim (or foreground CLI) is gone: the binary's delete, exit events, bundle removal. */
   async cleanupDead(namespace: string, id: string): Promise<ExitInfo> {
     const bundle = loadBundle(this.o.state, namespace, id);
     if (!exists(bundle.path)) throw new NotFoundError(`task ${namespace}/${id} not found`);
     this.unreachable.delete(taskKey(namespace, id));
     const fg = readForeground(bundle.path);
-    if (fg) return removeOrphan(fg, bundle.path, id);
+    if (fg) return this.removeOrphanForeground(bundle, fg);
     return this.cleanupAfterDeadShim(bundle, readShimBinary(bundle), true);
+  }
+
+  /** A foreground container whose CLI died (refused while it lives); its exit is unknown: 255. */
+  private async removeOrphanForeground(bundle: Bundle, fg: ForegroundRecord): Promise<ExitInfo> {
+    if (ownerAlive(fg)) throw new FailedPreconditionError(`task ${bundle.id} is running in the foreground of bunker pid ${fg.owner}`);
+    const pid = foregroundPid(bundle.path);
+    await this.teardown(bundle, () => releaseForegroundTask(fg, bundle.id));
+    return { pid, exitStatus: 255, exitedAt: new Date() };
+  }
+
+  /**
+   * The one teardown path: the container record's steps in order (task, then bundle), each recorded
+   * once done, so that a teardown cut short is finished by the next rm, ps or daemon start.
+   * `releaseTask` is how the caller releases the task (it knows best: a live shim's Delete, a dead
+   * shim's delete action, a rollback); the bundle step is always deleteBundle.
+   */
+  private teardown(bundle: Bundle, releaseTask: () => Promise<void>): Promise<void> {
+    return this.containers.teardown(bundle.namespace, bundle.id, (step: Step) => (step === "task" ? releaseTask() : this.releaseBundle(bundle)));
+  }
+
+  private async tryTeardown(bundle: Bundle, releaseTask: () => Promise<void>): Promise<void> {
+    try {
+      await this.teardown(bundle, releaseTask);
+    } catch (err) {
+      this.log.error({ id: bundle.id, namespace: bundle.namespace, err: errorMessage(err) }, "teardown");
+    }
+  }
+
+  /** The bundle step: unmount, remove the state dir and the work dir (also when the bundle is gone). */
+  private async releaseBundle(bundle: Bundle): Promise<void> {
+    deleteBundle(bundle, this.o.sys);
+    rmSync(bundlePaths(this.o.root, this.o.state, bundle.namespace, bundle.id).work, { recursive: true, force: true });
+  }
+
+  /**
+   * Finishes the teardowns a crash cut short (records marked removing), and those of containers
+   * whose bundle is gone (a reboot wiped --state): of one container, a namespace, or all. A record
+   * whose foreground CLI still runs is that CLI's to finish.
+   */
+  private async finishTeardowns(namespace?: string, id?: string): Promise<void> {
+    const records = id ? [this.containers.read(namespace!, id)].filter((r) => r !== undefined) : this.containers.list(namespace);
+    await Promise.all(
+      records.map(async (rec) => {
+        const bundle = loadBundle(this.o.state, rec.namespace, rec.id);
+        const present = exists(bundle.path);
+        if (present && !rec.removing) return;
+        const fg = present ? readForeground(bundle.path) : undefined;
+        if (fg && ownerAlive(fg)) return;
+        this.log.info({ namespace: rec.namespace, id: rec.id, released: rec.released }, "finishing a teardown cut short");
+        await this.tryTeardown(bundle, () => this.releaseTaskOnResume(bundle, fg));
+      }),
+    );
+  }
+
+  /** Waits (up to LOAD_TIMEOUT_MS) until the shim no longer knows the task: its own Delete completed. */
+  private async waitDeletedInShim(t: ShimTask): Promise<void> {
+    const deadline = Date.now() + LOAD_TIMEOUT_MS;
+    for (;;) {
+      try {
+        await t.state("", LOAD_TIMEOUT_MS);
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw err;
+      }
+      if (Date.now() > deadline) throw new UnavailableError(`task ${t.namespace}/${t.id}: its shim has not finished deleting it`);
+      await Bun.sleep(50);
+    }
+  }
+
+  /** The task step of a teardown resumed after a crash: whatever still holds the task is released. */
+  private async releaseTaskOnResume(bundle: Bundle, fg: ForegroundRecord | undefined): Promise<void> {
+    if (!exists(bundle.path)) return; // rebooted: nothing of it runs, runc's state under --state is gone
+    if (fg) return releaseForegroundTask(fg, bundle.id);
+    const { namespace, id } = bundle;
+    if (!this.tasks.has(namespace, id)) await this.loadTask(namespace, id, false);
+    this.unreachable.delete(taskKey(namespace, id));
+    if (this.tasks.has(namespace, id)) {
+      const t = this.tasks.get(namespace, id);
+      this.tasks.delete(namespace, id);
+      try {
+        await t.deleteProcess().catch(async (err: unknown) => {
+          if (!isNotFound(err) && !(err instanceof FailedPreconditionError)) throw err;
+          let st;
+          try {
+            st = await t.state("", LOAD_TIMEOUT_MS);
+          } catch (stateErr) {
+            if (isNotFound(stateErr)) return; // the shim finished a Delete of its own meanwhile
+            throw stateErr;
+          }
+          if (st.status !== Status.RUNNING && st.status !== Status.PAUSED && st.status !== Status.CREATED) {
+            // stopped, and Delete refused: the shim is finishing the Delete the crashed bunker sent
+            return await this.waitDeletedInShim(t);
+          }
+          // still running (the teardown was cut before its kill): kill it through its shim first
+          const waiting = t.wait();
+          await t.kill(9, true);
+          await Promise.race([waiting, Bun.sleep(5_000)]);
+          await t.deleteProcess();
+        });
+        await t.shutdown();
+        t.release();
+        return;
+      } catch (err) {
+        this.log.warn({ namespace, id, err: errorMessage(err) }, "resumed teardown: the shim's Delete failed; forcing");
+        t.release();
+      }
+    }
+    await this.deadShims.releaseTask(bundle, readShimBinary(bundle), true);
   }
 
   get events(): Exchange {
@@ -228,6 +345,14 @@ export class TaskManager {
     // Resolve before touching disk: a missing runtime leaves nothing behind.
     const binary = resolveShimBinary(opts.runtime, this.o.selfDir === undefined ? {} : { selfDir: this.o.selfDir });
     const bundle = newBundle({ root: this.o.root, state: this.o.state, namespace, id, spec: opts.spec, sys: this.o.sys });
+    // the record after the bundle (the mkdir that reserves the id): a record never names a bundle
+    // someone else is making; a crash between the two leaves a bundle that reload cleans up
+    try {
+      this.containers.create(namespace, id);
+    } catch (err) {
+      deleteBundle(bundle, this.o.sys);
+      throw err;
+    }
     let shimLog: ShimLog | undefined;
     let task: ShimTask | undefined;
     try {
@@ -263,29 +388,26 @@ export class TaskManager {
 
   private async rollback(bundle: Bundle, binary: string, task: ShimTask | undefined, shimLog: ShimLog | undefined, cause: unknown): Promise<void> {
     this.log.warn({ id: bundle.id, namespace: bundle.namespace, err: errorMessage(cause) }, "create failed; rolling back");
-    if (task) {
-      try {
-        await task.deleteProcess();
-      } catch {
-        // Nothing was created in the shim, or it is gone: the binary's delete cleans up below.
+    await this.tryTeardown(bundle, async () => {
+      if (task) {
+        try {
+          await task.deleteProcess();
+        } catch {
+          // Nothing was created in the shim, or it is gone: the binary's delete cleans up below.
+        }
+        await task.shutdown();
+        task.release();
+      } else {
+        shimLog?.close();
       }
-      await task.shutdown();
-      task.release();
-    } else {
-      shimLog?.close();
-    }
-    if (exists(join(bundle.path, ADDRESS_FILE))) {
-      try {
-        await this.actions.delete(this.command(bundle, binary));
-      } catch (err) {
-        this.log.debug({ id: bundle.id, err: errorMessage(err) }, "shim delete during rollback");
+      if (exists(join(bundle.path, ADDRESS_FILE))) {
+        try {
+          await this.actions.delete(this.command(bundle, binary));
+        } catch (err) {
+          this.log.debug({ id: bundle.id, err: errorMessage(err) }, "shim delete during rollback");
+        }
       }
-    }
-    try {
-      deleteBundle(bundle, this.o.sys);
-    } catch (err) {
-      this.log.error({ id: bundle.id, err: errorMessage(err) }, "delete bundle during rollback");
-    }
+    });
   }
 
   /** A shared connection per shim address (grouping shims serve several tasks on one socket). */
@@ -335,25 +457,34 @@ export class TaskManager {
   /** Deletes the task in its shim, stops the shim, removes the bundle; returns the exit. */
   async deleteTask(namespace: string, id: string): Promise<ExitInfo> {
     const t = this.tasks.get(namespace, id);
-    let r;
-    this.deleting.add(taskKey(namespace, id));
+    const key = taskKey(namespace, id);
+    let exit: ExitInfo | undefined;
+    let deadShim = false;
+    this.deleting.add(key);
     try {
-      r = await t.deleteProcess();
-    } catch (err) {
-      this.deleting.delete(taskKey(namespace, id));
-      if (!(err instanceof UnavailableError) && !t.conn.closed) throw err;
-      // The shim is gone: the dead-shim path reports the exit and removes the bundle.
-      this.tasks.delete(namespace, id);
-      t.release();
-      return this.cleanupAfterDeadShim(t.bundle, t.binary, true);
+      await this.teardown(t.bundle, async () => {
+        try {
+          const r = await t.deleteProcess();
+          exit = { pid: r.pid, exitStatus: r.exitStatus, exitedAt: r.exitedAt ? timestampDate(r.exitedAt) : new Date() };
+        } catch (err) {
+          if (!(err instanceof UnavailableError) && !t.conn.closed) throw err;
+          // The shim is gone: its binary's delete reports the exit (before the bundle goes).
+          deadShim = true;
+          this.tasks.delete(namespace, id);
+          t.release();
+          exit = await this.deadShims.releaseTask(t.bundle, t.binary, true);
+          return;
+        }
+        // Unlist before the shim goes away, so its disconnect is not taken for a crash.
+        this.tasks.delete(namespace, id);
+        await t.shutdown();
+        t.release();
+      });
+    } finally {
+      this.deleting.delete(key);
     }
-    // Unlist before the shim goes away, so its disconnect is not taken for a crash.
-    this.tasks.delete(namespace, id);
-    this.deleting.delete(taskKey(namespace, id));
-    await t.shutdown();
-    t.release();
-    deleteBundle(t.bundle, this.o.sys);
-    return { pid: r.pid, exitStatus: r.exitStatus, exitedAt: r.exitedAt ? timestampDate(r.exitedAt) : new Date() };
+    if (deadShim) await removeStaleSocket(t.conn.address);
+    return exit ?? { pid: 0, exitStatus: 255, exitedAt: new Date() };
   }
 
   /** Closes every shim connection without touching the shims (they keep running). */
@@ -370,6 +501,7 @@ export class TaskManager {
   }
 
   private async loadExistingTasks(): Promise<void> {
+    await this.finishTeardowns();
     await Promise.all(
       listNamespaces(this.o.state).map(async (ns) => {
         try {
@@ -396,11 +528,11 @@ export class TaskManager {
       entries = readdirSync(bundle.path);
     } catch (err) {
       this.log.error({ id, err: errorMessage(err) }, "read bundle");
-      if (cleanup) this.tryDeleteBundle(bundle);
+      if (cleanup) await this.tryDeleteBundle(bundle);
       return;
     }
     if (entries.length === 0) {
-      if (cleanup) this.tryDeleteBundle(bundle);
+      if (cleanup) await this.tryDeleteBundle(bundle);
       return;
     }
     const fg = readForeground(bundle.path);
@@ -445,15 +577,12 @@ export class TaskManager {
       return;
     }
     this.log.warn({ namespace: bundle.namespace, id: bundle.id, owner: fg.owner }, "foreground container lost its bunker; cleaning up");
-    await removeOrphan(fg, bundle.path, bundle.id).catch((err) => this.log.error({ id: bundle.id, err: errorMessage(err) }, "clean up foreground container"));
+    await this.removeOrphanForeground(bundle, fg).catch((err) => this.log.error({ id: bundle.id, err: errorMessage(err) }, "clean up foreground container"));
   }
 
-  private tryDeleteBundle(bundle: Bundle): void {
-    try {
-      deleteBundle(bundle, this.o.sys);
-    } catch (err) {
-      this.log.error({ id: bundle.id, err: errorMessage(err) }, "delete bundle");
-    }
+  /** A bundle with nothing in it, or nothing readable: its teardown has no task to release. */
+  private tryDeleteBundle(bundle: Bundle): Promise<void> {
+    return this.tryTeardown(bundle, async () => {});
   }
 
   /** Removes work dirs of tasks that did not load (e.g. /run was wiped by a reboot). */

@@ -23,11 +23,12 @@ const ALLOWED: Record<string, string[]> = {
   config: ["contract", "gen"],
   shim: ["contract", "gen", "sys", "ttrpc"],
   "shims/bunker": ["contract", "gen", "linux", "oci", "runc", "shim", "stdio", "sys", "ttrpc"],
-  runtime: ["contract", "gen", "ttrpc"],
+  containers: [],
+  runtime: ["containers", "contract", "gen", "ttrpc"],
   api: ["contract", "gen", "oci", "runtime", "sys", "ttrpc"],
   executor: ["api", "config", "contract", "gen", "runtime", "sys", "ttrpc"],
   cri: ["config"],
-  cli: ["api", "config", "contract", "executor", "gen", "oci", "runtime", "shims/bunker", "sys", "ttrpc"],
+  cli: ["api", "config", "containers", "contract", "executor", "gen", "oci", "runtime", "shims/bunker", "sys", "ttrpc"],
 };
 
 function folderOf(file: string): string | undefined {
