@@ -98,6 +98,8 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
     },
 
     async delete(req) {
+      // rm of a container whose teardown a crash cut short finishes it (its exit is unknown: 255)
+      if (req.execId === "" && (await m.resumeTeardown(ns(req.namespace), req.id))) return { pid: 0, exitStatus: 255 };
       const t = await m.task(ns(req.namespace), req.id);
       if (req.execId !== "") {
         const r = await t.deleteProcess(req.execId);

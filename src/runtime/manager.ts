@@ -251,19 +251,28 @@ export class TaskManager {
    * whose bundle is gone (a reboot wiped --state): of one container, a namespace, or all. A record
    * whose foreground CLI still runs is that CLI's to finish.
    */
-  private async finishTeardowns(namespace?: string, id?: string): Promise<void> {
+  private async finishTeardowns(namespace?: string, id?: string): Promise<number> {
     const records = id ? [this.containers.read(namespace!, id)].filter((r) => r !== undefined) : this.containers.list(namespace);
-    await Promise.all(
+    const finished = await Promise.all(
       records.map(async (rec) => {
         const bundle = loadBundle(this.o.state, rec.namespace, rec.id);
         const present = exists(bundle.path);
-        if (present && !rec.removing) return;
+        if (present && !rec.removing) return false;
         const fg = present ? readForeground(bundle.path) : undefined;
-        if (fg && ownerAlive(fg)) return;
+        if (fg && ownerAlive(fg)) return false;
         this.log.info({ namespace: rec.namespace, id: rec.id, released: rec.released }, "finishing a teardown cut short");
         await this.tryTeardown(bundle, () => this.releaseTaskOnResume(bundle, fg));
+        return true;
       }),
     );
+    return finished.filter(Boolean).length;
+  }
+
+  /** Finishes the teardown of one container if one was cut short; whether there was one (rm then succeeds). */
+  async resumeTeardown(namespace: string, id: string): Promise<boolean> {
+    validateNamespace(namespace);
+    validateIdentifier(id, "container id");
+    return (await this.finishTeardowns(namespace, id)) > 0;
   }
 
   /** Waits (up to LOAD_TIMEOUT_MS) until the shim no longer knows the task: its own Delete completed. */
