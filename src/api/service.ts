@@ -2,8 +2,8 @@
 // the embedded CLI calls the very same handlers in-process, so both paths behave alike.
 import { create } from "@bufbuild/protobuf";
 import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { readFileSync, statSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
+import { statSync } from "node:fs";
+import { isAbsolute } from "node:path";
 import { InvalidArgumentError, NotFoundError, NotImplementedError, errorMessage } from "../errdefs.ts";
 import { Bunker, type TaskInfo, TaskInfoSchema } from "../gen/bunker/v1/api_pb.ts";
 import { MountSchema } from "../gen/containerd/types/mount_pb.ts";
@@ -15,7 +15,7 @@ import { VERSION } from "../version.ts";
 
 /** The runtime of a CreateRequest that names none: bunker's own shim. */
 import { BUNKER_RUNTIME } from "../contract/runtime.ts";
-import { CONFIG_FILE } from "../contract/bundle.ts";
+import { readBundleSpec } from "../contract/bundle.ts";
 export const DEFAULT_RUNTIME = BUNKER_RUNTIME;
 /** containerd's typeurl name for an OCI process (its value is JSON). */
 export const PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
@@ -120,7 +120,7 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
       }
       // built from the container's own spec, and only by a task that runs execs (not a foreground run or an orphan)
       const spec = () => {
-        const base = JSON.parse(readFileSync(join(t.bundlePath, CONFIG_FILE), "utf8")) as OciSpec;
+        const base = readBundleSpec(t.bundlePath) as unknown as OciSpec;
         const proc = { ...execProcess(base, wanted.args ?? [], req.terminal, wanted.env ?? []), ...(wanted.cwd ? { cwd: wanted.cwd } : {}) };
         return create(AnySchema, { typeUrl: PROCESS_TYPE_URL, value: new TextEncoder().encode(JSON.stringify(proc)) });
       };

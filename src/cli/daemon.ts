@@ -8,7 +8,7 @@ import { errorMessage } from "../errdefs.ts";
 import { Bunker } from "../gen/bunker/v1/api_pb.ts";
 import { Exchange, registerForwardService } from "../runtime/events.ts";
 import { TaskManager } from "../runtime/manager.ts";
-import { sys } from "../sys/index.ts";
+import { sameUidPeers, sys } from "../sys/index.ts";
 import { type Handler, listenUnix, Server, type ServiceImpl } from "../ttrpc/index.ts";
 import type { GlobalOptions } from "./args.ts";
 import { bunkerService } from "../api/service.ts";
@@ -31,16 +31,9 @@ export async function daemon(g: GlobalOptions, logger: Logger): Promise<number> 
     };
   }
   server.register(Bunker, impl as ServiceImpl<typeof Bunker>);
-  const uid = process.getuid?.() ?? 0;
   const listener = await listenUnix(server, g.address, {
     mode: 0o600,
-    authorize: ({ fd }) => {
-      try {
-        return sys().peerCred(fd).uid === uid;
-      } catch {
-        return false;
-      }
-    },
+    authorize: sameUidPeers(),
   });
   let manager: TaskManager;
   const t0 = performance.now();

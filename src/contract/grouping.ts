@@ -9,11 +9,10 @@
 //   4. the runtime option `group` (set per runtime handler)
 //   5. bunker's default: one shim per namespace
 // The value "container" means one shim per container (group = container id), "namespace" the default.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
+import { InvalidArgumentError } from "../errdefs.ts";
 import { groupFromOptions } from "./start-options.ts";
-import { CONFIG_FILE } from "./bundle.ts";
+import { CONFIG_FILE, readBundleSpec } from "./bundle.ts";
 
 export const BUNKER_GROUP_ANNOTATION = "io.containerd.bunker.v1.group";
 export const RUNC_GROUP_ANNOTATION = "io.containerd.runc.v2.group";
@@ -50,24 +49,10 @@ export function groupKey(input: GroupInput): string {
 
 /** The annotations of the bundle's config.json (the Go manager's readSpec, run in the bundle dir). */
 export function readBundleAnnotations(bundle: string): Record<string, string> {
-  const path = join(bundle, CONFIG_FILE);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(`${path} does not exist`);
-    throw err;
-  }
-  let spec: unknown;
-  try {
-    spec = JSON.parse(text);
-  } catch (err) {
-    throw new InvalidArgumentError(`${path} is not valid JSON: ${(err as Error).message}`);
-  }
-  const annotations = (spec as { annotations?: unknown } | null)?.annotations;
+  const annotations = readBundleSpec(bundle).annotations;
   if (annotations === undefined || annotations === null) return {};
   if (typeof annotations !== "object" || Array.isArray(annotations)) {
-    throw new InvalidArgumentError(`${path}: annotations must be an object`);
+    throw new InvalidArgumentError(`${join(bundle, CONFIG_FILE)}: annotations must be an object`);
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(annotations)) if (typeof v === "string") out[k] = v;

@@ -8,7 +8,7 @@ import pino, { type Logger } from "pino";
 import { errorMessage } from "../errdefs.ts";
 import { Exchange, registerForwardService } from "../runtime/events.ts";
 import { TaskManager } from "../runtime/manager.ts";
-import { sys } from "../sys/index.ts";
+import { sameUidPeers, sys } from "../sys/index.ts";
 import { listenUnix, Server } from "../ttrpc/index.ts";
 
 export interface EmbeddedOptions {
@@ -36,17 +36,10 @@ export async function startEmbeddedRuntime(o: EmbeddedOptions): Promise<Embedded
   const events = new Exchange();
   const server = new Server({ onError: (err, info) => logger.error({ ...info, err: errorMessage(err) }, "request failed") });
   registerForwardService(server, events);
-  const uid = process.getuid?.() ?? 0;
   // Listen before loading: shims reloaded below may publish at once.
   const listener = await listenUnix(server, o.address, {
     mode: 0o600,
-    authorize: ({ fd }) => {
-      try {
-        return sys().peerCred(fd).uid === uid;
-      } catch {
-        return false;
-      }
-    },
+    authorize: sameUidPeers(),
   });
   let manager: TaskManager;
   try {

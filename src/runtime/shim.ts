@@ -8,7 +8,7 @@ import { DeadlineExceededError, errorMessage, NotFoundError, UnavailableError } 
 import type { Any } from "@bufbuild/protobuf/wkt";
 import type { Mount } from "../gen/containerd/types/mount_pb.ts";
 import { Task } from "../gen/containerd/task/v2/shim_pb.ts";
-import { type Client, type ServiceClient, dial } from "../ttrpc/index.ts";
+import { type Client, type ServiceClient, dial, socketPath } from "../ttrpc/index.ts";
 import { LOG_FIFO, type Bundle } from "./bundle.ts";
 
 export const LOAD_TIMEOUT_MS = 5_000;
@@ -240,8 +240,8 @@ export function readShimBinary(bundle: Bundle): string | undefined {
  * hold its listening fd, so the kernel accepts but nobody answers. Any ttrpc answer is.
  */
 export async function removeStaleSocket(address: string, timeoutMs = 2_000): Promise<void> {
-  const path = address.startsWith("unix://") ? address.slice("unix://".length) : address;
   try {
+    const path = socketPath(address);
     if (!lstatSync(path).isSocket()) return;
     const client = await dial(path, { connectTimeoutMs: 500 }).catch(() => undefined);
     if (client) {

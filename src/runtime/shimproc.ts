@@ -132,11 +132,6 @@ function checkAddress(address: string): string {
   return address;
 }
 
-/** unix:///run/x.sock -> /run/x.sock; unix://@name -> \0name (abstract). */
-export function socketPathOf(address: string): string {
-  const p = address.startsWith("unix://") ? address.slice("unix://".length) : address;
-  return p.startsWith("@") ? `\0${p.slice(1)}` : p;
-}
 
 /** Runs `start` and returns the address the shim serves on. */
 export async function shimStart(c: ShimCommandConfig, options?: Uint8Array, timeoutMs = START_TIMEOUT_MS): Promise<string> {

@@ -4,7 +4,7 @@
 // stops when its lifecycle says so: Shutdown with nothing left to serve, or a long idle time.
 import { errorMessage } from "../errdefs.ts";
 import { Task } from "../gen/containerd/task/v2/shim_pb.ts";
-import { sys } from "../sys/index.ts";
+import { sameUidPeers, sys } from "../sys/index.ts";
 import { Server } from "../ttrpc/server.ts";
 import { listenUnix } from "../ttrpc/unix.ts";
 import type { ShimFlags } from "./flags.ts";
@@ -98,16 +98,9 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     onDrop: (err) => drops.note(errorMessage(err)),
   });
   server.register(Task, service.impl);
-  const uid = process.getuid?.() ?? 0;
   const listener = await listenUnix(server, flags.socket, {
     mode: 0o600,
-    authorize: ({ fd }) => {
-      try {
-        return sys().peerCred(fd).uid === uid;
-      } catch {
-        return false;
-      }
-    },
+    authorize: sameUidPeers(),
   });
   log.info({ socket: flags.socket }, "serving");
 

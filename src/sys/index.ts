@@ -18,6 +18,20 @@ export function sys(): Syscalls {
   return current;
 }
 
+/**
+ * An accept check for unix socket servers (listenUnix's `authorize`): only peers of our own uid
+ * (SO_PEERCRED), as containerd's shims and daemon do. A peer whose credentials cannot be read is refused.
+ */
+export function sameUidPeers(uid = process.getuid?.() ?? 0): (conn: { fd: number }) => boolean {
+  return ({ fd }) => {
+    try {
+      return sys().peerCred(fd).uid === uid;
+    } catch {
+      return false;
+    }
+  };
+}
+
 /** Replaces the process-wide Syscalls (tests); `setSys(undefined)` goes back to the FFI one. */
 export function setSys(impl: Syscalls | undefined): void {
   current = impl;

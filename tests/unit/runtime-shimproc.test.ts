@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeadlineExceededError, FailedPreconditionError, UnknownError } from "../../src/errdefs.ts";
 import { DeleteResponseSchema } from "../../src/gen/containerd/task/v2/shim_pb.ts";
-import { parseStartReply, shimDelete, shimStart, type ShimCommandConfig, socketPathOf } from "../../src/runtime/shimproc.ts";
+import { parseStartReply, shimDelete, shimStart, type ShimCommandConfig } from "../../src/runtime/shimproc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunker-shimproc-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,11 +34,6 @@ test("parseStartReply: plain and JSON forms", () => {
   }
 });
 
-test("socketPathOf", () => {
-  expect(socketPathOf("unix:///run/x.sock")).toBe("/run/x.sock");
-  expect(socketPathOf("unix://@abstract")).toBe("\0abstract");
-  expect(socketPathOf("/run/y.sock")).toBe("/run/y.sock");
-});
 
 test("start: flags, cwd, env and options on stdin", async () => {
   const c = fakeShim("containerd-shim-args-v1", `printf '%s\\n' "$@" > "${dir}/args"; pwd > "${dir}/cwd"; echo "$TTRPC_ADDRESS" > "${dir}/env"; cat > "${dir}/stdin"; echo unix:///run/test.sock`);

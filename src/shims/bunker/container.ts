@@ -18,7 +18,7 @@ import { optionsFromAny } from "./options-any.ts";
 import { ProcessState, type ExitInfo } from "./process.ts";
 import { restore, restorePlan, type RestorePlan, startRestoreArgs } from "./restore.ts";
 import type { OciRuntime } from "../../oci/runtime.ts";
-import { CONFIG_FILE, INIT_PID_FILE } from "../../contract/bundle.ts";
+import { INIT_PID_FILE, readBundleSpec } from "../../contract/bundle.ts";
 
 /** How long init's exit report waits for the exits of its execs (killed with the PID namespace). */
 const EXEC_EXIT_WAIT_MS = 2000;
@@ -48,7 +48,7 @@ const SIGKILL = 9;
 /** Whether the bundle's spec gives the container no PID namespace of its own. */
 export function sharesPidNamespace(bundle: string): boolean {
   try {
-    const spec = JSON.parse(readFileSync(join(bundle, CONFIG_FILE), "utf8")) as { linux?: { namespaces?: { type?: string; path?: string }[] } };
+    const spec = readBundleSpec(bundle) as { linux?: { namespaces?: { type?: string; path?: string }[] } };
     return !(spec.linux?.namespaces ?? []).some((ns) => ns.type === "pid" && !ns.path);
   } catch {
     return false; // runc create reports an unreadable spec
