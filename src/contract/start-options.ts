@@ -1,54 +1,21 @@
 // The runtime options containerd writes to the `start` action's stdin (a protobuf Any), read for
 // the one thing `start` needs: the group. CRI passes runtimeoptions.v1.Options{type_url=1,
 // config_path=2} to runtimes other than runc; bunker reads `group` from that config file (TOML
-// `group = "..."` or JSON {"group": "..."}). Decoded by hand: `start` must not load descriptors.
+// `group = "..."` or JSON {"group": "..."}). Decoded with ttrpc's field reader: `start` must not load descriptors.
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError } from "../errdefs.ts";
+import { delimitedFields, WireError } from "../ttrpc/wire-decode.ts";
 
 const RUNTIME_OPTIONS = "runtimeoptions.v1.Options";
 
-/** Length-delimited (wire type 2) fields of a message, by number; other wire types are skipped. */
+/** Length-delimited (wire type 2) fields of a message, by number; broken input is InvalidArgument. */
 export function bytesFields(buf: Uint8Array): Map<number, Uint8Array> {
-  const out = new Map<number, Uint8Array>();
-  let pos = 0;
-  const varint = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (let i = 0; i < 10; i++) {
-      if (pos >= buf.length) throw new InvalidArgumentError("runtime options: truncated varint");
-      const b = buf[pos++]!;
-      v += (b & 0x7f) * mul;
-      if (b < 0x80) return v;
-      mul *= 128;
-    }
-    throw new InvalidArgumentError("runtime options: varint too long");
-  };
-  while (pos < buf.length) {
-    const key = varint();
-    const field = Math.floor(key / 8);
-    switch (key & 7) {
-      case 0:
-        varint();
-        break;
-      case 1:
-        pos += 8;
-        break;
-      case 5:
-        pos += 4;
-        break;
-      case 2: {
-        const len = varint();
-        if (pos + len > buf.length) throw new InvalidArgumentError("runtime options: truncated field");
-        out.set(field, buf.subarray(pos, pos + len));
-        pos += len;
-        break;
-      }
-      default:
-        throw new InvalidArgumentError(`runtime options: unsupported wire type ${key & 7}`);
-    }
+  try {
+    return delimitedFields(buf);
+  } catch (err) {
+    if (err instanceof WireError) throw new InvalidArgumentError(`runtime options: ${err.message}`);
+    throw err;
   }
-  if (pos > buf.length) throw new InvalidArgumentError("runtime options: truncated field");
-  return out;
 }
 
 const text = (b: Uint8Array | undefined): string => (b ? new TextDecoder().decode(b) : "");

@@ -7,6 +7,7 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { DeadlineExceededError, ResourceExhaustedError, UnavailableError, UnknownError } from "../errdefs.ts";
 import { pidAlive } from "../proc.ts";
+import { encodeMessage } from "../ttrpc/wire.ts";
 import { oneshot } from "./oneshot.ts";
 import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "../contract/address.ts";
 import { serveArgs } from "./flags.ts";
@@ -72,9 +73,7 @@ async function acquireLock(path: string): Promise<() => void> {
 
 /** ConnectRequest{id=1}, by hand: the generated descriptors cost more than this whole action. */
 export function connectRequest(id: string): Uint8Array {
-  const bytes = new TextEncoder().encode(id);
-  if (bytes.length > 127) throw new UnknownError(`container id too long for a shim: ${id.length}`);
-  return bytes.length === 0 ? new Uint8Array(0) : new Uint8Array([0x0a, bytes.length, ...bytes]);
+  return encodeMessage([{ n: 1, bytes: new TextEncoder().encode(id) }]);
 }
 
 /**

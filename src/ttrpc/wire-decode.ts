@@ -10,7 +10,7 @@ const decoder = new TextDecoder();
 const OK_STATUS: StatusEnvelope = Object.freeze({ code: 0, message: "", details: Object.freeze([]) as unknown as AnyValue[] });
 
 /** Reads protobuf fields of buf[pos, end): nested messages get a bounded Reader, not a copy or view. */
-class Reader {
+export class Reader {
   constructor(
     readonly buf: Uint8Array,
     public pos = 0,
@@ -108,6 +108,21 @@ class Reader {
     if (t < 8) throw new WireError(`invalid field number ${Math.floor(t / 8)}`);
     return t;
   }
+}
+
+/**
+ * The length-delimited fields of a message by number (the last one wins, as protobuf merges), other
+ * wire types skipped: for the few fields a fast path needs without loading generated descriptors.
+ */
+export function delimitedFields(buf: Uint8Array): Map<number, Uint8Array> {
+  const out = new Map<number, Uint8Array>();
+  const r = new Reader(buf);
+  while (!r.done) {
+    const t = r.tag();
+    if ((t & 7) === 2) out.set(t >>> 3, r.bytes());
+    else r.skip(t & 7);
+  }
+  return out;
 }
 
 function expect(tag: number, want: number): void {

@@ -116,6 +116,34 @@ class Writer {
   }
 }
 
+/** A field of a small message encoded by hand: a varint (uint32/uint64/int64), bytes/string, or a set sub-message. */
+export type Field = { n: number; varint: number } | { n: number; bytes: Uint8Array } | { n: number; message: Uint8Array };
+
+/**
+ * A message of a few fields, encoded without generated descriptors (the shim's start and delete
+ * actions, whose whole run costs less than loading them). Zero varints and empty bytes are left out,
+ * as proto3 does for defaults; a sub-message that is set is written even when empty. Field numbers up to 15.
+ */
+export function encodeMessage(fields: Field[]): Uint8Array {
+  let size = 0;
+  for (const f of fields) {
+    if ("varint" in f) size += f.varint === 0 ? 0 : 1 + varintLength(f.varint);
+    else if ("message" in f) size += delimited(f.message.length);
+    else size += f.bytes.length === 0 ? 0 : delimited(f.bytes.length);
+  }
+  const w = new Writer(new Uint8Array(size), 0);
+  for (const f of fields) {
+    if (f.n < 1 || f.n > 15) throw new RangeError(`field number ${f.n} needs a longer tag`);
+    if ("varint" in f) {
+      if (f.varint === 0) continue;
+      w.buf[w.pos++] = f.n << 3;
+      w.varint(f.varint);
+    } else if ("message" in f) w.bytes((f.n << 3) | 2, f.message);
+    else if (f.bytes.length > 0) w.bytes((f.n << 3) | 2, f.bytes);
+  }
+  return w.buf;
+}
+
 function requestSize(r: RequestEnvelope, lens: number[]): number {
   let n = 0;
   const sl = utf8Length(r.service);

@@ -15,7 +15,7 @@ const ALLOWED: Record<string, string[]> = {
   gen: [],
   sys: [],
   ttrpc: [],
-  contract: [],
+  contract: ["ttrpc"],
   oci: [],
   runc: ["oci"],
   linux: ["gen", "sys", "ttrpc"],
