@@ -15,6 +15,7 @@ import { isTable, marshalToml, type TomlTable } from "./toml.ts";
 
 export type { RuncOptions };
 import { BUNKER_RUNTIME, RUNC_OPTIONS_TYPE_URL, RUNC_RUNTIME_TYPES, RUNTIME_RUNC_V1, RUNTIME_RUNC_V2 } from "../contract/runtime.ts";
+import { BUNKER_GROUP_ANNOTATION, GROUP_ANNOTATIONS, GROUP_PER_CONTAINER } from "../contract/grouping.ts";
 export { RUNC_OPTIONS_TYPE_URL, RUNC_RUNTIME_TYPES, RUNTIME_RUNC_V1, RUNTIME_RUNC_V2 } from "../contract/runtime.ts";
 export const RUNTIME_BUNKER_V1 = BUNKER_RUNTIME;
 /** containerd's legacy v1 shim runtime; bunker speaks only shim v2. */
@@ -199,8 +200,6 @@ export async function loadRuntimeConfig(path: string): Promise<RuntimeConfig> {
   return parseRuntimeConfig(await file.text(), path);
 }
 
-/** The annotations a shim's start reads its group from (bunker's own, runc's, the CRI sandbox id). */
-export const GROUP_ANNOTATIONS: readonly string[] = ["io.containerd.bunker.v1.group", "io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"];
 
 /**
  * The config's shim_group as a spec's annotations: with "container", a spec that names no group gets
@@ -209,7 +208,7 @@ export const GROUP_ANNOTATIONS: readonly string[] = ["io.containerd.bunker.v1.gr
  */
 export function applyShimGroup(config: RuntimeConfig | undefined, annotations: Readonly<Record<string, string>>): Record<string, string> {
   if (config?.shimGroup !== "container" || GROUP_ANNOTATIONS.some((k) => (annotations[k] ?? "") !== "")) return { ...annotations };
-  return { ...annotations, [GROUP_ANNOTATIONS[0]!]: "container" };
+  return { ...annotations, [BUNKER_GROUP_ANNOTATION]: GROUP_PER_CONTAINER };
 }
 
 /** The named runtime, or the default one; NotFound names the runtimes there are. */

@@ -22,7 +22,8 @@ export const GROUP_PER_NAMESPACE = "namespace";
 /** The key of the namespace-wide group. "/" never appears in a container id, so it cannot collide. */
 export const NAMESPACE_GROUP_KEY = "bunker/namespace";
 
-const ANNOTATIONS = [BUNKER_GROUP_ANNOTATION, RUNC_GROUP_ANNOTATION, CRI_SANDBOX_ANNOTATION];
+/** The annotations a group is read from, first match wins. */
+export const GROUP_ANNOTATIONS: readonly string[] = [BUNKER_GROUP_ANNOTATION, RUNC_GROUP_ANNOTATION, CRI_SANDBOX_ANNOTATION];
 
 export interface GroupInput {
   id: string;
@@ -39,7 +40,7 @@ function resolveValue(value: string, id: string): string {
 
 export function groupKey(input: GroupInput): string {
   const annotations = input.annotations ?? {};
-  for (const name of ANNOTATIONS) {
+  for (const name of GROUP_ANNOTATIONS) {
     const value = annotations[name];
     if (value !== undefined && value !== "") return resolveValue(value, input.id);
   }
