@@ -7,7 +7,7 @@ import { constants } from "node:os";
 import { join, resolve } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
-import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, foregroundRuncRoot, readForeground, releaseForegroundTask, writeForeground } from "../runtime/foreground.ts";
+import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, foregroundRuncRoot, releaseForegroundTask, writeForeground } from "../runtime/foreground.ts";
 import { ContainerStore } from "../containers/record.ts";
 import { processStartTime } from "../proc.ts";
 import { makeBundleDir } from "../runtime/bundle.ts";
@@ -134,12 +134,17 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
     }
   } finally {
     // the record's teardown: runc run removed its state when the container ended (the task step then
-    // runs nothing), the bundle goes, the record last
-    const rec = readForeground(bundle);
-    await containers.teardown(g.namespace, o.id, async (step) => {
-      if (step === "task") {
-        if (rec) await releaseForegroundTask(rec, o.id);
-      } else rmSync(bundle, { recursive: true, force: true });
-    });
+    // runs nothing), the bundle goes, the record last. Unrecorded: if this CLI dies here, the bundle
+    // names a dead owner and the orphan clean-up finishes the job through the full teardown.
+    const rec = { owner: process.pid, ownerStart: "", runc, runcRoot: foregroundRuncRoot(g.state, g.namespace) };
+    await containers.teardown(
+      g.namespace,
+      o.id,
+      async (step) => {
+        if (step === "task") await releaseForegroundTask(rec, o.id);
+        else rmSync(bundle, { recursive: true, force: true });
+      },
+      { persist: false },
+    );
   }
 }

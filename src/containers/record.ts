@@ -44,11 +44,16 @@ export class ContainerStore {
     return join(this.root, CONTAINERS_DIR, namespace, id);
   }
 
-  /** Writes a new record (replacing a stale one that never got a bundle). */
+  /**
+   * Writes a new record (replacing a stale one that never got a bundle). Written in place, not
+   * through a rename: a torn new record reads as none, and a container with no record is still torn
+   * down by the default steps (measured: the rename cost the foreground run ~0.3 ms).
+   */
   create(namespace: string, id: string, steps: readonly Step[] = DEFAULT_STEPS): ContainerRecord {
     const rec: ContainerRecord = { namespace, id, created: new Date().toISOString(), steps: [...steps], removing: false, released: [] };
-    mkdirSync(this.dir(namespace, id), { recursive: true, mode: 0o700 });
-    this.save(rec);
+    const dir = this.dir(namespace, id);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, RECORD_FILE), JSON.stringify(rec), { mode: 0o600 });
     return rec;
   }
 
@@ -78,11 +83,11 @@ export class ContainerStore {
    * released clears the mark again (nothing was torn down: the caller's error stands); one that fails
    * later leaves it, for the next rm, ps or daemon start. One teardown per container at a time.
    */
-  teardown(namespace: string, id: string, release: Release): Promise<void> {
+  teardown(namespace: string, id: string, release: Release, { persist = true }: { persist?: boolean } = {}): Promise<void> {
     const key = `${namespace}/${id}`;
     const inFlight = this.running.get(key);
     if (inFlight) return inFlight;
-    const p = this.run(namespace, id, release).finally(() => this.running.delete(key));
+    const p = (persist ? this.run(namespace, id, release) : this.runUnrecorded(namespace, id, release)).finally(() => this.running.delete(key));
     this.running.set(key, p);
     return p;
   }
@@ -111,6 +116,22 @@ export class ContainerStore {
       }
       rec.released.push(step);
       this.save(rec);
+    }
+    failpoint("record");
+    this.remove(namespace, id);
+  }
+
+  /**
+   * Without persisting progress (`persist: false`): for an owner whose container is known to hold
+   * nothing a crash could strand, where what is on disk already says how to finish: the foreground
+   * run's own end (runc run removed its state; a bundle left by a crash here is a dead CLI's, which
+   * the orphan clean-up removes through the full teardown). Saves the four record writes, ~1.5 ms.
+   */
+  private async runUnrecorded(namespace: string, id: string, release: Release): Promise<void> {
+    // the owner wrote the record with the default steps: no need to read it back
+    for (const step of DEFAULT_STEPS) {
+      failpoint(step);
+      await release(step);
     }
     failpoint("record");
     this.remove(namespace, id);

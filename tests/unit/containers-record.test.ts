@@ -83,3 +83,12 @@ test("a torn or foreign record file is not a record", () => {
   writeFileSync(join(root, "containers", "ns", "c6", "record.json"), "{ torn");
   expect(store.read("ns", "c6")).toBeUndefined();
 });
+
+test("persist: false runs the steps and removes the record without writing progress (the foreground run's own end)", async () => {
+  const store = new ContainerStore(root);
+  store.create("ns", "c7");
+  const seen: string[] = [];
+  await store.teardown("ns", "c7", async (step) => void seen.push(`${step}:${store.read("ns", "c7")?.removing}`), { persist: false });
+  expect(seen).toEqual(["task:false", "bundle:false"]);
+  expect(store.read("ns", "c7")).toBeUndefined();
+});
