@@ -13,9 +13,10 @@ import type { TaskManager } from "../runtime/manager.ts";
 import { execProcess, type OciSpec } from "../oci/spec.ts";
 import { VERSION } from "../version.ts";
 
-/** The runtime of a CreateRequest that names none: bunker's own shim. */
 import { BUNKER_RUNTIME } from "../contract/runtime.ts";
 import { readBundleSpec } from "../contract/bundle.ts";
+
+/** The runtime of a CreateRequest that names none: bunker's own shim. */
 export const DEFAULT_RUNTIME = BUNKER_RUNTIME;
 /** containerd's typeurl name for an OCI process (its value is JSON). */
 export const PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";

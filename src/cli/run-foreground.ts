@@ -7,7 +7,7 @@ import { constants } from "node:os";
 import { join, resolve } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
-import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, foregroundRuncRoot, releaseForegroundTask, writeForeground } from "../runtime/foreground.ts";
+import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, type ForegroundRecord, foregroundRuncRoot, releaseForegroundTask, writeForeground } from "../runtime/foreground.ts";
 import { ContainerStore } from "../containers/record.ts";
 import { processStartTime } from "../proc.ts";
 import { makeBundleDir } from "../runtime/bundle.ts";
@@ -37,12 +37,12 @@ export async function daemonListening(address: string): Promise<boolean> {
   }
 }
 
-function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string, runc: string, containers: ContainerStore): string {
+function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string, rec: ForegroundRecord, containers: ContainerStore): string {
   const path = join(g.state, g.namespace, o.id);
   if (!makeBundleDir(path)) throw new AlreadyExistsError(`task ${g.namespace}/${o.id} already exists`);
   try {
     // the foreground record first: from then on every other bunker knows this bundle is ours and alive
-    writeForeground(path, { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.state, g.namespace) });
+    writeForeground(path, rec);
     // then the container record, whose teardown removes it all (also when this CLI is killed midway)
     containers.create(g.namespace, o.id);
     const spec = generateSpec({ namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
@@ -101,12 +101,12 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   const runc = Bun.which("runc");
   if (!runc) throw new NotFoundError("runc not found in PATH");
   const containers = new ContainerStore(g.root);
-  const bundle = makeBundle(g, o, rootfs, runc, containers);
+  const rec: ForegroundRecord = { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.state, g.namespace) };
+  const bundle = makeBundle(g, o, rootfs, rec, containers);
   const pidFile = join(bundle, FOREGROUND_PID_FILE);
   const logFile = join(bundle, "runc.log");
   try {
-    const root = foregroundRuncRoot(g.state, g.namespace);
-    const argv = [runc, "--root", root, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id];
+    const argv = [runc, "--root", rec.runcRoot, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id];
     // pino only when asked for: loading it costs more than this whole path
     const log = g.debug ? (await import("./log.ts")).makeLogger({ debug: true, daemon: false }) : undefined;
     log?.debug({ argv }, "running in the foreground (no daemon, default runtime)");
@@ -136,7 +136,6 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
     // the record's teardown: runc run removed its state when the container ended (the task step then
     // runs nothing), the bundle goes, the record last. Unrecorded: if this CLI dies here, the bundle
     // names a dead owner and the orphan clean-up finishes the job through the full teardown.
-    const rec = { owner: process.pid, ownerStart: "", runc, runcRoot: foregroundRuncRoot(g.state, g.namespace) };
     await containers.teardown(
       g.namespace,
       o.id,

@@ -8,14 +8,13 @@ import { type Any, AnySchema, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import { AlreadyExistsError, errorMessage, FailedPreconditionError, isNotFound, NotFoundError, UnavailableError } from "../errdefs.ts";
 import type { Mount } from "../gen/containerd/types/mount_pb.ts";
-import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
 import { ContainerStore, type Step } from "../containers/record.ts";
 import { foregroundPid, type ForegroundRecord, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, releaseForegroundTask } from "./foreground.ts";
-import { ForegroundTask, OrphanTask, ShimBackedTask, type Task } from "./task.ts";
+import { ForegroundTask, isRunning, OrphanTask, ShimBackedTask, type Task } from "./task.ts";
 import { type Exchange, type ExitInfo, Topics, unpackEvent } from "./events.ts";
 import { TaskDeleteSchema } from "../gen/containerd/events/task_pb.ts";
 import {
@@ -154,8 +153,9 @@ export class TaskManager {
   async task(namespace: string, id: string): Promise<Task> {
     validateNamespace(namespace);
     validateIdentifier(id, "container id");
-    await this.finishTeardowns(namespace, id);
+    // a listed task is live in this process: no record to read on the hot path of every call
     if (this.tasks.has(namespace, id)) return this.shimTask(this.tasks.get(namespace, id));
+    await this.finishTeardowns(namespace, id);
     const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
     if (!exists(path)) throw new NotFoundError(`task ${namespace}/${id} not found`);
     const fg = liveForeground(this.o.state, namespace, id);
@@ -310,14 +310,10 @@ export class TaskManager {
             if (isNotFound(stateErr)) return; // the shim finished a Delete of its own meanwhile
             throw stateErr;
           }
-          if (st.status !== Status.RUNNING && st.status !== Status.PAUSED && st.status !== Status.CREATED) {
-            // stopped, and Delete refused: the shim is finishing the Delete the crashed bunker sent
-            return await this.waitDeletedInShim(t);
-          }
+          // stopped, and Delete refused: the shim is finishing the Delete the crashed bunker sent
+          if (!isRunning(st.status)) return await this.waitDeletedInShim(t);
           // still running (the teardown was cut before its kill): kill it through its shim first
-          const waiting = t.wait();
-          await t.kill(9, true);
-          await Promise.race([waiting, Bun.sleep(5_000)]);
+          await t.killAndWait(LOAD_TIMEOUT_MS);
           await t.deleteProcess();
         });
         await t.shutdown();

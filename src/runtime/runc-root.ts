@@ -10,7 +10,6 @@ import { type Any, AnySchema } from "@bufbuild/protobuf/wkt";
 import { RUNC_OPTIONS_TYPE_URL, RUNC_RUNTIME_TYPES } from "../contract/runtime.ts";
 import { OptionsSchema } from "../gen/containerd/runc/v1/options_pb.ts";
 
-
 /** `options` with runc's root set to `root` when the runtime takes runc options and none names a root. */
 export function withRuncRoot(runtime: string, options: Any | undefined, root: string): Any | undefined {
   if (!RUNC_RUNTIME_TYPES.includes(runtime)) return options;

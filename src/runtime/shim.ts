@@ -167,6 +167,13 @@ export class ShimTask {
     return this.api.delete({ id: this.id, execId });
   }
 
+  /** SIGKILLs every process of the task and waits for its exit (at most `timeoutMs` when given). */
+  async killAndWait(timeoutMs?: number): Promise<void> {
+    const waiting = this.wait();
+    await this.kill(9, true);
+    await (timeoutMs === undefined ? waiting : Promise.race([waiting, Bun.sleep(timeoutMs)]));
+  }
+
   /** Asks the shim to exit; it refuses while it still serves other containers, which is fine. */
   async shutdown(): Promise<void> {
     try {

@@ -3,7 +3,7 @@
 // gone, waiting for rm or a daemon start to clean it up). The API and the CLI see only this
 // interface; what differs between the kinds lives in its implementation here, not in `if` branches
 // of the callers.
-import type { Any } from "@bufbuild/protobuf/wkt";
+import { type Any, type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { FailedPreconditionError, UnavailableError } from "../errdefs.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { pidAlive } from "../proc.ts";
@@ -51,12 +51,13 @@ export interface Task {
   remove(force: boolean): Promise<{ pid: number; exitStatus: number }>;
 }
 
-function running(s: Status): boolean {
+/** A status whose process still runs (rm refuses it without force). */
+export function isRunning(s: Status): boolean {
   return s === Status.RUNNING || s === Status.PAUSED || s === Status.PAUSING;
 }
 
-function dateOf(t: { seconds: bigint; nanos: number } | undefined): Date | undefined {
-  return t ? new Date(Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6)) : undefined;
+function dateOf(t: Timestamp | undefined): Date | undefined {
+  return t ? timestampDate(t) : undefined;
 }
 
 /** A task a shim serves: every call goes to the shim over ttrpc. */
@@ -117,11 +118,9 @@ export class ShimBackedTask implements Task {
 
   async remove(force: boolean): Promise<{ pid: number; exitStatus: number }> {
     const st = await this.shim.state();
-    if (running(st.status)) {
+    if (isRunning(st.status)) {
       if (!force) throw new FailedPreconditionError(`task ${this.id} is running: stop it first, or use rm -f`);
-      const waiting = this.shim.wait();
-      await this.shim.kill(SIGKILL, true);
-      await waiting;
+      await this.shim.killAndWait();
     }
     const exit = await this.deleteTask();
     return { pid: exit.pid, exitStatus: exit.exitStatus };
