@@ -19,7 +19,10 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -360,4 +363,36 @@ int bk_poller_start(int epfd, int notify_fd) {
     return -r;
   }
   return 0;
+}
+
+// Files an image layer holds that Node's fs cannot make: device nodes and FIFOs (mknod), extended
+// attributes on the entry itself, never a symlink's target (l*xattr), and the cross-process lock
+// the content and snapshot stores take (flock: released by the kernel when the holder dies).
+int bk_mknod(const char *path, int mode, unsigned int major, unsigned int minor) {
+  return RET(mknod(path, (mode_t)mode, makedev(major, minor)));
+}
+
+int bk_lsetxattr(const char *path, const char *name, const void *value, int len) {
+  return RET(lsetxattr(path, name, value, (size_t)len, 0));
+}
+
+// The value's length (copied into buf when it fits in cap), or -errno (-ENODATA: no such attribute).
+int bk_lgetxattr(const char *path, const char *name, void *buf, int cap) {
+  ssize_t n = lgetxattr(path, name, buf, (size_t)cap);
+  return n < 0 ? -errno : (int)n;
+}
+
+// The NUL-separated list's length (copied into buf when it fits in cap), or -errno.
+int bk_llistxattr(const char *path, char *buf, int cap) {
+  ssize_t n = llistxattr(path, buf, (size_t)cap);
+  return n < 0 ? -errno : (int)n;
+}
+
+// flock(2) with LOCK_NB always: a blocking flock would stall Bun's one JavaScript thread, so
+// callers retry on -EWOULDBLOCK with a timer instead.
+int bk_flock(int fd, int op) {
+  int r;
+  do r = flock(fd, op | LOCK_NB);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
 }

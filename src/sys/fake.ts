@@ -34,6 +34,11 @@ const syscallOf: Record<Method, string> = {
   epollCreate: "epoll_create1",
   epollCtl: "epoll_ctl",
   startPoller: "pthread_create",
+  mknod: "mknod",
+  lsetxattr: "lsetxattr",
+  lgetxattr: "lgetxattr",
+  llistxattr: "llistxattr",
+  flock: "flock",
 };
 
 type Impl<K extends Method> = (...args: Parameters<Syscalls[K]>) => ReturnType<Syscalls[K]>;
@@ -56,6 +61,12 @@ export class FakeSyscalls implements Syscalls {
   readonly listening = new Map<string, number>();
   /** What accept returns, in order; when empty it returns null like a non-blocking listener. */
   readonly pending: number[] = [];
+  /** Device nodes and FIFOs made by mknod, by path. */
+  readonly nodes = new Map<string, { mode: number; major: number; minor: number }>();
+  /** Extended attributes by path, then name. */
+  readonly xattrs = new Map<string, Map<string, Uint8Array>>();
+  /** Locks held, by fd (flock). */
+  readonly locks = new Map<number, "exclusive" | "shared">();
   private nextFd = 1000;
   private readonly overrides = new Map<Method, (...args: never[]) => unknown>();
 
@@ -237,5 +248,38 @@ export class FakeSyscalls implements Syscalls {
 
   startPoller(epfd: number, notifyFd: number): void {
     this.run("startPoller", [epfd, notifyFd], () => undefined);
+  }
+
+  mknod(path: string, mode: number, major?: number, minor?: number): void {
+    const args: Parameters<Syscalls["mknod"]> = major === undefined ? [path, mode] : minor === undefined ? [path, mode, major] : [path, mode, major, minor];
+    this.run("mknod", args, () => {
+      if (this.nodes.has(path)) throw SysError.of("mknod", "EEXIST", path);
+      this.nodes.set(path, { mode, major: major ?? 0, minor: minor ?? 0 });
+    });
+  }
+
+  lsetxattr(path: string, name: string, value: Uint8Array): void {
+    this.run("lsetxattr", [path, name, value], () => {
+      const attrs = this.xattrs.get(path) ?? new Map<string, Uint8Array>();
+      attrs.set(name, value.slice());
+      this.xattrs.set(path, attrs);
+    });
+  }
+
+  lgetxattr(path: string, name: string): Uint8Array | null {
+    return this.run("lgetxattr", [path, name], () => this.xattrs.get(path)?.get(name)?.slice() ?? null);
+  }
+
+  llistxattr(path: string): string[] {
+    return this.run("llistxattr", [path], () => [...(this.xattrs.get(path)?.keys() ?? [])]);
+  }
+
+  /** Per fd only: the fake has no open file descriptions, so conflicts are made with on("flock", ...). */
+  flock(fd: number, op: "exclusive" | "shared" | "unlock"): boolean {
+    return this.run("flock", [fd, op], () => {
+      if (op === "unlock") this.locks.delete(fd);
+      else this.locks.set(fd, op);
+      return true;
+    });
   }
 }

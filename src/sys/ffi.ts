@@ -32,12 +32,20 @@ const symbols = {
   bk_epoll_create: { args: [], returns: i32 },
   bk_epoll_ctl: { args: [i32, i32, i32, u32, u64], returns: i32 },
   bk_poller_start: { args: [i32, i32], returns: i32 },
+  bk_mknod: { args: [ptr, i32, u32, u32], returns: i32 },
+  bk_lsetxattr: { args: [ptr, ptr, ptr, i32], returns: i32 },
+  bk_lgetxattr: { args: [ptr, ptr, ptr, i32], returns: i32 },
+  bk_llistxattr: { args: [ptr, ptr, i32], returns: i32 },
+  bk_flock: { args: [i32, i32], returns: i32 },
 } as const;
 
 const SWEEP_BATCH = 256;
 const RECV_MAX = 4096;
 const EINVAL = 22;
 const EAGAIN = 11;
+const ERANGE = 34;
+const ENODATA = 61;
+const LOCK = { shared: 1, exclusive: 2, unlock: 8 } as const;
 
 const encoder = new TextEncoder();
 
@@ -184,6 +192,52 @@ export class FfiSyscalls implements Syscalls {
 
   startPoller(epfd: number, notifyFd: number): void {
     check(this.lib.bk_poller_start(epfd, notifyFd), "pthread_create");
+  }
+
+  mknod(path: string, mode: number, major = 0, minor = 0): void {
+    check(this.lib.bk_mknod(cstr("mknod", path), mode, major >>> 0, minor >>> 0), "mknod", path);
+  }
+
+  lsetxattr(path: string, name: string, value: Uint8Array): void {
+    // An empty value is legal; a zero-length typed array would pass NULL, which the kernel also takes.
+    check(this.lib.bk_lsetxattr(cstr("lsetxattr", path), cstr("lsetxattr", name), value.length ? value : null, value.length), "lsetxattr", `${path} ${name}`);
+  }
+
+  lgetxattr(path: string, name: string): Uint8Array | null {
+    const p = cstr("lgetxattr", path);
+    const n = cstr("lgetxattr", name);
+    // Ask for the size, then read; ERANGE means it grew in between, so ask again.
+    for (;;) {
+      const size = this.lib.bk_lgetxattr(p, n, null, 0);
+      if (size === -ENODATA) return null;
+      check(size, "lgetxattr", `${path} ${name}`);
+      if (size === 0) return new Uint8Array(0);
+      const buf = new Uint8Array(size);
+      const r = this.lib.bk_lgetxattr(p, n, buf, size);
+      if (r === -ERANGE) continue;
+      if (r === -ENODATA) return null;
+      return buf.subarray(0, check(r, "lgetxattr", `${path} ${name}`));
+    }
+  }
+
+  llistxattr(path: string): string[] {
+    const p = cstr("llistxattr", path);
+    for (;;) {
+      const size = check(this.lib.bk_llistxattr(p, null, 0), "llistxattr", path);
+      if (size === 0) return [];
+      const buf = new Uint8Array(size);
+      const r = this.lib.bk_llistxattr(p, buf, size);
+      if (r === -ERANGE) continue;
+      const names = new TextDecoder().decode(buf.subarray(0, check(r, "llistxattr", path)));
+      return names.split("\0").filter((x) => x.length > 0);
+    }
+  }
+
+  flock(fd: number, op: "exclusive" | "shared" | "unlock"): boolean {
+    const r = this.lib.bk_flock(fd, LOCK[op]);
+    if (r === -EAGAIN) return false; // EWOULDBLOCK == EAGAIN on Linux
+    check(r, "flock");
+    return true;
   }
 }
 

@@ -78,6 +78,19 @@ export interface Syscalls {
    * native endian) to `notifyFd`, a blocking pipe write end. It ends when either fd goes away.
    */
   startPoller(epfd: number, notifyFd: number): void;
+  /** mknod(2): `mode` carries the file type (S_IFCHR, S_IFBLK, S_IFIFO) and permission bits. */
+  mknod(path: string, mode: number, major?: number, minor?: number): void;
+  /** lsetxattr(2) on the entry itself (a symlink's own attributes, never its target's). */
+  lsetxattr(path: string, name: string, value: Uint8Array): void;
+  /** lgetxattr(2): the value, or null when the entry has no such attribute (ENODATA). */
+  lgetxattr(path: string, name: string): Uint8Array | null;
+  /** llistxattr(2): the attribute names of the entry itself. */
+  llistxattr(path: string): string[];
+  /**
+   * flock(2), never blocking: `exclusive` picks LOCK_EX over LOCK_SH; `unlock` releases. Returns
+   * false when another open file description holds a conflicting lock (EWOULDBLOCK).
+   */
+  flock(fd: number, op: "exclusive" | "shared" | "unlock"): boolean;
 }
 
 /** Decodes a raw wait(2) status: the exit code, or 128+signal like a shell (SIGKILL -> 137). */

@@ -263,3 +263,53 @@ describeWith(["root"], "native mounts", () => {
     expect(errorOf(() => sys().mount("tmpfs", join(dir, "absent"), "tmpfs", 0)).code).toBe("ENOENT");
   });
 });
+
+describeWith(["root"], "native files: mknod, xattrs, flock", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync("/tmp/bunker-native-files-");
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("mknod makes a char device and a FIFO with the asked numbers", () => {
+    const dev = join(dir, "null");
+    sys().mknod(dev, 0o20666, 1, 3);
+    const st = statSync(dev);
+    expect(st.isCharacterDevice()).toBe(true);
+    expect(st.rdev).toBe((1 << 8) | 3);
+    sys().mknod(join(dir, "fifo"), 0o10644);
+    expect(statSync(join(dir, "fifo")).isFIFO()).toBe(true);
+    expect(errorOf(() => sys().mknod(dev, 0o20666, 1, 3)).message).toBe(`mknod ${dev}: EEXIST (File already exists)`);
+  });
+
+  test("binary xattrs round-trip byte for byte on the entry itself; a missing one is null", () => {
+    const f = join(dir, "x");
+    writeFileSync(f, "");
+    const cap = Uint8Array.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    sys().lsetxattr(f, "security.capability", cap);
+    sys().lsetxattr(f, "user.empty", new Uint8Array(0));
+    expect([...sys().lgetxattr(f, "security.capability")!]).toEqual([...cap]);
+    expect(sys().lgetxattr(f, "user.empty")!.length).toBe(0);
+    expect(sys().lgetxattr(f, "user.none")).toBeNull();
+    expect(sys().llistxattr(f).sort()).toEqual(["security.capability", "user.empty"]);
+    expect(errorOf(() => sys().lgetxattr(join(dir, "absent"), "user.a")).code).toBe("ENOENT");
+  });
+
+  test("flock: a second open file description is refused while the first holds it", () => {
+    const f = join(dir, "lock");
+    writeFileSync(f, "");
+    const a = openSync(f, "r");
+    const b = openSync(f, "r");
+    try {
+      expect(sys().flock(a, "exclusive")).toBe(true);
+      expect(sys().flock(b, "exclusive")).toBe(false);
+      expect(sys().flock(b, "shared")).toBe(false);
+      sys().flock(a, "unlock");
+      expect(sys().flock(b, "shared")).toBe(true);
+      expect(sys().flock(a, "shared")).toBe(true);
+    } finally {
+      closeSync(a);
+      closeSync(b);
+    }
+  });
+});
