@@ -1,6 +1,6 @@
 // Image helpers of containerd's CRI server that need no image store: the repo digest and tag an
 // image is listed under, references split into tags and digests, and the user an image runs as.
-import { parseAnyReference, parseDigest, type Reference } from "./reference.ts";
+import { parseAnyReference, parseDigest, type Reference } from "../registry/reference.ts";
 import { parseInt64 } from "../gostd.ts";
 import { InvalidArgumentError } from "../errdefs.ts";
 

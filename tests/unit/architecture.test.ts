@@ -27,7 +27,12 @@ const ALLOWED: Record<string, string[]> = {
   runtime: ["containers", "contract", "gen", "ttrpc"],
   api: ["contract", "gen", "oci", "runtime", "sys", "ttrpc"],
   executor: ["api", "config", "contract", "gen", "runtime", "sys", "ttrpc"],
-  cri: ["config"],
+  archive: ["sys"],
+  content: ["sys"],
+  registry: ["content"],
+  snapshots: ["linux", "sys"],
+  images: ["archive", "containers", "content", "oci", "registry", "snapshots", "sys"],
+  cri: ["config", "registry"],
   cli: ["api", "config", "containers", "contract", "executor", "gen", "oci", "runtime", "shims/bunker", "sys", "ttrpc"],
 };
 

@@ -20,7 +20,7 @@ import {
   validateLabel,
 } from "../../src/cri/helpers.ts";
 import { getRepoDigestAndTag, getUserFromImage, parseImageReferences } from "../../src/cri/image.ts";
-import { parseDockerRef } from "../../src/cri/reference.ts";
+import { parseDockerRef } from "../../src/registry/reference.ts";
 import { ContainerState } from "../../src/cri/types.ts";
 
 const SHA = "sha256:e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582";

@@ -22,7 +22,7 @@ import {
   withDigest,
   withName,
   withTag,
-} from "../../src/cri/reference.ts";
+} from "../../src/registry/reference.ts";
 
 const HEX = "e6693c20186f837fc393390135d8a598a96a833917917789d63766cab6c59582";
 const SHA = `sha256:${HEX}`;
