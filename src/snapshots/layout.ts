@@ -1,0 +1,218 @@
+// The on-disk layout of one snapshotter's store, `<root>/snapshots/<kind>/`, and its metadata:
+//
+//   <n>/fs                  the snapshot's tree (a committed layer, or a container's upper / copy)
+//   <n>/work                overlayfs's work dir (active snapshots of the overlay kind only)
+//   <n>/chain | <n>/key     what the snapshot is: a committed chain ID, or an active key
+//   <n>/parent              the committed chain ID it sits on (absent for a bottom layer)
+//   <n>/ancestors           committed only: the numbers of all its ancestors, nearest first, so that
+//                           an overlay's lowerdir list is one read, not a walk of up to 500 links
+//   <n>/targets             active only: where mount() mounted it, one path a line (remove unmounts them)
+//   by-chain/<chain ID>     symlink "../<n>": the index that makes a committed snapshot exist
+//   by-key/<encoded key>    symlink "../<n>": the same for active snapshots
+//   tmp/<lock>.<random>     extractions and copies in progress, and removals in flight
+//   locks/<lock>            flock files: "chain.<chain ID>" and "key.<encoded key>"
+//
+// Why numbers: containerd's overlay snapshotter names snapshot dirs by a short numeric id
+// (snapshots/overlay/overlay.go with its bolt metadata) so that a 128-layer lowerdir fits in one
+// page of mount options; we keep the numbers and replace bolt with the by-chain/by-key symlinks,
+// which are created atomically (symlink(2)) and need no database to survive a SIGKILL.
+//
+// Why temps then rename: a snapshot becomes visible only through its index link, which is made
+// after its dir is complete and renamed to its number, so a crash leaves an unindexed temp or
+// number and never a half-written committed snapshot. A temp's name carries the lock its writer
+// holds; cleanup() deletes one only when that lock is free (the writer died). Removals move the
+// number into tmp/ first (one rename), so no reader ever sees a half-deleted snapshot and a number
+// is never rmdir'ed while another process publishes into it.
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { InvalidArgumentError } from "../errdefs.ts";
+import { validateDigest } from "./chain.ts";
+
+export interface SnapshotMeta {
+  /** The number (dir name) under the store. */
+  id: string;
+  chainId?: string;
+  key?: string;
+  parent?: string;
+  /** Committed snapshots: the numbers of the ancestors, nearest first (a number never changes, and no ancestor goes while a child exists). */
+  ancestors: string[];
+  targets: string[];
+}
+
+const NUMERIC = /^[1-9][0-9]*$/;
+const MAX_KEY_FILE_NAME = 200;
+
+/** Snapshot keys are free-form (containerd's are); this keeps them one safe file name. */
+export function encodeKey(key: string): string {
+  if (typeof key !== "string" || key.length === 0 || key.includes("\0")) {
+    throw new InvalidArgumentError(`invalid snapshot key ${JSON.stringify(key)}: want a non-empty string without NUL`);
+  }
+  const encoded = encodeURIComponent(key).replaceAll(".", "%2E").replaceAll("*", "%2A");
+  if (encoded.length > MAX_KEY_FILE_NAME) throw new InvalidArgumentError(`snapshot key ${JSON.stringify(key.slice(0, 40))}... is too long (${encoded.length} bytes encoded, at most ${MAX_KEY_FILE_NAME})`);
+  return encoded;
+}
+
+export function decodeKey(encoded: string): string {
+  return decodeURIComponent(encoded);
+}
+
+export function chainLockName(chainId: string): string {
+  return `chain.${chainId}`;
+}
+
+export function keyLockName(key: string): string {
+  return `key.${encodeKey(key)}`;
+}
+
+/** The lock a temp's writer holds, from the temp's name (`<lock>.<random>`); random has no dot. */
+export function lockNameOfTemp(tempName: string): string | undefined {
+  const dot = tempName.lastIndexOf(".");
+  const lock = dot > 0 ? tempName.slice(0, dot) : "";
+  return lock.startsWith("chain.") || lock.startsWith("key.") ? lock : undefined;
+}
+
+export class StoreLayout {
+  readonly byChain: string;
+  readonly byKey: string;
+  readonly tmp: string;
+  readonly locks: string;
+
+  constructor(readonly dir: string) {
+    this.byChain = join(dir, "by-chain");
+    this.byKey = join(dir, "by-key");
+    this.tmp = join(dir, "tmp");
+    this.locks = join(dir, "locks");
+  }
+
+  ensure(): void {
+    for (const d of [this.dir, this.byChain, this.byKey, this.tmp, this.locks]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  }
+
+  lockPath(lockName: string): string {
+    return join(this.locks, lockName);
+  }
+
+  snapshotDir(id: string): string {
+    return join(this.dir, id);
+  }
+
+  /** The committed snapshot of chainId, or undefined (its index link is missing or stale). */
+  committed(chainId: string): SnapshotMeta | undefined {
+    validateDigest(chainId, "chain ID");
+    const meta = this.resolve(join(this.byChain, chainId));
+    return meta?.chainId === chainId ? meta : undefined;
+  }
+
+  active(key: string): SnapshotMeta | undefined {
+    const meta = this.resolve(join(this.byKey, encodeKey(key)));
+    return meta?.key === key ? meta : undefined;
+  }
+
+  /** Every number under the store, indexed or not. */
+  numbers(): string[] {
+    return fs.readdirSync(this.dir).filter((name) => NUMERIC.test(name));
+  }
+
+  /** A number's metadata; undefined when it vanished (removed meanwhile). */
+  read(id: string): SnapshotMeta | undefined {
+    const dir = this.snapshotDir(id);
+    const chainId = readSmall(join(dir, "chain"));
+    const key = readSmall(join(dir, "key"));
+    if (chainId === undefined && key === undefined) return undefined;
+    const parent = readSmall(join(dir, "parent"));
+    const targets = (readSmall(join(dir, "targets")) ?? "").split("\n").filter(Boolean);
+    const ancestors = (readSmall(join(dir, "ancestors")) ?? "").split(" ").filter(Boolean);
+    return { id, ...(chainId !== undefined && { chainId }), ...(key !== undefined && { key }), ...(parent !== undefined && { parent }), ancestors, targets };
+  }
+
+  /** A fresh temp dir named for the lock its caller holds. */
+  makeTemp(lockName: string): string {
+    const dir = join(this.tmp, `${lockName}.${crypto.randomUUID().replaceAll("-", "")}`);
+    fs.mkdirSync(dir, { mode: 0o700 });
+    return dir;
+  }
+
+  /** Gives a complete temp dir the next free number by rename (atomic; a taken number is skipped). */
+  publish(tempDir: string): string {
+    let next = Math.max(0, ...this.numbers().map(Number)) + 1;
+    for (;;) {
+      const id = String(next);
+      try {
+        fs.renameSync(tempDir, this.snapshotDir(id));
+        return id;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== "EEXIST" && code !== "ENOTEMPTY") throw err;
+        next++; // another process published this number first
+      }
+    }
+  }
+
+  /** Makes a published number visible under its index name (symlink(2) is atomic). */
+  link(index: "chain" | "key", name: string, id: string): void {
+    const path = join(index === "chain" ? this.byChain : this.byKey, index === "chain" ? name : encodeKey(name));
+    fs.rmSync(path, { force: true }); // a stale link from a removal cut short; the caller holds the name's lock
+    fs.symlinkSync(join("..", id), path);
+  }
+
+  unlink(index: "chain" | "key", name: string): void {
+    fs.rmSync(join(index === "chain" ? this.byChain : this.byKey, index === "chain" ? name : encodeKey(name)), { force: true });
+  }
+
+  /** Moves a number out of sight into tmp/ (named for the lock the caller holds), then deletes it. */
+  discard(id: string, lockName: string): void {
+    const trash = join(this.tmp, `${lockName}.${crypto.randomUUID().replaceAll("-", "")}`);
+    try {
+      fs.renameSync(this.snapshotDir(id), trash);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    fs.rmSync(trash, { recursive: true, force: true });
+  }
+
+  temps(): string[] {
+    return fs.readdirSync(this.tmp);
+  }
+
+  chainIndex(): string[] {
+    return fs.readdirSync(this.byChain);
+  }
+
+  keyIndex(): string[] {
+    return fs.readdirSync(this.byKey).map(decodeKey);
+  }
+
+  private resolve(link: string): SnapshotMeta | undefined {
+    let target: string;
+    try {
+      target = fs.readlinkSync(link);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    const id = target.startsWith("../") ? target.slice(3) : "";
+    return NUMERIC.test(id) ? this.read(id) : undefined;
+  }
+}
+
+/** Writes a small metadata file durably enough for ordering: written and fsynced before the rename that publishes it. */
+export function writeSmall(path: string, text: string): void {
+  const fd = fs.openSync(path, "w", 0o600);
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readSmall(path: string): string | undefined {
+  try {
+    return fs.readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    throw err;
+  }
+}

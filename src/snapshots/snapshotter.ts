@@ -1,0 +1,398 @@
+// bunker's snapshotter: `<root>/snapshots`, where an image's layers become committed snapshots
+// keyed by chain ID (chain.ts) and each container gets a writable layer on top of its image's top
+// chain ID. It follows containerd's two reference snapshotters:
+//   - "overlayfs" (snapshots/overlay/overlay.go): a committed snapshot is the layer's own upper
+//     dir, whiteouts as overlay char devices and opaque xattrs; a container's layer is an empty
+//     upper+work pair, mounted as overlay over its ancestors' dirs (top first).
+//   - "native" (snapshots/native/native.go): a committed snapshot is a full copy of its parent
+//     with the layer applied (whiteouts deleted); a container's layer is a copy of its parent,
+//     bind-mounted as the rootfs. Used where overlay cannot stack (the store on overlayfs, no
+//     root, a failing test mount).
+// Unlike containerd there is no separate Prepare/Commit for layers: unpack() extracts into a temp
+// and publishes it in one step, under a cross-process lock per chain ID (lock.ts), so two pulls of
+// the same image extract each layer once. The on-disk layout and why it is crash-safe: layout.ts.
+//
+// API (what the image store and the container code call):
+//   openSnapshotter(root, want = "auto"): Snapshotter   — "auto": overlayfs unless it cannot work here
+//   kind, fallbackReason?                                 — for `bunker info`
+//   has(chainId)                                          — a committed snapshot exists
+//   unpack(chainId, parent, apply, {signal}) → boolean    — true when this call extracted it
+//   prepare(key, parent)                                  — a container's writable layer (idempotent for the same parent)
+//   mounts(key) → MountSpec[]                             — containerd-style mounts (absolute paths)
+//   mount(key, target) / unmount(key)                     — mounts the rootfs at target (long chains via relative lowerdirs)
+//   remove(key)                                           — unmounts, then deletes the container layer; idempotent
+//   removeCommitted(chainId)                              — prune; refuses while a child or a container uses it
+//   list(), cleanup()                                     — inventory; reclaim what crashed processes left
+import * as fs from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError } from "../errdefs.ts";
+import type { MountSpec } from "../linux/mount.ts";
+import { spawnTracked } from "../sys/children.ts";
+import { MS, sys } from "../sys/index.ts";
+import { validateDigest } from "./chain.ts";
+import { overlayUnusableReason, probePid, removeProbe } from "./detect.ts";
+import { acquireLock, tryLock, type HeldLock } from "./lock.ts";
+import { chainLockName, decodeKey, keyLockName, lockNameOfTemp, StoreLayout, writeSmall, type SnapshotMeta } from "./layout.ts";
+import { OVERLAY_MAX_LOWER_DIRS, overlayMountPlan } from "./overlay-options.ts";
+
+export type SnapshotterKind = "overlayfs" | "native";
+/** "overlay": dir is an empty upper dir, write whiteouts as 0:0 char devices and opaque dirs as trusted.overlay.opaque=y; "remove": dir holds the parent's full tree, delete what the layer whites out. */
+export type WhiteoutMode = "overlay" | "remove";
+/** Writes one layer into dir. `lowers` (overlay mode) are the parent's committed dirs, top first, for hardlinks to files of lower layers. */
+export type ApplyLayer = (dir: string, whiteouts: WhiteoutMode, lowers: readonly string[]) => Promise<void>;
+
+export interface CommittedSnapshot { chainId: string; parent?: string }
+export interface ActiveSnapshot { key: string; parent: string; mountedAt: string[] }
+
+export interface Snapshotter {
+  readonly kind: SnapshotterKind;
+  /** Why "auto" did not pick overlayfs (absent when it did, or when the kind was asked for). */
+  readonly fallbackReason?: string;
+  /** `<root>/snapshots/<kind>`. */
+  readonly dir: string;
+  has(chainId: string): boolean;
+  unpack(chainId: string, parent: string | undefined, apply: ApplyLayer, opts?: { signal?: AbortSignal }): Promise<boolean>;
+  prepare(key: string, parent: string): Promise<void>;
+  mounts(key: string): MountSpec[];
+  mount(key: string, target: string): void;
+  unmount(key: string): void;
+  remove(key: string): Promise<void>;
+  removeCommitted(chainId: string): Promise<void>;
+  list(): { committed: CommittedSnapshot[]; active: ActiveSnapshot[] };
+  /** Reclaims temps, unindexed snapshots and probes that crashed processes left; returns how many. */
+  cleanup(): Promise<number>;
+}
+
+export function openSnapshotter(root: string, want: "auto" | SnapshotterKind = "auto"): Snapshotter {
+  if (!isAbsolute(root)) throw new InvalidArgumentError(`snapshotter root ${JSON.stringify(root)} is not absolute`);
+  const base = join(root, "snapshots");
+  fs.mkdirSync(base, { recursive: true, mode: 0o700 });
+  if (want === "native") return new LayerStore("native", base);
+  const reason = overlayUnusableReason(base);
+  if (want === "overlayfs") {
+    if (reason) throw new FailedPreconditionError(`the overlayfs snapshotter cannot work here: ${reason}`);
+    return new LayerStore("overlayfs", base);
+  }
+  if (want !== "auto") throw new InvalidArgumentError(`unknown snapshotter ${JSON.stringify(want)}: want auto, overlayfs or native`);
+  return reason ? new LayerStore("native", base, reason) : new LayerStore("overlayfs", base);
+}
+
+/** overlayfs's index feature keeps inode numbers of copied-up hardlinks; containerd turns it off where the module enables it, since our lower dirs may be renamed (prune) under it. */
+function indexOffOption(): string[] {
+  try {
+    return fs.readFileSync("/sys/module/overlay/parameters/index", "utf8").trim() === "Y" ? ["index=off"] : [];
+  } catch {
+    return [];
+  }
+}
+
+class LayerStore implements Snapshotter {
+  readonly dir: string;
+  private readonly layout: StoreLayout;
+  private readonly overlayExtra: string[];
+  readonly fallbackReason?: string;
+
+  constructor(readonly kind: SnapshotterKind, base: string, fallbackReason?: string) {
+    if (fallbackReason !== undefined) this.fallbackReason = fallbackReason;
+    this.dir = join(base, kind);
+    this.layout = new StoreLayout(this.dir);
+    this.layout.ensure();
+    this.overlayExtra = kind === "overlayfs" ? indexOffOption() : [];
+  }
+
+  has(chainId: string): boolean {
+    return this.layout.committed(chainId) !== undefined;
+  }
+
+  async unpack(chainId: string, parent: string | undefined, apply: ApplyLayer, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+    validateDigest(chainId, "chain ID");
+    if (parent !== undefined) validateDigest(parent, "parent chain ID");
+    if (parent === chainId) throw new InvalidArgumentError(`snapshot ${chainId} cannot be its own parent`);
+    if (this.has(chainId)) return false;
+    const lockName = chainLockName(chainId);
+    const lock = await acquireLock(this.layout.lockPath(lockName), "exclusive", opts);
+    let parentLock: HeldLock | undefined;
+    let temp: string | undefined;
+    try {
+      if (this.has(chainId)) return false; // another process committed it while we waited
+      let parentMeta: SnapshotMeta | undefined;
+      if (parent !== undefined) {
+        parentLock = await acquireLock(this.layout.lockPath(chainLockName(parent)), "shared", opts);
+        parentMeta = this.committedOrThrow(parent, `parent of ${chainId}`);
+      }
+      temp = this.layout.makeTemp(lockName);
+      if (parentMeta !== undefined) {
+        writeSmall(join(temp, "parent"), parentMeta.chainId as string);
+        writeSmall(join(temp, "ancestors"), [parentMeta.id, ...parentMeta.ancestors].join(" "));
+      }
+      const fsDir = join(temp, "fs");
+      if (this.kind === "native" && parentMeta !== undefined) await copyTree(this.fsOf(parentMeta), fsDir);
+      else fs.mkdirSync(fsDir, { mode: 0o755 });
+      const lowers = this.kind === "overlayfs" && parentMeta !== undefined ? this.lowerDirs(parentMeta) : [];
+      await apply(fsDir, this.kind === "overlayfs" ? "overlay" : "remove", lowers);
+      opts.signal?.throwIfAborted();
+      writeSmall(join(temp, "chain"), chainId);
+      const id = this.layout.publish(temp);
+      temp = undefined;
+      this.layout.link("chain", chainId, id);
+      return true;
+    } finally {
+      if (temp !== undefined) fs.rmSync(temp, { recursive: true, force: true });
+      parentLock?.release();
+      lock.release();
+    }
+  }
+
+  async prepare(key: string, parent: string): Promise<void> {
+    const lockName = keyLockName(key);
+    validateDigest(parent, "parent chain ID");
+    const lock = await acquireLock(this.layout.lockPath(lockName), "exclusive");
+    let parentLock: HeldLock | undefined;
+    let temp: string | undefined;
+    try {
+      const existing = this.layout.active(key);
+      if (existing) {
+        if (existing.parent === parent) return;
+        throw new AlreadyExistsError(`snapshot ${JSON.stringify(key)} already exists (on ${existing.parent ?? "nothing"}, not ${parent})`);
+      }
+      parentLock = await acquireLock(this.layout.lockPath(chainLockName(parent)), "shared");
+      const parentMeta = this.committedOrThrow(parent, `parent of ${JSON.stringify(key)}`);
+      if (this.kind === "overlayfs") {
+        const depth = this.lowerDirs(parentMeta).length;
+        if (depth > OVERLAY_MAX_LOWER_DIRS) throw new FailedPreconditionError(`image ${parent} has ${depth} layers; overlayfs stacks at most ${OVERLAY_MAX_LOWER_DIRS} lower directories (the kernel's OVL_MAX_STACK)`);
+      }
+      temp = this.layout.makeTemp(lockName);
+      writeSmall(join(temp, "key"), key);
+      writeSmall(join(temp, "parent"), parent);
+      if (this.kind === "overlayfs") {
+        fs.mkdirSync(join(temp, "fs"), { mode: 0o755 });
+        fs.mkdirSync(join(temp, "work"), { mode: 0o700 });
+      } else {
+        await copyTree(this.fsOf(parentMeta), join(temp, "fs"));
+      }
+      const id = this.layout.publish(temp);
+      temp = undefined;
+      this.layout.link("key", key, id);
+    } finally {
+      if (temp !== undefined) fs.rmSync(temp, { recursive: true, force: true });
+      parentLock?.release();
+      lock.release();
+    }
+  }
+
+  mounts(key: string): MountSpec[] {
+    const meta = this.activeOrThrow(key);
+    const upper = this.fsOf(meta);
+    if (this.kind === "native") return [{ type: "bind", source: upper, options: ["rbind", "rw"] }];
+    const lowers = this.lowerDirs(this.committedOrThrow(meta.parent as string, `parent of ${JSON.stringify(key)}`));
+    const plan = overlayMountPlan({ upper, work: join(this.layout.snapshotDir(meta.id), "work"), lowers, extra: this.overlayExtra });
+    if (plan.chdir !== undefined) throw new FailedPreconditionError(`the overlay options for ${JSON.stringify(key)} (${lowers.length} layers) exceed a page; mount it with mount(), which uses relative paths`);
+    return [{ type: "overlay", source: "overlay", options: plan.data.split(",") }];
+  }
+
+  mount(key: string, target: string): void {
+    const abs = resolve(target);
+    this.withKeyLockNow(key, (meta) => {
+      const targets = meta.targets.includes(abs) ? meta.targets : [...meta.targets, abs];
+      // recorded before the mount, so that a crash right after it still leaves remove() the target
+      writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), targets.join("\n"));
+      try {
+        this.mountAt(meta, key, abs);
+      } catch (err) {
+        writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), meta.targets.join("\n"));
+        throw err;
+      }
+    });
+  }
+
+  unmount(key: string): void {
+    this.withKeyLockNow(key, (meta) => {
+      for (const t of meta.targets) sys().unmountAll(t);
+      writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), "");
+    });
+  }
+
+  async remove(key: string): Promise<void> {
+    const lockName = keyLockName(key);
+    const lock = await acquireLock(this.layout.lockPath(lockName), "exclusive");
+    let removed = false;
+    try {
+      const meta = this.layout.active(key);
+      if (!meta) return;
+      for (const t of meta.targets) sys().unmountAll(t);
+      this.layout.unlink("key", key);
+      this.layout.discard(meta.id, lockName);
+      removed = true;
+    } finally {
+      lock.release({ removeFile: removed });
+    }
+  }
+
+  async removeCommitted(chainId: string): Promise<void> {
+    validateDigest(chainId, "chain ID");
+    const lockName = chainLockName(chainId);
+    const lock = tryLock(this.layout.lockPath(lockName), "exclusive");
+    if (!lock) throw new FailedPreconditionError(`snapshot ${chainId} is in use: it or a layer or container on it is being unpacked or prepared`);
+    let removed = false;
+    try {
+      const meta = this.layout.committed(chainId);
+      if (!meta) return;
+      const users = this.childrenOf(chainId);
+      if (users.length > 0) {
+        throw new FailedPreconditionError(`snapshot ${chainId} is the parent of ${users.length} snapshot(s): ${users.slice(0, 3).join(", ")}${users.length > 3 ? ", ..." : ""}`);
+      }
+      this.layout.unlink("chain", chainId);
+      this.layout.discard(meta.id, lockName);
+      removed = true;
+    } finally {
+      lock.release({ removeFile: removed });
+    }
+  }
+
+  list(): { committed: CommittedSnapshot[]; active: ActiveSnapshot[] } {
+    const committed: CommittedSnapshot[] = [];
+    for (const chainId of this.layout.chainIndex()) {
+      const meta = this.layout.committed(chainId);
+      if (meta) committed.push({ chainId, ...(meta.parent !== undefined && { parent: meta.parent }) });
+    }
+    const active: ActiveSnapshot[] = [];
+    for (const key of this.layout.keyIndex()) {
+      const meta = this.layout.active(key);
+      if (meta) active.push({ key, parent: meta.parent as string, mountedAt: meta.targets });
+    }
+    return { committed, active };
+  }
+
+  async cleanup(): Promise<number> {
+    let reclaimed = 0;
+    for (const name of this.layout.temps()) {
+      const lockName = lockNameOfTemp(name);
+      if (!lockName) continue;
+      const lock = tryLock(this.layout.lockPath(lockName), "exclusive");
+      if (!lock) continue; // its writer is alive
+      try {
+        fs.rmSync(join(this.layout.tmp, name), { recursive: true, force: true });
+        reclaimed++;
+      } finally {
+        lock.release({ removeFile: !this.lockGuardsSomething(lockName) });
+      }
+    }
+    for (const id of this.layout.numbers()) {
+      const meta = this.layout.read(id);
+      if (!meta) continue;
+      const lockName = meta.chainId !== undefined ? chainLockName(meta.chainId) : keyLockName(meta.key as string);
+      const indexed = () => (meta.chainId !== undefined ? this.layout.committed(meta.chainId) : this.layout.active(meta.key as string))?.id === id;
+      if (indexed()) continue;
+      const lock = tryLock(this.layout.lockPath(lockName), "exclusive");
+      if (!lock) continue; // between its publish and its link, or being removed
+      try {
+        if (indexed()) continue;
+        for (const t of meta.targets) sys().unmountAll(t);
+        this.layout.discard(id, lockName);
+        reclaimed++;
+      } finally {
+        lock.release();
+      }
+    }
+    for (const name of fs.readdirSync(join(this.dir, ".."))) {
+      const pid = probePid(name);
+      if (pid !== undefined && !isAlive(pid)) {
+        removeProbe(join(this.dir, "..", name));
+        reclaimed++;
+      }
+    }
+    return reclaimed;
+  }
+
+  private mountAt(meta: SnapshotMeta, key: string, target: string): void {
+    const upper = this.fsOf(meta);
+    if (this.kind === "native") {
+      sys().mount(upper, target, "none", MS.BIND | MS.REC, "");
+      return;
+    }
+    const lowers = this.lowerDirs(this.committedOrThrow(meta.parent as string, `parent of ${JSON.stringify(key)}`));
+    const plan = overlayMountPlan({ upper, work: join(this.layout.snapshotDir(meta.id), "work"), lowers, extra: this.overlayExtra });
+    mountOverlay(plan, target);
+  }
+
+  /** The committed dirs an overlay over `top` stacks, top first (top's own fs included). */
+  private lowerDirs(top: SnapshotMeta): string[] {
+    return [top.id, ...top.ancestors].map((id) => join(this.layout.snapshotDir(id), "fs"));
+  }
+
+  /** Whether a committed or active snapshot still goes by this lock name (else its lock file can go). */
+  private lockGuardsSomething(lockName: string): boolean {
+    if (lockName.startsWith("chain.")) return this.layout.committed(lockName.slice("chain.".length)) !== undefined;
+    return this.layout.active(decodeKey(lockName.slice("key.".length))) !== undefined;
+  }
+
+  private childrenOf(chainId: string): string[] {
+    const users: string[] = [];
+    for (const id of this.layout.numbers()) {
+      const meta = this.layout.read(id);
+      if (meta?.parent === chainId) users.push(meta.chainId ?? `container layer ${JSON.stringify(meta.key)}`);
+    }
+    return users;
+  }
+
+  private withKeyLockNow(key: string, body: (meta: SnapshotMeta) => void): void {
+    const lock = tryLock(this.layout.lockPath(keyLockName(key)), "exclusive");
+    if (!lock) throw new UnavailableError(`snapshot ${JSON.stringify(key)} is being prepared or removed; try again`);
+    try {
+      body(this.activeOrThrow(key));
+    } finally {
+      lock.release();
+    }
+  }
+
+  private committedOrThrow(chainId: string, what: string): SnapshotMeta {
+    const meta = this.layout.committed(chainId);
+    if (!meta) throw new NotFoundError(`snapshot ${chainId} (${what}) is not committed`);
+    return meta;
+  }
+
+  private activeOrThrow(key: string): SnapshotMeta {
+    const meta = this.layout.active(key);
+    if (!meta) throw new NotFoundError(`no snapshot ${JSON.stringify(key)}`);
+    return meta;
+  }
+
+  private fsOf(meta: SnapshotMeta): string {
+    return join(this.layout.snapshotDir(meta.id), "fs");
+  }
+}
+
+/**
+ * mount(2) of an overlay whose paths may be relative to plan.chdir. Changing the process's cwd is
+ * safe here because the chdir, the synchronous FFI mount and the chdir back run on the one
+ * JavaScript thread with nothing in between (containerd instead forks or locks an OS thread).
+ */
+function mountOverlay(plan: { chdir?: string; data: string }, target: string): void {
+  if (plan.chdir === undefined) {
+    sys().mount("overlay", target, "overlay", 0, plan.data);
+    return;
+  }
+  const previous = process.cwd();
+  process.chdir(plan.chdir);
+  try {
+    sys().mount("overlay", target, "overlay", 0, plan.data);
+  } finally {
+    process.chdir(previous);
+  }
+}
+
+/** `cp -a` keeps hardlinks, devices, owners, times and xattrs; reflinks make it cheap where the filesystem can share extents. */
+async function copyTree(source: string, dest: string): Promise<void> {
+  const proc = spawnTracked(["cp", "-a", "--reflink=auto", source, dest], { stdout: "ignore", stderr: "pipe" });
+  const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  if (code !== 0) throw new Error(`cp -a ${source} ${dest} failed (exit ${code}): ${stderr.trim()}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
