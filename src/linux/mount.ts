@@ -1,6 +1,7 @@
 // Mounting the rootfs a CreateTaskRequest carries (snapshotter mounts: overlay, bind) the way
 // containerd's mount.Mount does on Linux (mount/mount_linux.go): the same option table, unknown
 // options passed to the filesystem as data, and a read-only bind applied by a second remount.
+import { resolve } from "node:path";
 import { InvalidArgumentError, NotImplementedError } from "../errdefs.ts";
 import type { Syscalls } from "../sys/types.ts";
 
@@ -79,15 +80,74 @@ export function parseMountOptions(options: readonly string[]): ParsedOptions {
   return { flags, data: data.join(","), loop };
 }
 
+/** The longest directory that contains every path (absolute, normalised). */
+export function commonDir(paths: readonly string[]): string {
+  const split = paths.map((p) => p.split("/").filter(Boolean));
+  const first = split[0] ?? [];
+  let n = 0;
+  while (n < first.length && split.every((parts) => parts.length > n + 1 && parts[n] === first[n])) n++;
+  return `/${first.slice(0, n).join("/")}`;
+}
+
+/**
+ * containerd's compactLowerdirOption: overlay options past one page (an image of ~90+ layers with
+ * absolute paths) are rewritten with every overlay dir relative to their longest common directory,
+ * which the mount then runs from. Options that fit are left alone (absolute paths are what
+ * /proc/self/mountinfo shows a person debugging).
+ */
+export function compactOverlayData(data: string): { data: string; chdir?: string } {
+  if (data.length < PAGE_SIZE) return { data };
+  const opts = data.split(",");
+  const dirs: string[] = [];
+  for (const o of opts) {
+    const eq = o.indexOf("=");
+    const key = o.slice(0, eq);
+    if (key === "lowerdir") dirs.push(...o.slice(eq + 1).split(":"));
+    else if (key === "upperdir" || key === "workdir") dirs.push(o.slice(eq + 1));
+  }
+  if (dirs.length === 0 || dirs.some((d) => !d.startsWith("/"))) return { data };
+  const common = commonDir(dirs);
+  const rel = (p: string): string => (common === "/" ? p.slice(1) : p.slice(common.length + 1));
+  const compacted = opts
+    .map((o) => {
+      const eq = o.indexOf("=");
+      const key = o.slice(0, eq);
+      if (key === "lowerdir") return `lowerdir=${o.slice(eq + 1).split(":").map(rel).join(":")}`;
+      if (key === "upperdir" || key === "workdir") return `${key}=${rel(o.slice(eq + 1))}`;
+      return o;
+    })
+    .join(",");
+  return { data: compacted, chdir: common };
+}
+
+/**
+ * mount(2) from inside `chdir` when the data has relative paths. Changing the process's cwd is safe
+ * here: the chdir, the synchronous FFI mount and the chdir back run on the one JavaScript thread with
+ * nothing in between (containerd instead forks a helper or locks an OS thread).
+ */
+export function mountFrom(sys: Syscalls, chdir: string | undefined, source: string, target: string, fstype: string, flags: number, data: string): void {
+  if (chdir === undefined) return sys.mount(source, target, fstype, flags, data);
+  const previous = process.cwd();
+  process.chdir(chdir);
+  try {
+    sys.mount(source, target, fstype, flags, data);
+  } finally {
+    process.chdir(previous);
+  }
+}
+
 /** Mounts one component onto target (containerd's Mount.Mount without helpers and loop devices). */
 export function mountOne(sys: Syscalls, m: MountSpec, target: string): void {
   if (!m.type) throw new InvalidArgumentError(`mount of ${JSON.stringify(m.source)} has no type`);
-  const { flags, data, loop } = parseMountOptions(m.options);
+  const parsed = parseMountOptions(m.options);
+  const { flags, loop } = parsed;
   if (loop) throw new NotImplementedError(`loop mounts are not supported (mount of ${m.source})`);
   if (m.type.startsWith("fuse.")) throw new NotImplementedError(`mount helpers are not supported (type ${m.type})`);
+  const { data, chdir } = m.type === "overlay" ? compactOverlayData(parsed.data) : { data: parsed.data, chdir: undefined };
   if (data.length > PAGE_SIZE) throw new InvalidArgumentError("mount options is too long");
   if ((flags & MS_REMOUNT) === 0 || data !== "") {
-    sys.mount(m.source, target, m.type, flags, data);
+    // a relative overlay target would move with the chdir
+    mountFrom(sys, chdir, m.source, chdir === undefined ? target : resolve(target), m.type, flags, data);
   }
   if ((flags & (MS_BIND | MS_RDONLY)) === (MS_BIND | MS_RDONLY)) {
     // the kernel ignores MS_RDONLY on the first bind; a remount applies it

@@ -7,6 +7,7 @@
 // (our snapshot dirs are short numbers, "123/fs", so 500 layers fit in a page). Absolute paths are
 // kept whenever they fit, because they are what /proc/self/mountinfo shows a person debugging.
 import { InvalidArgumentError } from "../errdefs.ts";
+import { commonDir } from "../linux/mount.ts";
 
 export const OVERLAY_MAX_LOWER_DIRS = 500;
 /** The longest options string mount(2) accepts: one page minus the terminating NUL. */
@@ -46,11 +47,9 @@ function joinData(extra: readonly string[], upper: string, work: string, lowers:
   return [...extra, `workdir=${work}`, `upperdir=${upper}`, `lowerdir=${lowers.join(":")}`].join(",");
 }
 
-/** The longest directory that contains every path (paths are absolute and normalised). */
-export function commonDir(paths: readonly string[]): string {
-  const split = paths.map((p) => p.split("/").filter(Boolean));
-  const first = split[0] ?? [];
-  let n = 0;
-  while (n < first.length && split.every((parts) => parts.length > n + 1 && parts[n] === first[n])) n++;
-  return `/${first.slice(0, n).join("/")}`;
+/** The options with absolute paths, as a mount list carries them to the shim (linux/mount.ts compacts them past a page). */
+export function overlayOptions(opts: { upper: string; work: string; lowers: readonly string[]; extra?: readonly string[] }): string[] {
+  return joinData(opts.extra ?? [], opts.upper, opts.work, opts.lowers).split(",");
 }
+
+export { commonDir };

@@ -33,7 +33,8 @@ import { validateDigest } from "./chain.ts";
 import { overlayUnusableReason, probePid, removeProbe } from "./detect.ts";
 import { acquireLock, tryLock, type HeldLock } from "./lock.ts";
 import { chainLockName, decodeKey, keyLockName, lockNameOfTemp, StoreLayout, writeSmall, type SnapshotMeta } from "./layout.ts";
-import { OVERLAY_MAX_LOWER_DIRS, overlayMountPlan } from "./overlay-options.ts";
+import { OVERLAY_MAX_LOWER_DIRS, overlayMountPlan, overlayOptions } from "./overlay-options.ts";
+import { mountFrom } from "../linux/mount.ts";
 
 export type SnapshotterKind = "overlayfs" | "native";
 /** "overlay": dir is an empty upper dir, write whiteouts as 0:0 char devices and opaque dirs as trusted.overlay.opaque=y; "remove": dir holds the parent's full tree, delete what the layer whites out. */
@@ -185,9 +186,10 @@ class LayerStore implements Snapshotter {
     const upper = this.fsOf(meta);
     if (this.kind === "native") return [{ type: "bind", source: upper, options: ["rbind", "rw"] }];
     const lowers = this.lowerDirs(this.committedOrThrow(meta.parent as string, `parent of ${JSON.stringify(key)}`));
-    const plan = overlayMountPlan({ upper, work: join(this.layout.snapshotDir(meta.id), "work"), lowers, extra: this.overlayExtra });
-    if (plan.chdir !== undefined) throw new FailedPreconditionError(`the overlay options for ${JSON.stringify(key)} (${lowers.length} layers) exceed a page; mount it with mount(), which uses relative paths`);
-    return [{ type: "overlay", source: "overlay", options: plan.data.split(",") }];
+    const dirs = { upper, work: join(this.layout.snapshotDir(meta.id), "work"), lowers, extra: this.overlayExtra };
+    overlayMountPlan(dirs); // refuses what no mount could take (501 layers, a page even relative)
+    // absolute, as containerd's snapshotters return them; whoever mounts compacts them past a page (linux/mount.ts)
+    return [{ type: "overlay", source: "overlay", options: overlayOptions(dirs) }];
   }
 
   mount(key: string, target: string): void {
@@ -312,7 +314,7 @@ class LayerStore implements Snapshotter {
     }
     const lowers = this.lowerDirs(this.committedOrThrow(meta.parent as string, `parent of ${JSON.stringify(key)}`));
     const plan = overlayMountPlan({ upper, work: join(this.layout.snapshotDir(meta.id), "work"), lowers, extra: this.overlayExtra });
-    mountOverlay(plan, target);
+    mountFrom(sys(), plan.chdir, "overlay", target, "overlay", 0, plan.data);
   }
 
   /** The committed dirs an overlay over `top` stacks, top first (top's own fs included). */
@@ -359,25 +361,6 @@ class LayerStore implements Snapshotter {
 
   private fsOf(meta: SnapshotMeta): string {
     return join(this.layout.snapshotDir(meta.id), "fs");
-  }
-}
-
-/**
- * mount(2) of an overlay whose paths may be relative to plan.chdir. Changing the process's cwd is
- * safe here because the chdir, the synchronous FFI mount and the chdir back run on the one
- * JavaScript thread with nothing in between (containerd instead forks or locks an OS thread).
- */
-function mountOverlay(plan: { chdir?: string; data: string }, target: string): void {
-  if (plan.chdir === undefined) {
-    sys().mount("overlay", target, "overlay", 0, plan.data);
-    return;
-  }
-  const previous = process.cwd();
-  process.chdir(plan.chdir);
-  try {
-    sys().mount("overlay", target, "overlay", 0, plan.data);
-  } finally {
-    process.chdir(previous);
   }
 }
 

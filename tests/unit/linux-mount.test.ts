@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, realpathSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { NotImplementedError } from "../../src/errdefs.ts";
-import { mountAll, parseMountOptions } from "../../src/linux/mount.ts";
+import { compactOverlayData, mountAll, parseMountOptions } from "../../src/linux/mount.ts";
 import { FakeSyscalls, SysError } from "../../src/sys/index.ts";
 
 describe("rootfs mounts (containerd mount_linux.go)", () => {
@@ -48,5 +51,33 @@ describe("rootfs mounts (containerd mount_linux.go)", () => {
     expect(() => mountAll(fake, [{ type: "ext4", source: "/img", options: ["loop"] }], "/t")).toThrow(NotImplementedError);
     expect(() => mountAll(fake, [{ type: "fuse.sshfs", source: "x", options: [] }], "/t")).toThrow(NotImplementedError);
     expect(() => mountAll(fake, [{ type: "", source: "x", options: [] }], "/t")).toThrow("has no type");
+  });
+});
+
+describe("overlay options past a page (containerd's compactLowerdirOption)", () => {
+  // the store must exist: the mount runs from inside it
+  const store = `${mkdtempSync(join(tmpdir(), "bunker-mount-"))}/var/lib/bunker/snapshots/overlayfs`;
+  mkdirSync(store, { recursive: true });
+  const lowers = Array.from({ length: 150 }, (_, i) => `${store}/${i + 1}/fs`);
+  const data = `workdir=${store}/900/work,upperdir=${store}/900/fs,lowerdir=${lowers.join(":")}`;
+
+  test("options that fit stay absolute; longer ones go relative to the common dir", () => {
+    expect(compactOverlayData("lowerdir=/a:/b,upperdir=/u,workdir=/w")).toEqual({ data: "lowerdir=/a:/b,upperdir=/u,workdir=/w" });
+    expect(data.length).toBeGreaterThan(4096);
+    const c = compactOverlayData(data);
+    expect(c.chdir).toBe(store);
+    expect(c.data.startsWith("workdir=900/work,upperdir=900/fs,lowerdir=1/fs:2/fs:")).toBe(true);
+    expect(c.data.length).toBeLessThan(4096);
+  });
+
+  test("mountOne mounts a long overlay from inside the common dir, target absolute, and comes back", () => {
+    const fake = new FakeSyscalls();
+    const cwds: string[] = [];
+    fake.on("mount", () => void cwds.push(process.cwd()));
+    const before = process.cwd();
+    mountAll(fake, [{ type: "overlay", source: "overlay", options: data.split(",") }], "rel/rootfs");
+    expect(cwds).toEqual([realpathSync(store)]);
+    expect(process.cwd()).toBe(before);
+    expect(fake.callsOf("mount")[0]![1]).toBe(`${before}/rel/rootfs`);
   });
 });
