@@ -12,10 +12,11 @@
 //   `trusted.overlay.opaque=y` xattr (containerd's OverlayConvertWhiteout);
 // - metadata in containerd's order: lchown, then xattrs (after chown, which clears
 //   security.capability), then chmod (after chown, which clears setuid), then times; directory
-//   times last of all, since writing their children changes them.
+//   times last of all, since writing their children changes them. Hardlinks take none (see apply).
 // It differs from containerd where containerd is wrong: a directory this layer only wrote into is
-// kept by an opaque marker (containerd removes it with the files it just wrote), and a whiteout name
-// of "." or ".." is refused.
+// kept by an opaque marker (containerd removes it with the files it just wrote), a whiteout name of
+// "." or ".." is refused, and a hardlink does not re-chown its target (which would drop its file
+// capabilities).
 //
 // The diff ID is the sha256 of every uncompressed byte, end padding included. On error the root is
 // partly applied: callers apply into a fresh snapshot and drop it on failure, as containerd does.
@@ -105,7 +106,11 @@ function lstatOrNull(path: string): Stats | null {
 function nsToSeconds(ns: bigint): number {
   // containerd's boundTime: times before the epoch or beyond int64 nanoseconds become the epoch.
   if (ns < 0n || ns > MAX_TIME_NS) return 0;
-  return Number(ns / 1000n) / 1e6;
+  const seconds = Number(ns / 1_000_000_000n);
+  const micros = Number((ns % 1_000_000_000n) / 1000n);
+  // A double near 1.7e9 holds ~0.24 µs; aiming at the middle of the microsecond makes the kernel's
+  // truncation land on the right one (whole seconds stay exact).
+  return micros === 0 && ns % 1_000_000_000n === 0n ? seconds : seconds + (micros + 0.5) / 1e6;
 }
 
 class LayerApplier {
@@ -135,7 +140,6 @@ class LayerApplier {
 
     const existing = lstatOrNull(path);
     if (existing && !(existing.isDirectory() && header.type === "dir")) rmSync(path, { recursive: true, force: true });
-    let linkTarget: Stats | null = null;
     switch (header.type) {
       case "dir":
         if (!existing?.isDirectory()) mkdirSync(path, 0o700);
@@ -148,7 +152,7 @@ class LayerApplier {
         break;
       case "hardlink": {
         const target = this.hardlinkTarget(header);
-        linkTarget = lstatOrNull(target);
+        const linkTarget = lstatOrNull(target);
         if (!linkTarget) throw new InvalidArgumentError(`hardlink target ${JSON.stringify(header.linkname)} does not exist`);
         if (linkTarget.isDirectory()) throw new InvalidArgumentError(`hardlink target ${JSON.stringify(header.linkname)} is a directory`);
         linkSync(target, path);
@@ -161,11 +165,14 @@ class LayerApplier {
         break;
     }
     this.markWritten(path);
+    // A hardlink is its target's inode, whose entry already set its metadata. containerd chowns it
+    // again, but every chown makes the kernel drop security.capability (and setuid), so a capability
+    // set on the target would be lost; like GNU tar we only link.
+    if (header.type === "hardlink") return;
 
     lchownSync(path, header.uid, header.gid);
     this.setXattrs(path, header);
-    const isSymlink = header.type === "symlink" || linkTarget?.isSymbolicLink() === true;
-    if (!isSymlink) chmodSync(path, header.mode);
+    if (header.type !== "symlink") chmodSync(path, header.mode);
     const mtime = nsToSeconds(header.mtimeNs);
     const atimeNs = header.atimeNs !== undefined && header.atimeNs > header.mtimeNs ? header.atimeNs : header.mtimeNs;
     const atime = nsToSeconds(atimeNs);

@@ -57,9 +57,9 @@ function fakeWithNodes(): FakeSyscalls {
 }
 
 describe("entries", () => {
-  test("files, directories, symlinks and hardlinks with their metadata", async () => {
+  test("files, directories, symlinks and hardlinks with their metadata (a hardlink leaves its target's alone)", async () => {
     const warnings: string[] = [];
-    await apply([dir("etc"), file("etc/passwd", "root:x:0:0\n", { mode: 0o4750 }), symlink("etc/link", "passwd"), hardlink("etc/hard", "etc/passwd", { mode: 0o4750 }), dir("var", { mode: 0o1777, mtimeNs: T + 5_000_000n })], { onWarning: (m) => warnings.push(m) });
+    await apply([dir("etc"), file("etc/passwd", "root:x:0:0\n", { mode: 0o4750 }), symlink("etc/link", "passwd"), hardlink("etc/hard", "etc/passwd"), dir("var", { mode: 0o1777, mtimeNs: T + 5_000_000n })], { onWarning: (m) => warnings.push(m) });
     expect(tree()).toEqual(["etc/", "etc/hard", "etc/link@", "etc/passwd", "var/"]);
     expect(readFileSync(join(root, "etc/passwd"), "utf8")).toBe("root:x:0:0\n");
     const passwd = lstatSync(join(root, "etc/passwd"), { bigint: true });
