@@ -343,8 +343,8 @@ function applyPax(header: TarHeader, records: PaxRecords): void {
     if (key.startsWith("GNU.sparse.")) throw new InvalidArgumentError(`unsupported tar entry ${JSON.stringify(header.name)}: GNU sparse file`);
     if (value.length === 0) continue;
     switch (key) {
-      case "path": header.name = paxText(value, key); break;
-      case "linkpath": header.linkname = paxText(value, key); break;
+      case "path": header.name = paxPath(value, key); break;
+      case "linkpath": header.linkname = paxPath(value, key); break;
       case "size": header.size = paxInteger(value, key); break;
       case "uid": header.uid = paxInteger(value, key); break;
       case "gid": header.gid = paxInteger(value, key); break;
@@ -357,4 +357,10 @@ function applyPax(header: TarHeader, records: PaxRecords): void {
       // ctime, comment, charset, hdrcharset and vendor records change nothing a layer applies.
     }
   }
+}
+
+/** A PAX path cannot hold a NUL (no path can); the header fields stop at one, a PAX value would not. */
+function paxPath(value: Uint8Array, key: string): string {
+  if (value.includes(0)) throw new InvalidArgumentError(`invalid tar PAX header: ${key} contains a NUL byte`);
+  return paxText(value, key);
 }

@@ -150,6 +150,11 @@ describe("hand-made headers", () => {
     expect(parsePaxRecords(formatPaxRecord("k", "v=w")).get("k")).toEqual(text("v=w"));
   });
 
+  test("a PAX path with a NUL byte is refused", async () => {
+    const archive = withPaxHeader("x", formatPaxRecord("path", new Uint8Array([0x61, 0, 0x62])), tarBytes([{ header: { name: "f", type: "file" } }]));
+    await expectInvalid(archive, /path contains a NUL byte/);
+  });
+
   test("GNU sparse entries are refused with their name", async () => {
     const archive = patchHeader(tarBytes([{ header: { name: "sparse", type: "file" } }]), 0, 156, "S");
     await expectInvalid(archive, /unsupported tar entry "sparse": GNU sparse file/);
