@@ -68,31 +68,35 @@ export async function applyLayer(root: string, tar: ReadableStream<Uint8Array>, 
   const hasher = new Bun.CryptoHasher("sha256");
   const reader = new TarReader(tar, { onChunk: (chunk) => hasher.update(chunk) });
   const applier = new LayerApplier(rootPath, opts);
-  let current = "";
+  // Where an error is reported: the entry being applied, or the gap after the last one (a header
+  // that fails to parse belongs to no entry yet).
+  let where = "";
   try {
-    for (let entry = await reader.next(); entry; entry = await reader.next()) {
-      current = entry.header.name;
+    for (;;) {
+      const entry = await reader.next();
+      if (!entry) break;
+      where = `entry ${JSON.stringify(entry.header.name)}: `;
       await applier.apply(entry);
+      where = `after entry ${JSON.stringify(entry.header.name)}: `;
     }
-    current = "";
+    where = "";
     applier.finish();
     const size = await reader.drain();
     return { diffId: `sha256:${hasher.digest("hex")}`, size };
   } catch (err) {
     await reader.cancel(err);
-    throw describe(err, current);
+    throw describe(err, where);
   }
 }
 
 /** One line naming the entry; our own error classes keep their class (and so their code). */
-function describe(err: unknown, entry: string): Error {
-  const where = entry ? `apply layer: entry ${JSON.stringify(entry)}: ` : "apply layer: ";
-  const message = errorMessage(err).split("\n")[0];
+function describe(err: unknown, where: string): Error {
+  const message = `apply layer: ${where}${errorMessage(err).split("\n")[0]}`;
   if (err instanceof BunkerError) {
     const Cls = err.constructor as new (message: string, options?: { cause?: unknown }) => BunkerError;
-    return new Cls(`${where}${message}`, { cause: err });
+    return new Cls(message, { cause: err });
   }
-  return new FailedPreconditionError(`${where}${message}`, { cause: err });
+  return new FailedPreconditionError(message, { cause: err });
 }
 
 function lstatOrNull(path: string): Stats | null {

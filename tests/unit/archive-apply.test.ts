@@ -232,6 +232,14 @@ describe("bad input", () => {
     expect((error as Error).message).toBe('apply layer: entry "a": truncated tar archive');
   });
 
+  test("a bad header is reported after the last good entry, not as part of it", async () => {
+    const bytes = tarBytes([file("a"), file("b")]);
+    bytes[1024 + 148] = bytes[1024 + 148]! ^ 1; // b's header sits after a's header and padded body
+    const error = await applyLayer(root, streamOf(bytes), { whiteouts: "remove" }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect((error as Error).message).toStartWith('apply layer: after entry "a": invalid tar header: checksum mismatch');
+  });
+
   test("a parent that is a file fails clearly", async () => {
     const error = await apply([file("f"), file("f/g")]).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(FailedPreconditionError);
