@@ -138,7 +138,11 @@ export class ContentStore {
     const lock = await this.lockIngest(dir, expected, what);
     if (lock === null) return onProgress?.(expected.size); // another process committed it while we waited
     try {
-      if (this.committed(expected, what)) return onProgress?.(expected.size);
+      if (this.committed(expected, what)) {
+        // Committed by the holder we waited for, after our mkdir re-created its dir: tidy it.
+        rmSync(dir, { recursive: true, force: true });
+        return onProgress?.(expected.size);
+      }
       await this.download(dir, expected, what, open, onProgress);
     } finally {
       lock.release();
@@ -188,6 +192,7 @@ export class ContentStore {
   /** The ingest's lock, or null when the blob got committed while we waited for it. */
   private async lockIngest(dir: string, expected: ExpectedBlob, what: string): Promise<HeldLock | null> {
     for (;;) {
+      if (this.committed(expected, what)) return null;
       mkdirSync(dir, { recursive: true });
       let lock: HeldLock | null = null;
       try {
@@ -197,7 +202,6 @@ export class ContentStore {
         if (!isCode(err, "ENOENT")) throw err;
       }
       if (lock) return lock;
-      if (this.committed(expected, what)) return null;
       await Bun.sleep(LOCK_POLL_MS);
     }
   }
