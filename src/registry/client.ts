@@ -6,7 +6,7 @@
 // media type comes from the manifest's own mediaType, else from Content-Type (umoci writes none).
 // Redirects are followed by hand so that Authorization never goes to another host (blob storage
 // redirects to S3 and the like with their own signed URLs).
-import { InvalidArgumentError, NotFoundError, PermissionDeniedError, UnavailableError, errorMessage } from "../errdefs.ts";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnavailableError, errorMessage } from "../errdefs.ts";
 import { digestOf, isSha256Digest } from "../content/digest.ts";
 import { checkDescriptor, isIndexType, isManifestType, isSchema1Type, MediaType, type Descriptor } from "../content/oci.ts";
 import type { OpenedBody } from "../content/store.ts";
@@ -80,7 +80,7 @@ export class RegistryClient {
     const got = digestOf(bytes);
     const expected = ref.digest || res.headers.get("docker-content-digest") || "";
     if (expected && isSha256Digest(expected) && expected !== got) {
-      throw new InvalidArgumentError(`manifest ${ref}: digest mismatch (got ${got}, expected ${expected})`);
+      throw new FailedPreconditionError(`manifest ${ref}: digest mismatch (got ${got}, expected ${expected})`);
     }
     const mediaType = manifestMediaType(bytes, res.headers.get("content-type"), `${ref}`);
     return { ref, descriptor: { mediaType, digest: got, size: bytes.length }, bytes };
@@ -93,7 +93,7 @@ export class RegistryClient {
     const res = await this.request(ref, `/manifests/${desc.digest}`, { Accept: MANIFEST_ACCEPT }, `${ref.name}@${desc.digest}`);
     const bytes = await readCapped(res, MAX_MANIFEST_BYTES, `manifest ${desc.digest} of ${ref.name}`);
     const got = digestOf(bytes);
-    if (got !== desc.digest) throw new InvalidArgumentError(`manifest ${desc.digest} from ${ref.name}: digest mismatch (got ${got})`);
+    if (got !== desc.digest) throw new FailedPreconditionError(`manifest ${desc.digest} from ${ref.name}: digest mismatch (got ${got})`);
     return bytes;
   }
 
