@@ -70,6 +70,8 @@ describeWith(["bin:docker-registry", "bin:skopeo", "bin:umoci", "bin:openssl"], 
     const events: PullProgressEvent[] = [];
     const image = await fetchImage(store, anonymous(), `${reg.host}/test/busybox`, { onProgress: (e) => events.push(e) });
     expect(image.name).toBe(`${reg.host}/test/busybox:latest`);
+    // umoci's manifests carry no mediaType field: the type comes from the response's Content-Type.
+    expect(JSON.parse(await Bun.file(store.blobPath(pushed.busybox!)).text()).mediaType).toBeUndefined();
     expect(image.target).toEqual({ mediaType: MediaType.ociManifest, digest: pushed.busybox!, size: image.target.size });
     expect(image.manifest).toEqual(image.target);
     expect(image.configJson.os).toBe("linux");
@@ -241,6 +243,52 @@ describeWith(["bin:docker-registry", "bin:skopeo", "bin:umoci", "bin:openssl"], 
     );
   }, 60_000);
 
+  test("a blob redirect to another host is followed without our Authorization", async () => {
+    const reg = await startRegistry({ auth: "basic" });
+    registries.push(reg);
+    const digest = await pushFixture("busybox", reg.host, "basic/redirected:latest", { creds });
+    // Blob storage elsewhere (as S3 behind Docker Hub): another loopback address, serving the
+    // registry's own blob files, recording what it was sent.
+    const storageSaw: (string | null)[] = [];
+    const storage = Bun.serve({
+      hostname: "127.0.0.2",
+      port: 0,
+      fetch(req) {
+        storageSaw.push(req.headers.get("authorization"));
+        return new Response(Bun.file(reg.blobFile(new URL(req.url).pathname.split("/").pop()!)));
+      },
+    });
+    // The registry's front: everything proxied, except blob GETs, which redirect to the storage.
+    const frontSawAuth: boolean[] = [];
+    const front = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(req) {
+        const url = new URL(req.url);
+        frontSawAuth.push(req.headers.has("authorization"));
+        const blob = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(url.pathname);
+        if (req.method === "GET" && blob && req.headers.has("authorization")) {
+          return new Response(null, { status: 307, headers: { Location: `http://127.0.0.2:${storage.port}/signed/${blob[1]}` } });
+        }
+        const headers = new Headers(req.headers);
+        headers.delete("host");
+        return fetch(`http://${reg.host}${url.pathname}${url.search}`, { method: req.method, headers, redirect: "manual" });
+      },
+    });
+    try {
+      const frontHost = `127.0.0.1:${front.port}`;
+      const client = new RegistryClient({ credentials: (h) => (h === frontHost ? creds : null) });
+      const image = await fetchImage(freshStore(), client, `${frontHost}/basic/redirected:latest`);
+      expect(image.target.digest).toBe(digest);
+      expect(frontSawAuth).toContain(true);
+      expect(storageSaw).toHaveLength(2); // the config and the layer
+      expect(storageSaw).toEqual([null, null]);
+    } finally {
+      front.stop(true);
+      storage.stop(true);
+    }
+  }, 60_000);
+
   test("a corrupted blob in the registry: digest mismatch, nothing committed, no ingest left", async () => {
     const reg = await startRegistry();
     registries.push(reg);
@@ -255,6 +303,22 @@ describeWith(["bin:docker-registry", "bin:skopeo", "bin:umoci", "bin:openssl"], 
     );
     expect(store.has(layer.digest)).toBe(false);
     expect(readdirSync(join(store.dir, "ingest"))).toEqual([]);
+  }, 60_000);
+
+  test("a manifest whose bytes are not what the registry's digest names is refused", async () => {
+    const reg = await startRegistry();
+    registries.push(reg);
+    const digest = await pushFixture("busybox", reg.host, "test/bad-manifest:latest");
+    // Same JSON, other bytes (indented): parses fine, hashes differently.
+    const file = reg.blobFile(digest);
+    const altered = JSON.stringify(JSON.parse(readFileSync(file, "utf8")), null, 2);
+    writeFileSync(file, altered);
+    const store = freshStore();
+    await expect(fetchImage(store, anonymous(), `${reg.host}/test/bad-manifest:latest`)).rejects.toThrow(
+      `manifest ${reg.host}/test/bad-manifest:latest: digest mismatch (got ${digestOf(altered)}, expected ${digest})`,
+    );
+    await expect(fetchImage(store, anonymous(), `${reg.host}/test/bad-manifest@${digest}`)).rejects.toThrow(/digest mismatch/);
+    expect(store.list()).toEqual([]);
   }, 60_000);
 });
 
