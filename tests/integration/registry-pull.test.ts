@@ -15,7 +15,7 @@ import { RegistryClient } from "../../src/registry/client.ts";
 import { fetchImage, type PullProgressEvent } from "../../src/registry/pull.ts";
 import { parsePlatform } from "../../src/registry/platform.ts";
 import { readCredentials } from "../../src/registry/credentials.ts";
-import { BIG_LAYER_BYTES, fixtureDescriptor, imageFixtures, pushFixture } from "../support/image-fixtures.ts";
+import { BIG_LAYER_BYTES, fixtureDescriptor, imageFixtures, pushFixture, removeImageFixtures } from "../support/image-fixtures.ts";
 import { startRegistry, TEST_PASSWORD, TEST_USER, type TestRegistry } from "../support/registry.ts";
 import { describeWith } from "../support/require.ts";
 
@@ -24,7 +24,10 @@ const anonymous = () => new RegistryClient({ credentials: () => null });
 const creds = { username: TEST_USER, password: TEST_PASSWORD };
 
 const tmp = mkdtempSync(join(tmpdir(), "bunker-pull-"));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+  removeImageFixtures();
+});
 
 function freshStore(): ContentStore {
   return new ContentStore(mkdtempSync(join(tmp, "root-")));

@@ -109,7 +109,14 @@ function buildMulti(layout: string): void {
   writeFileSync(join(layout, "index.json"), JSON.stringify(top));
 }
 
-/** Builds the fixture layout once per process. */
+/** Removes the built fixtures (call from afterAll: bun test does not run "exit" handlers reliably). */
+export function removeImageFixtures(): void {
+  if (!built) return;
+  rmSync(built.dir, { recursive: true, force: true });
+  built = undefined;
+}
+
+/** Builds the fixture layout once per process (until removeImageFixtures). */
 export function imageFixtures(): ImageFixtures {
   if (built) return built;
   const dir = mkdtempSync(join(tmpdir(), "bunker-images-"));
