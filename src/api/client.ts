@@ -5,7 +5,10 @@ import type { Logger } from "pino";
 import { NotImplementedError } from "../errdefs.ts";
 import { Bunker } from "../gen/bunker/v1/api_pb.ts";
 import { Exchange } from "../runtime/events.ts";
-import { TaskManager } from "../runtime/manager.ts";
+import { type ManagerOptions, TaskManager } from "../runtime/manager.ts";
+
+/** Containers' writable layers over images, for an embedded manager (the image store provides them). */
+type ContainerLayers = NonNullable<ManagerOptions["layers"]>;
 import { sys } from "../sys/index.ts";
 import { type CallContext, type CallOptions, type Client, dial, type Handler, type ServiceClient } from "../ttrpc/index.ts";
 import { bunkerService, type ServiceOptions } from "./service.ts";
@@ -63,8 +66,8 @@ async function tryDial(address: string): Promise<Client | undefined> {
 
 /** The daemon if one listens on `address`; otherwise the embedded manager (or nothing with daemonOnly). */
 export async function connect(g: ConnectOptions, logger: Logger, opts: { daemonOnly: true }): Promise<Connection | undefined>;
-export async function connect(g: ConnectOptions, logger: Logger, opts?: { daemonOnly?: false }): Promise<Connection>;
-export async function connect(g: ConnectOptions, logger: Logger, opts: { daemonOnly?: boolean } = {}): Promise<Connection | undefined> {
+export async function connect(g: ConnectOptions, logger: Logger, opts?: { daemonOnly?: false; layers?: ContainerLayers }): Promise<Connection>;
+export async function connect(g: ConnectOptions, logger: Logger, opts: { daemonOnly?: boolean; layers?: ContainerLayers } = {}): Promise<Connection | undefined> {
   const client = await tryDial(g.address);
   if (client) {
     logger.debug({ address: g.address }, "using the bunker daemon");
@@ -84,6 +87,7 @@ export async function connect(g: ConnectOptions, logger: Logger, opts: { daemonO
       sys: sys(),
       logger,
       debug: g.debug,
+      ...(opts.layers ? { layers: opts.layers } : {}),
     },
     { load: false },
   );

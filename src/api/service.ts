@@ -44,6 +44,17 @@ function checkRootfs(rootfs: string): string {
   return rootfs;
 }
 
+const CHAIN_ID = /^sha256:[0-9a-f]{64}$/;
+
+/** A container from an image names the image and its top snapshot, and no rootfs directory. */
+function checkImage(image: string, parent: string, rootfs: string): { image: string; parent: string } | undefined {
+  if (image === "" && parent === "") return undefined;
+  if (rootfs !== "") throw new InvalidArgumentError("a container has a rootfs directory or an image, not both");
+  if (image === "") throw new InvalidArgumentError("a snapshot parent needs its image's name");
+  if (!CHAIN_ID.test(parent)) throw new InvalidArgumentError(`snapshot parent ${JSON.stringify(parent)} is not a chain ID (sha256:<64 hex>)`);
+  return { image, parent };
+}
+
 function checkSpec(spec: Uint8Array): void {
   try {
     const parsed = JSON.parse(new TextDecoder().decode(spec)) as unknown;
@@ -58,7 +69,8 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
     async create(req) {
       const namespace = ns(req.namespace);
       validateIdentifier(req.id, "container id");
-      const rootfs = checkRootfs(req.rootfs);
+      const image = checkImage(req.image, req.snapshotParent, req.rootfs);
+      const rootfs = image ? undefined : checkRootfs(req.rootfs);
       checkSpec(req.spec);
       let { stdout, stderr } = req;
       if (req.logPath !== "") {
@@ -70,7 +82,8 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
       const t = await m.create(namespace, req.id, {
         runtime: req.runtime || DEFAULT_RUNTIME,
         spec: req.spec,
-        rootfs: [create(MountSchema, { type: "bind", source: rootfs, options: ["rbind", "rw"] })],
+        rootfs: rootfs ? [create(MountSchema, { type: "bind", source: rootfs, options: ["rbind", "rw"] })] : [],
+        ...(image ? { image } : {}),
         stdin: req.stdin,
         stdout,
         stderr,
@@ -140,6 +153,7 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
             runtime: t.meta?.runtime ?? "",
             labels: t.meta?.labels ?? {},
             logPath: t.meta?.logPath ?? "",
+            image: t.meta?.image ?? "",
             bundle: t.bundlePath,
             status: st.status,
             pid: st.pid,

@@ -12,6 +12,8 @@ export interface GlobalOptions {
   debug: boolean;
   /** A runtime config (TOML, [runtimes.<name>] sections) that `run --runtime NAME` looks NAME up in. */
   runtimeConfig?: string;
+  /** Registries reached over plain HTTP besides localhost and 127.0.0.0/8 (docker's insecure-registries). */
+  insecureRegistries: string[];
 }
 
 export const DEFAULT_GLOBALS: GlobalOptions = {
@@ -20,7 +22,11 @@ export const DEFAULT_GLOBALS: GlobalOptions = {
   address: DEFAULT_ADDRESS,
   namespace: "default",
   debug: false,
+  insecureRegistries: [],
 };
+
+/** When `run IMAGE` pulls: docker's and nerdctl's --pull. */
+export type PullPolicy = "missing" | "always" | "never";
 
 export interface RunOptions {
   rm: boolean;
@@ -34,9 +40,14 @@ export interface RunOptions {
   annotations: Record<string, string>;
   log?: string;
   cwd?: string;
-  rootfs: string;
+  /** The container's root: a host directory (`--rootfs DIR ID CMD...`), or an image (`[--name ID] IMAGE [CMD...]`). */
+  source: { rootfs: string } | { image: string; pull: PullPolicy; platform?: string };
   id: string;
   args: string[];
+  /** `--entrypoint` (image runs only): replaces the image's Entrypoint and drops its Cmd. */
+  entrypoint?: string;
+  /** `-u user[:group]`: resolved against the image's /etc/passwd and /etc/group. */
+  user?: string;
 }
 
 export type Command =
@@ -50,6 +61,17 @@ export type Command =
   | { name: "version" }
   | { name: "daemon" }
   | { name: "install"; prefix: string; containerdConfig?: string }
+  | { name: "pull"; ref: string; platform?: string; quiet: boolean }
+  | { name: "load"; input?: string; quiet: boolean }
+  | { name: "save"; output: string; refs: string[] }
+  | { name: "images"; quiet: boolean }
+  | { name: "image-inspect"; refs: string[] }
+  | { name: "tag"; source: string; target: string }
+  | { name: "rmi"; force: boolean; refs: string[] }
+  | { name: "image-prune"; all: boolean }
+  | { name: "login"; registry: string; username?: string; password?: string; passwordStdin: boolean }
+  | { name: "logout"; registry: string }
+  | { name: "info" }
   | { name: "help"; topic?: string };
 
 export interface Parsed {
@@ -132,6 +154,7 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { names: ["--namespace", "-n"], key: "namespace", kind: "string" },
   { names: ["--debug"], key: "debug", kind: "bool" },
   { names: ["--runtime-config"], key: "runtimeConfig", kind: "string" },
+  { names: ["--insecure-registry"], key: "insecureRegistry", kind: "list" },
   { names: ["--help", "-h"], key: "help", kind: "bool" },
 ];
 
@@ -166,6 +189,19 @@ function parseAnnotations(items: string[]): Record<string, string> {
   return out;
 }
 
+/** docker's container names are random; ours are the first 12 hex digits of a random id, as docker shows ids. */
+function randomName(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** With an image, a bare `-e KEY` removes KEY from the image's env (oci/image-config.ts); with a rootfs there is nothing to remove. */
+function checkRunEnv(items: string[], image: boolean): string[] {
+  if (!image) return checkEnv(items);
+  for (const e of items) if (e === "" || e.startsWith("=")) throw new InvalidArgumentError(`--env ${JSON.stringify(e)} must be KEY=VALUE or KEY`);
+  return items;
+}
+
 function checkEnv(items: string[]): string[] {
   for (const e of items) if (e.indexOf("=") <= 0) throw new InvalidArgumentError(`--env ${JSON.stringify(e)} must be KEY=VALUE`);
   return items;
@@ -179,6 +215,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     address: str(g.values, "address") ?? env.BUNKER_ADDRESS ?? DEFAULT_GLOBALS.address,
     namespace: str(g.values, "namespace") ?? env.BUNKER_NAMESPACE ?? DEFAULT_GLOBALS.namespace,
     debug: bool(g.values, "debug"),
+    insecureRegistries: [...list(g.values, "insecureRegistry"), ...(env.BUNKER_INSECURE_REGISTRIES ?? "").split(",").filter(Boolean)],
   };
   const runtimeConfig = str(g.values, "runtimeConfig") ?? env.BUNKER_RUNTIME_CONFIG;
   if (runtimeConfig !== undefined && runtimeConfig !== "") globals.runtimeConfig = runtimeConfig;
@@ -198,23 +235,51 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         { names: ["--log"], key: "log", kind: "string" },
         { names: ["--cwd", "-w"], key: "cwd", kind: "string" },
         { names: ["--rootfs"], key: "rootfs", kind: "string" },
+        { names: ["--name"], key: "name", kind: "string" },
+        { names: ["--pull"], key: "pull", kind: "string" },
+        { names: ["--platform"], key: "platform", kind: "string" },
+        { names: ["--entrypoint"], key: "entrypoint", kind: "string" },
+        { names: ["-u", "--user"], key: "user", kind: "string" },
       ], ctx);
       const rootfs = str(f.values, "rootfs");
-      if (rootfs === undefined) throw new InvalidArgumentError(`${ctx}: --rootfs DIR is required`);
-      const id = one(f.rest, "a container id", ctx);
-      const args = f.rest.slice(1);
-      if (args.length === 0) throw new InvalidArgumentError(`${ctx}: a command to run is required after the container id`);
+      const name = str(f.values, "name");
+      let id: string;
+      let args: string[];
+      let source: RunOptions["source"];
+      if (rootfs !== undefined) {
+        // today's form, kept: --rootfs DIR ID CMD...
+        for (const k of ["pull", "platform", "entrypoint", "user"]) {
+          if (f.values.has(k)) throw new InvalidArgumentError(`${ctx}: --${k} needs an image, not --rootfs`);
+        }
+        if (name !== undefined) throw new InvalidArgumentError(`${ctx}: with --rootfs the container id comes before the command, not in --name`);
+        id = one(f.rest, "a container id", ctx);
+        args = f.rest.slice(1);
+        if (args.length === 0) throw new InvalidArgumentError(`${ctx}: a command to run is required after the container id`);
+        source = { rootfs };
+      } else {
+        const image = one(f.rest, "an image (or --rootfs DIR)", ctx);
+        args = f.rest.slice(1);
+        id = name ?? randomName();
+        const pull = str(f.values, "pull") ?? "missing";
+        if (pull !== "missing" && pull !== "always" && pull !== "never") throw new InvalidArgumentError(`${ctx}: --pull must be missing, always or never`);
+        const platform = str(f.values, "platform");
+        source = platform === undefined ? { image, pull } : { image, pull, platform };
+      }
       const opts: RunOptions = {
         rm: bool(f.values, "rm"),
         detach: bool(f.values, "detach"),
         tty: bool(f.values, "tty"),
-        env: checkEnv(list(f.values, "env")),
+        env: checkRunEnv(list(f.values, "env"), "image" in source),
         labels: parseLabels(list(f.values, "label")),
         annotations: parseAnnotations(list(f.values, "annotation")),
-        rootfs,
+        source,
         id,
         args,
       };
+      const entrypoint = str(f.values, "entrypoint");
+      if (entrypoint !== undefined) opts.entrypoint = entrypoint;
+      const user = str(f.values, "user");
+      if (user !== undefined) opts.user = user;
       const runtime = str(f.values, "runtime");
       if (runtime !== undefined) opts.runtime = runtime;
       const log = str(f.values, "log");
@@ -286,6 +351,78 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       const containerdConfig = str(f.values, "containerdConfig");
       return { globals, command: { name: "install", prefix: str(f.values, "prefix") ?? "/usr/local", ...(containerdConfig !== undefined ? { containerdConfig } : {}) } };
     }
+    case "pull": {
+      const f = parseFlags(tail, [
+        { names: ["--platform"], key: "platform", kind: "string" },
+        { names: ["-q", "--quiet"], key: "quiet", kind: "bool" },
+      ], ctx);
+      const ref = one(f.rest, "an image reference", ctx);
+      noMore(f.rest, 1, ctx);
+      const platform = str(f.values, "platform");
+      return { globals, command: { name: "pull", ref, quiet: bool(f.values, "quiet"), ...(platform !== undefined ? { platform } : {}) } };
+    }
+    case "load": {
+      const f = parseFlags(tail, [
+        { names: ["-i", "--input"], key: "input", kind: "string" },
+        { names: ["-q", "--quiet"], key: "quiet", kind: "bool" },
+      ], ctx);
+      noMore(f.rest, 0, ctx);
+      const input = str(f.values, "input");
+      return { globals, command: { name: "load", quiet: bool(f.values, "quiet"), ...(input !== undefined ? { input } : {}) } };
+    }
+    case "save": {
+      const f = parseFlags(tail, [{ names: ["-o", "--output"], key: "output", kind: "string" }], ctx);
+      const output = str(f.values, "output");
+      if (output === undefined) throw new InvalidArgumentError(`${ctx}: -o FILE is required`);
+      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: an image reference is required`);
+      return { globals, command: { name: "save", output, refs: f.rest } };
+    }
+    case "images": {
+      const f = parseFlags(tail, [{ names: ["-q", "--quiet"], key: "quiet", kind: "bool" }], ctx);
+      noMore(f.rest, 0, ctx);
+      return { globals, command: { name: "images", quiet: bool(f.values, "quiet") } };
+    }
+    case "image":
+      return parseImageCommand(globals, tail);
+    case "tag": {
+      const f = parseFlags(tail, [], ctx);
+      const source = one(f.rest, "a source image", ctx);
+      const target = one(f.rest.slice(1), "a target name", ctx);
+      noMore(f.rest, 2, ctx);
+      return { globals, command: { name: "tag", source, target } };
+    }
+    case "rmi": {
+      const f = parseFlags(tail, [{ names: ["-f", "--force"], key: "force", kind: "bool" }], ctx);
+      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: an image reference is required`);
+      return { globals, command: { name: "rmi", force: bool(f.values, "force"), refs: f.rest } };
+    }
+    case "login": {
+      const f = parseFlags(tail, [
+        { names: ["-u", "--username"], key: "username", kind: "string" },
+        { names: ["-p", "--password"], key: "password", kind: "string" },
+        { names: ["--password-stdin"], key: "passwordStdin", kind: "bool" },
+      ], ctx);
+      const registry = one(f.rest, "a registry", ctx);
+      noMore(f.rest, 1, ctx);
+      const username = str(f.values, "username");
+      const password = str(f.values, "password");
+      if (password !== undefined && bool(f.values, "passwordStdin")) throw new InvalidArgumentError(`${ctx}: --password and --password-stdin cannot be combined`);
+      return {
+        globals,
+        command: { name: "login", registry, passwordStdin: bool(f.values, "passwordStdin"), ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) },
+      };
+    }
+    case "logout": {
+      const f = parseFlags(tail, [], ctx);
+      const registry = one(f.rest, "a registry", ctx);
+      noMore(f.rest, 1, ctx);
+      return { globals, command: { name: "logout", registry } };
+    }
+    case "info": {
+      const f = parseFlags(tail, [], ctx);
+      noMore(f.rest, 0, ctx);
+      return { globals, command: { name: "info" } };
+    }
     case "help":
       return { globals, command: { name: "help", topic: tail[0] } };
     default:
@@ -293,10 +430,42 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
   }
 }
 
+/** `bunker image ls|inspect|prune|rm|pull|load|save|tag`: docker's management-command form. */
+function parseImageCommand(globals: GlobalOptions, argv: string[]): Parsed {
+  const [sub, ...tail] = argv;
+  const ctx = `bunker image ${sub ?? ""}`.trim();
+  switch (sub) {
+    case "ls":
+    case "list":
+      return { globals, command: parseArgs(["images", ...tail]).command };
+    case "inspect": {
+      const f = parseFlags(tail, [], ctx);
+      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: an image reference is required`);
+      return { globals, command: { name: "image-inspect", refs: f.rest } };
+    }
+    case "prune": {
+      const f = parseFlags(tail, [{ names: ["-a", "--all"], key: "all", kind: "bool" }, { names: ["-f", "--force"], key: "force", kind: "bool" }], ctx);
+      noMore(f.rest, 0, ctx);
+      return { globals, command: { name: "image-prune", all: bool(f.values, "all") } };
+    }
+    case "rm":
+    case "pull":
+    case "load":
+    case "save":
+    case "tag":
+      return { globals, command: parseArgs([sub === "rm" ? "rmi" : sub, ...tail]).command };
+    default:
+      throw new InvalidArgumentError(`${ctx}: unknown image command ${JSON.stringify(sub ?? "")} (ls, inspect, prune, rm, pull, load, save, tag)`);
+  }
+}
+
 export const USAGE = `usage: bunker [--root DIR] [--state DIR] [--address SOCK] [--namespace NS] [--runtime-config FILE] [--debug] COMMAND
 
 commands:
-  run [--rm] [-d] [-t] [--runtime NAME] [--env K=V]... [--label k=v]... [--annotation k=v]... [--log FILE] [--cwd DIR] --rootfs DIR ID CMD [ARG...]
+  run [--rm] [-d] [-t] [--name ID] [--pull missing|always|never] [--platform P] [--entrypoint CMD] [-u USER]
+      [--runtime NAME] [-e K=V|K]... [--label k=v]... [--annotation k=v]... [--log FILE] [-w DIR] IMAGE [CMD [ARG...]]
+  run [same flags] --rootfs DIR ID CMD [ARG...]
+                                 a container from an image (pulled when missing), or from a host directory;
                                  NAME: with --runtime-config, one of its [runtimes.NAME] (default: its default
                                  runtime); else bunker, runc, a runtime type (io.containerd.runc.v2) or a shim's path;
                                  annotations go into the OCI spec: io.kubernetes.cri.sandbox-id or
@@ -312,7 +481,18 @@ commands:
                                  copy this binary to DIR/bin (default /usr/local) with the shim link,
                                  print (or append to FILE) containerd's runtime section
   daemon                         serve the bunker API on --address
+  pull [--platform P] [-q] REF   fetch an image from its registry and unpack it
+  load [-i FILE] [-q]            load a docker-archive (docker save), an OCI archive or an OCI layout dir
+  save -o FILE REF...            write images as an archive docker load and bunker load read
+  images [-q]                    list images (also: image ls)
+  image inspect REF...           print images' manifests and configs as JSON
+  tag SRC DST                    name an image anew
+  rmi [-f] REF...                remove image names (refused while a container uses it; -f only untags)
+  image prune [-a]               remove unused blobs and snapshots (-a: images no container uses, too)
+  login [-u USER] [-p PASS | --password-stdin] REGISTRY / logout REGISTRY
+  info                           the root, state, snapshotter and image counts
 
 Without a daemon listening on --address, commands run the task manager in-process.
-Environment: BUNKER_ROOT, BUNKER_STATE, BUNKER_ADDRESS, BUNKER_NAMESPACE, BUNKER_RUNTIME_CONFIG.
+Global --insecure-registry HOST[:PORT] (repeatable): plain HTTP for it (localhost and 127.0.0.0/8 always are).
+Environment: BUNKER_ROOT, BUNKER_STATE, BUNKER_ADDRESS, BUNKER_NAMESPACE, BUNKER_RUNTIME_CONFIG, BUNKER_INSECURE_REGISTRIES.
 `;

@@ -37,6 +37,8 @@ export async function cli(argv: string[]): Promise<number> {
       for (const line of install(c)) stdout().write(line + "\n");
       return 0;
     }
+    const imageCode = await imageCommand(g, c);
+    if (imageCode !== undefined) return imageCode;
     const [{ connect }, cmd] = await Promise.all([import("../api/client.ts"), import("./commands.ts")]);
     switch (c.name) {
       case "version": {
@@ -48,7 +50,9 @@ export async function cli(argv: string[]): Promise<number> {
         }
       }
     }
-    const conn = await connect(g, logger, {});
+    // an embedded manager may have to release an image container's layer (rm, or a clean-up)
+    const { lazyLayers } = await import("../images/lazy-layers.ts");
+    const conn = await connect(g, logger, { layers: lazyLayers(g.root, { insecureRegistries: g.insecureRegistries }) });
     try {
       switch (c.name) {
         case "run":
@@ -66,6 +70,7 @@ export async function cli(argv: string[]): Promise<number> {
         case "events":
           return await cmd.events(conn.api, g);
       }
+      throw new Error(`command ${c.name} has no handler`);
     } finally {
       conn.close();
     }
@@ -73,5 +78,35 @@ export async function cli(argv: string[]): Promise<number> {
     debugLog?.(err);
     process.stderr.write(`bunker: ${errorMessage(err).split("\n")[0]}\n`);
     return failCode;
+  }
+}
+
+/** The image commands work on the stores under --root, daemon or not; undefined for any other command. */
+async function imageCommand(g: Parsed["globals"], c: Parsed["command"]): Promise<number | undefined> {
+  switch (c.name) {
+    case "pull":
+      return (await import("./images.ts")).pull(g, c);
+    case "images":
+      return (await import("./images.ts")).images(g, c.quiet);
+    case "image-inspect":
+      return (await import("./images.ts")).inspect(g, c.refs);
+    case "tag":
+      return (await import("./images.ts")).tag(g, c);
+    case "rmi":
+      return (await import("./images.ts")).rmi(g, c);
+    case "login":
+      return (await import("./images.ts")).login(g, c);
+    case "logout":
+      return (await import("./images.ts")).logout(c);
+    case "info":
+      return (await import("./images.ts")).info(g);
+    case "load":
+      return (await import("./image-archive.ts")).load(g, c);
+    case "save":
+      return (await import("./image-archive.ts")).save(g, c);
+    case "image-prune":
+      return (await import("./image-archive.ts")).prune(g, c.all);
+    default:
+      return undefined;
   }
 }

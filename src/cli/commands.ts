@@ -11,6 +11,7 @@ import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { cgroupParent } from "../runtime/paths.ts";
 import { generateSpec } from "../oci/spec.ts";
+import { familiarString, parseDockerRef } from "../registry/reference.ts";
 import { sys } from "../sys/index.ts";
 import type { Command, GlobalOptions, RunOptions } from "./args.ts";
 import type { Api } from "../api/client.ts";
@@ -50,22 +51,30 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
   // Checked here too, so a bad request creates nothing at all (not even our FIFOs).
   validateNamespace(g.namespace);
   validateIdentifier(o.id, "container id");
-  const rootfs = resolve(o.rootfs);
-  if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);
-  if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
   // Resolved before anything is made: an unknown runtime name or a bad options table creates nothing.
   const config = g.runtimeConfig === undefined ? undefined : await loadRuntimeConfig(g.runtimeConfig);
   const runtime = resolveRuntime(o.runtime, config);
-  const spec = generateSpec({
+  const base = {
     namespace: g.namespace,
     id: o.id,
     cgroupParent: cgroupParent(g.address),
-    args: o.args,
-    env: o.env,
     terminal: o.tty,
     annotations: applyShimGroup(config, o.annotations),
-    ...(o.cwd ? { cwd: o.cwd } : {}),
-  });
+  };
+  let root: { rootfs: string } | { image: string; snapshotParent: string };
+  let spec;
+  if ("rootfs" in o.source) {
+    const rootfs = resolve(o.source.rootfs);
+    if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);
+    if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
+    spec = generateSpec({ ...base, args: o.args, env: o.env, ...(o.cwd ? { cwd: o.cwd } : {}) });
+    root = { rootfs };
+  } else {
+    const { prepareImageRun } = await import("./image-run.ts");
+    const r = await prepareImageRun(g, o, o.source, base);
+    spec = r.spec;
+    root = { image: r.image, snapshotParent: r.parent };
+  }
   const io = o.detach ? undefined : fifos(o.tty);
   const ref = { namespace: g.namespace, id: o.id };
   try {
@@ -73,7 +82,7 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
       ...ref,
       runtime: runtime.runtime,
       ...(runtime.options ? { runtimeOptions: runtime.options } : {}),
-      rootfs,
+      ...root,
       spec: encoder.encode(JSON.stringify(spec)),
       stdout: io?.stdout ?? "",
       stderr: io?.stderr ?? "",
@@ -172,12 +181,21 @@ export function formatLabels(labels: Readonly<Record<string, string>>): string {
     .join(",");
 }
 
+/** docker's familiar form (docker.io/library/busybox:latest -> busybox:latest); a digest name as it is. */
+function shortImageName(name: string): string {
+  try {
+    return familiarString(parseDockerRef(name));
+  } catch {
+    return name;
+  }
+}
+
 /** The lines of `bunker ps`: aligned columns, labels last (they are the widest and often empty). */
 export function psLines(tasks: readonly TaskInfo[]): string[] {
-  const rows = [["ID", "PID", "STATUS", "EXIT", "RUNTIME", "LABELS"]];
+  const rows = [["ID", "PID", "STATUS", "EXIT", "RUNTIME", "IMAGE", "LABELS"]];
   for (const t of tasks) {
     const exit = t.status === Status.STOPPED ? String(t.exitStatus) : "";
-    rows.push([t.id, t.pid ? String(t.pid) : "-", STATUS_NAMES[t.status] ?? String(t.status), exit, t.runtime, formatLabels(t.labels)]);
+    rows.push([t.id, t.pid ? String(t.pid) : "-", STATUS_NAMES[t.status] ?? String(t.status), exit, t.runtime, t.image ? shortImageName(t.image) : "-", formatLabels(t.labels)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ").trimEnd());

@@ -1,5 +1,6 @@
 // `bunker daemon`: serves bunker.v1.Bunker and the shims' Events/Forward on one owner-only unix
 // socket (--address), with the task manager reloaded from --state at start-up.
+import { lazyLayers } from "../images/lazy-layers.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DescMessage } from "@bufbuild/protobuf";
@@ -38,7 +39,8 @@ export async function daemon(g: GlobalOptions, logger: Logger): Promise<number> 
   let manager: TaskManager;
   const t0 = performance.now();
   try {
-    manager = await TaskManager.create({ root: g.root, state: g.state, address: g.address, ttrpcAddress: g.address, events, sys: sys(), logger, debug: g.debug });
+    const layers = lazyLayers(g.root, { insecureRegistries: g.insecureRegistries });
+    manager = await TaskManager.create({ root: g.root, state: g.state, address: g.address, ttrpcAddress: g.address, events, sys: sys(), logger, debug: g.debug, layers });
   } catch (err) {
     reject(err);
     listener.close();

@@ -2,18 +2,18 @@
 // the foreground, supervised by this process alone (see src/runtime/foreground.ts for why and for
 // how other bunkers see it). Keep the imports light: this path exists to start fast, and loading
 // protobuf descriptors or pino would cost more than the whole container.
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import { join, resolve } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, type ForegroundRecord, foregroundRuncRoot, releaseForegroundTask, writeForeground } from "../runtime/foreground.ts";
-import { ContainerStore } from "../containers/record.ts";
+import { type ContainerLayers, ContainerStore, DEFAULT_STEPS, IMAGE_STEPS } from "../containers/record.ts";
 import { processStartTime } from "../proc.ts";
 import { makeBundleDir } from "../runtime/bundle.ts";
 import { writeMeta } from "../runtime/meta.ts";
 import { cgroupParent } from "../runtime/paths.ts";
-import { generateSpec } from "../oci/spec.ts";
+import { generateSpec, type OciSpec } from "../oci/spec.ts";
 import type { GlobalOptions, RunOptions } from "./args.ts";
 import { CONFIG_FILE } from "../contract/bundle.ts";
 
@@ -37,24 +37,48 @@ export async function daemonListening(address: string): Promise<boolean> {
   }
 }
 
-function makeBundle(g: GlobalOptions, o: RunOptions, rootfs: string, rec: ForegroundRecord, containers: ContainerStore): string {
+/** What the container's root is: a host directory runc takes where it is, or an image's layer mounted at <bundle>/rootfs. */
+type Root = { rootfs: string } | { image: ImageRoot };
+
+interface ImageRoot {
+  spec: OciSpec;
+  image: string;
+  parent: string;
+  layers: ContainerLayers;
+}
+
+function makeBundle(g: GlobalOptions, o: RunOptions, root: Root, rec: ForegroundRecord, containers: ContainerStore): string {
   const path = join(g.state, g.namespace, o.id);
   if (!makeBundleDir(path)) throw new AlreadyExistsError(`task ${g.namespace}/${o.id} already exists`);
   try {
     // the foreground record first: from then on every other bunker knows this bundle is ours and alive
     writeForeground(path, rec);
     // then the container record, whose teardown removes it all (also when this CLI is killed midway)
-    containers.create(g.namespace, o.id);
-    const spec = generateSpec({ namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
-    // No mount of our own: runc takes the rootfs where it is, as `runc run` users give it.
-    writeFileSync(join(path, CONFIG_FILE), JSON.stringify({ ...spec, root: { path: rootfs, readonly: false } }), { mode: 0o600 });
-    writeMeta({ path }, { runtime: FOREGROUND_RUNTIME, labels: o.labels, created: new Date().toISOString() });
+    containers.create(g.namespace, o.id, "image" in root ? { image: root.image.image, parent: root.image.parent } : undefined);
+    let config;
+    if ("rootfs" in root) {
+      const spec = generateSpec({ namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
+      // No mount of our own: runc takes the rootfs where it is, as `runc run` users give it.
+      config = { ...spec, root: { path: root.rootfs, readonly: false } };
+    } else {
+      config = root.image.spec;
+    }
+    writeFileSync(join(path, CONFIG_FILE), JSON.stringify(config), { mode: 0o600 });
+    writeMeta({ path }, { runtime: FOREGROUND_RUNTIME, labels: o.labels, created: new Date().toISOString(), ...("image" in root ? { image: root.image.image } : {}) });
   } catch (err) {
     containers.remove(g.namespace, o.id);
     rmSync(path, { recursive: true, force: true });
     throw err;
   }
   return path;
+}
+
+/** Mounts the container's own layer at <bundle>/rootfs (the record's snapshot step releases it). */
+async function mountImageLayer(bundle: string, g: GlobalOptions, id: string, root: ImageRoot): Promise<void> {
+  await root.layers.prepare(g.namespace, id, root.parent);
+  const target = join(bundle, "rootfs");
+  mkdirSync(target, { recursive: true, mode: 0o711 });
+  await root.layers.mount(g.namespace, id, target);
 }
 
 /**
@@ -91,21 +115,40 @@ function runcError(logFile: string, held: Uint8Array[]): string {
   return msg.replace(/^runc run failed: /, "") || "runc run failed with no message";
 }
 
+/** The bundle step: an image's layer is mounted at <bundle>/rootfs, and must be unmounted before the rm. */
+async function removeBundle(bundle: string, mounted: boolean): Promise<void> {
+  if (mounted) {
+    const { sys } = await import("../sys/index.ts");
+    sys().unmountAll(join(bundle, "rootfs"));
+  }
+  rmSync(bundle, { recursive: true, force: true });
+}
+
 /** Runs the container to its end; returns its exit status (128+signal when signalled), 125 when it never ran. */
 export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<number> {
   validateNamespace(g.namespace);
   validateIdentifier(o.id, "container id");
-  const rootfs = resolve(o.rootfs);
-  if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);
-  if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
+  let root: Root;
+  if ("rootfs" in o.source) {
+    const rootfs = resolve(o.source.rootfs);
+    if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);
+    if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
+    root = { rootfs };
+  } else {
+    const [{ prepareImageRun }, { lazyLayers }] = await Promise.all([import("./image-run.ts"), import("../images/lazy-layers.ts")]);
+    const base = { namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), annotations: o.annotations };
+    const r = await prepareImageRun(g, o, o.source, base);
+    root = { image: { ...r, layers: lazyLayers(g.root, { insecureRegistries: g.insecureRegistries }) } };
+  }
   const runc = Bun.which("runc");
   if (!runc) throw new NotFoundError("runc not found in PATH");
   const containers = new ContainerStore(g.root);
   const rec: ForegroundRecord = { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.state, g.namespace) };
-  const bundle = makeBundle(g, o, rootfs, rec, containers);
+  const bundle = makeBundle(g, o, root, rec, containers);
   const pidFile = join(bundle, FOREGROUND_PID_FILE);
   const logFile = join(bundle, "runc.log");
   try {
+    if ("image" in root) await mountImageLayer(bundle, g, o.id, root.image);
     const argv = [runc, "--root", rec.runcRoot, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id];
     // pino only when asked for: loading it costs more than this whole path
     const log = g.debug ? (await import("./log.ts")).makeLogger({ debug: true, daemon: false }) : undefined;
@@ -141,9 +184,10 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
       o.id,
       async (step) => {
         if (step === "task") await releaseForegroundTask(rec, o.id);
-        else rmSync(bundle, { recursive: true, force: true });
+        else if (step === "snapshot") await (root as { image: ImageRoot }).image.layers.release(g.namespace, o.id);
+        else await removeBundle(bundle, "image" in root);
       },
-      { persist: false },
+      { persist: false, steps: "image" in root ? IMAGE_STEPS : DEFAULT_STEPS },
     );
   }
 }

@@ -3,8 +3,9 @@
 // an ordered list of release steps, each idempotent, each recorded once done. A teardown marks the
 // record `removing` before releasing anything, so one cut short (a SIGKILL, a crash, a reboot) is
 // found and finished by the next rm, ps or daemon start, and nothing of the container is left behind.
-// Today's steps are the task and the bundle; the network, the rootfs snapshot and the logs join the
-// list as their subsystems arrive. Light on purpose (node:fs only): the CLI's foreground path uses it.
+// The steps are the task, the bundle and, for a container made from an image, its writable layer
+// (the snapshot); the network and the logs join the list as their subsystems arrive. Light on purpose
+// (node:fs only): the CLI's foreground path uses it.
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RESERVED_NAMESPACES } from "../identifiers.ts";
@@ -12,15 +13,43 @@ import { RESERVED_NAMESPACES } from "../identifiers.ts";
 export const CONTAINERS_DIR = "containers";
 export const RECORD_FILE = "record.json";
 
-/** What a container holds, in the order it is released. */
-export type Step = "task" | "bundle";
+/**
+ * What a container holds, in the order it is released. The snapshot goes after the bundle: the
+ * bundle's rootfs is where the snapshot is mounted, and the bundle step unmounts it.
+ */
+export type Step = "task" | "bundle" | "snapshot";
+const STEPS: readonly Step[] = ["task", "bundle", "snapshot"];
 export const DEFAULT_STEPS: readonly Step[] = ["task", "bundle"];
+export const IMAGE_STEPS: readonly Step[] = ["task", "bundle", "snapshot"];
+
+/** What a container was made from, when it was an image: for ps/inspect, and `rmi` refuses while one uses it. */
+export interface ImageSource {
+  /** The image's name as stored (docker.io/library/busybox:latest), or its digest. */
+  image: string;
+  /** The committed snapshot (chain ID) the container's writable layer sits on. */
+  parent: string;
+}
+
+/**
+ * A container's writable layer, provided by the image subsystem and held through the record: the
+ * manager (which may not import it) prepares one at create and releases it in the snapshot step,
+ * also after a crash (the key is the container's namespace and id).
+ */
+export interface ContainerLayers {
+  /** Makes the layer over `parent`; returns the rootfs mounts (containerd's mount list) for the shim. */
+  prepare(namespace: string, id: string, parent: string): Promise<{ type: string; source: string; options: string[] }[]>;
+  /** Mounts the prepared layer at target itself (a caller with no shim to mount the list: the foreground run). */
+  mount(namespace: string, id: string, target: string): Promise<void>;
+  /** Unmounts and removes it; idempotent (a missing layer is fine). */
+  release(namespace: string, id: string): Promise<void>;
+}
 
 export interface ContainerRecord {
   namespace: string;
   id: string;
   created: string;
   steps: Step[];
+  source?: ImageSource;
   /** Set before the first release: from then on the teardown must be finished. */
   removing: boolean;
   released: Step[];
@@ -49,8 +78,10 @@ export class ContainerStore {
    * through a rename: a torn new record reads as none, and a container with no record is still torn
    * down by the default steps (measured: the rename cost the foreground run ~0.3 ms).
    */
-  create(namespace: string, id: string, steps: readonly Step[] = DEFAULT_STEPS): ContainerRecord {
+  create(namespace: string, id: string, source?: ImageSource): ContainerRecord {
+    const steps = source ? IMAGE_STEPS : DEFAULT_STEPS;
     const rec: ContainerRecord = { namespace, id, created: new Date().toISOString(), steps: [...steps], removing: false, released: [] };
+    if (source) rec.source = { image: source.image, parent: source.parent };
     const dir = this.dir(namespace, id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileSync(join(dir, RECORD_FILE), JSON.stringify(rec), { mode: 0o600 });
@@ -61,9 +92,11 @@ export class ContainerStore {
     try {
       const r = JSON.parse(readFileSync(join(this.dir(namespace, id), RECORD_FILE), "utf8")) as Partial<ContainerRecord>;
       if (r.namespace !== namespace || r.id !== id || !Array.isArray(r.steps)) return undefined;
-      const steps = r.steps.filter((s): s is Step => s === "task" || s === "bundle");
+      const steps = r.steps.filter((s): s is Step => STEPS.includes(s));
       const released = (r.released ?? []).filter((s): s is Step => steps.includes(s as Step));
-      return { namespace, id, created: r.created ?? "", steps, removing: r.removing === true, released };
+      const rec: ContainerRecord = { namespace, id, created: r.created ?? "", steps, removing: r.removing === true, released };
+      if (typeof r.source?.image === "string" && typeof r.source.parent === "string") rec.source = { image: r.source.image, parent: r.source.parent };
+      return rec;
     } catch {
       return undefined;
     }
@@ -83,11 +116,11 @@ export class ContainerStore {
    * released clears the mark again (nothing was torn down: the caller's error stands); one that fails
    * later leaves it, for the next rm, ps or daemon start. One teardown per container at a time.
    */
-  teardown(namespace: string, id: string, release: Release, { persist = true }: { persist?: boolean } = {}): Promise<void> {
+  teardown(namespace: string, id: string, release: Release, { persist = true, steps = DEFAULT_STEPS }: { persist?: boolean; steps?: readonly Step[] } = {}): Promise<void> {
     const key = `${namespace}/${id}`;
     const inFlight = this.running.get(key);
     if (inFlight) return inFlight;
-    const p = (persist ? this.run(namespace, id, release) : this.runUnrecorded(namespace, id, release)).finally(() => this.running.delete(key));
+    const p = (persist ? this.run(namespace, id, release) : this.runUnrecorded(namespace, id, release, steps)).finally(() => this.running.delete(key));
     this.running.set(key, p);
     return p;
   }
@@ -127,9 +160,9 @@ export class ContainerStore {
    * run's own end (runc run removed its state; a bundle left by a crash here is a dead CLI's, which
    * the orphan clean-up removes through the full teardown). Saves the four record writes, ~1.5 ms.
    */
-  private async runUnrecorded(namespace: string, id: string, release: Release): Promise<void> {
-    // the owner wrote the record with the default steps: no need to read it back
-    for (const step of DEFAULT_STEPS) {
+  private async runUnrecorded(namespace: string, id: string, release: Release, steps: readonly Step[]): Promise<void> {
+    // the owner wrote the record with these steps: no need to read it back
+    for (const step of steps) {
       failpoint(step);
       await release(step);
     }

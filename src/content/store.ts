@@ -180,6 +180,52 @@ export class ContentStore {
     return removed;
   }
 
+  /**
+   * Stores a stream whose digest is known only once it is read (the files of an archive being
+   * loaded): written under a held ingest dir (so cleanIngests leaves a live import alone), hashed on
+   * the way, synced, then renamed into blobs/ unless the blob is already there. `expectedSize`, when
+   * the source declared one, must match.
+   */
+  async importStream(body: AsyncIterable<Uint8Array>, expectedSize?: number): Promise<{ digest: string; size: number }> {
+    this.ensureLayout();
+    const dir = join(this.dir, "ingest", `import-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    mkdirSync(dir, { recursive: true });
+    const lock = tryLock(join(dir, "lock"));
+    try {
+      const dataPath = join(dir, "data");
+      const hasher = new DigestHasher();
+      const file = await open(dataPath, "w", 0o644);
+      try {
+        for await (const chunk of body) {
+          for (let off = 0; off < chunk.length; ) {
+            try {
+              off += (await file.write(chunk, off, chunk.length - off)).bytesWritten;
+            } catch (err) {
+              if (!isCode(err, "ENOSPC", "EDQUOT")) throw err;
+              throw new ResourceExhaustedError(`import: no space left on the device of ${this.dir} (${errorMessage(err)})`);
+            }
+          }
+          hasher.update(chunk);
+        }
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      if (expectedSize !== undefined && hasher.bytes !== expectedSize) {
+        throw new FailedPreconditionError(`import: got ${hasher.bytes} bytes where ${expectedSize} were declared`);
+      }
+      const digest = hasher.digest();
+      if (!this.has(digest)) {
+        renameSync(dataPath, this.blobPath(digest));
+        fsyncDir(join(this.dir, "blobs", "sha256"));
+      }
+      return { digest, size: hasher.bytes };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      lock?.release();
+    }
+  }
+
   private committed(expected: ExpectedBlob, what: string): boolean {
     const size = this.size(expected.digest);
     if (size === null) return false;

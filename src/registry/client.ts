@@ -118,6 +118,29 @@ export class RegistryClient {
   }
 
   /**
+   * GET /v2/ with our credentials for `domain` (docker login's check): refused credentials are a
+   * PermissionDeniedError, an unreachable registry an UnavailableError.
+   */
+  async ping(domain: string): Promise<void> {
+    const host = apiHost(domain);
+    const url = `${this.baseUrl(domain)}/v2/`;
+    const what = `login to ${domain}`;
+    let res = await this.send(url, host, "", {}, what);
+    if (res.status === 401) {
+      const challenge = res.headers.get("www-authenticate");
+      await res.body?.cancel();
+      await this.authorizer.answer(host, "", challenge, what);
+      res = await this.send(url, host, "", {}, what);
+      if (res.status === 401) {
+        await res.body?.cancel();
+        throw new PermissionDeniedError(`${what}: ${host} refused our credentials (HTTP 401)`);
+      }
+    }
+    if (!res.ok) throw await registryError(res, what);
+    await res.body?.cancel();
+  }
+
+  /**
    * One API request for a repository: auth (answering one 401), redirects by hand, and the
    * registry's error JSON turned into a one-line errdefs error.
    */

@@ -3,16 +3,16 @@
 // start-up reloads every task a previous bunker left running, all namespaces and bundles at once.
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { type Any, AnySchema, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import { AlreadyExistsError, errorMessage, FailedPreconditionError, isNotFound, NotFoundError, UnavailableError } from "../errdefs.ts";
-import type { Mount } from "../gen/containerd/types/mount_pb.ts";
+import { type Mount, MountSchema } from "../gen/containerd/types/mount_pb.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
-import { ContainerStore, type Step } from "../containers/record.ts";
+import { type ContainerLayers, ContainerStore, type ImageSource, type Step } from "../containers/record.ts";
 import { foregroundPid, type ForegroundRecord, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, releaseForegroundTask } from "./foreground.ts";
 import { ForegroundTask, isRunning, OrphanTask, ShimBackedTask, type Task } from "./task.ts";
 import { type Exchange, type ExitInfo, Topics, unpackEvent } from "./events.ts";
@@ -56,12 +56,16 @@ export interface ManagerOptions {
   selfDir?: string;
   /** runc's state root for runc-type shims that name none (default <state>/runc; see runc-root.ts). */
   runcRoot?: string;
+  /** Containers' writable layers over images (the image subsystem); without it, only rootfs mounts can be created. */
+  layers?: ContainerLayers;
 }
 
 export interface CreateOptions {
   runtime: string;
   spec: Uint8Array | string;
+  /** The rootfs mounts, or an image's snapshot to make the container's writable layer over (then rootfs is empty). */
   rootfs: Mount[];
+  image?: ImageSource;
   stdin?: string;
   stdout?: string;
   stderr?: string;
@@ -229,7 +233,17 @@ export class TaskManager {
    * shim's delete action, a rollback); the bundle step is always deleteBundle.
    */
   private teardown(bundle: Bundle, releaseTask: () => Promise<void>): Promise<void> {
-    return this.containers.teardown(bundle.namespace, bundle.id, (step: Step) => (step === "task" ? releaseTask() : this.releaseBundle(bundle)));
+    return this.containers.teardown(bundle.namespace, bundle.id, (step: Step) => {
+      if (step === "task") return releaseTask();
+      if (step === "bundle") return this.releaseBundle(bundle);
+      return this.releaseLayer(bundle.namespace, bundle.id);
+    });
+  }
+
+  /** The snapshot step: the container's writable layer, through the image subsystem. */
+  private async releaseLayer(namespace: string, id: string): Promise<void> {
+    if (!this.o.layers) throw new FailedPreconditionError(`container ${namespace}/${id} has an image layer, and this bunker has no image store to release it`);
+    await this.o.layers.release(namespace, id);
   }
 
   private async tryTeardown(bundle: Bundle, releaseTask: () => Promise<void>): Promise<void> {
@@ -349,11 +363,13 @@ export class TaskManager {
     if (this.tasks.has(namespace, id) || exists(path)) throw new AlreadyExistsError(`task ${namespace}/${id} already exists`);
     // Resolve before touching disk: a missing runtime leaves nothing behind.
     const binary = resolveShimBinary(opts.runtime, this.o.selfDir === undefined ? {} : { selfDir: this.o.selfDir });
+    const layers = this.o.layers;
+    if (opts.image && !layers) throw new FailedPreconditionError("this bunker has no image store: give a rootfs");
     const bundle = newBundle({ root: this.o.root, state: this.o.state, namespace, id, spec: opts.spec, sys: this.o.sys });
     // the record after the bundle (the mkdir that reserves the id): a record never names a bundle
     // someone else is making; a crash between the two leaves a bundle that reload cleans up
     try {
-      this.containers.create(namespace, id);
+      this.containers.create(namespace, id, opts.image);
     } catch (err) {
       deleteBundle(bundle, this.o.sys);
       throw err;
@@ -363,6 +379,7 @@ export class TaskManager {
     try {
       const meta: TaskMeta = { runtime: opts.runtime, labels: opts.labels ?? {}, created: new Date().toISOString() };
       if (opts.logPath !== undefined) meta.logPath = opts.logPath;
+      if (opts.image) meta.image = opts.image.image;
       writeMeta(bundle, meta);
       shimLog = new ShimLog(bundle, this.log);
       const cmd = this.command(bundle, binary);
@@ -374,8 +391,10 @@ export class TaskManager {
       this.log.debug({ id, address: conn.address, ms: Math.round(performance.now() - t0) }, spawned ? "shim started" : "shim reused");
       writeFileSync(join(bundle.path, SHIM_BINARY_FILE), binary, { mode: 0o600 });
       task = new ShimTask(bundle, conn, binary, meta, shimLog);
+      // the layer after the record: a crash from here on is finished by the record's snapshot step
+      const rootfs = opts.image ? await layers!.prepare(namespace, id, opts.image.parent) : opts.rootfs;
       await task.create({
-        rootfs: opts.rootfs,
+        rootfs: rootfs.map((m) => create(MountSchema, m)),
         stdin: opts.stdin ?? "",
         stdout: opts.stdout ?? "",
         stderr: opts.stderr ?? "",

@@ -11,6 +11,8 @@ export interface TaskMeta {
   runtime: string;
   labels: Record<string, string>;
   logPath?: string;
+  /** The image the container was made from (for ps). */
+  image?: string;
   created: string;
 }
 
@@ -24,6 +26,7 @@ export function readMeta(bundle: Pick<Bundle, "path">): TaskMeta | undefined {
     if (typeof m.runtime !== "string") return undefined;
     const meta: TaskMeta = { runtime: m.runtime, labels: m.labels ?? {}, created: m.created ?? "" };
     if (typeof m.logPath === "string") meta.logPath = m.logPath;
+    if (typeof m.image === "string") meta.image = m.image;
     return meta;
   } catch {
     return undefined;

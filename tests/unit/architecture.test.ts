@@ -33,7 +33,7 @@ const ALLOWED: Record<string, string[]> = {
   snapshots: ["linux", "sys"],
   images: ["archive", "containers", "content", "oci", "registry", "snapshots", "sys"],
   cri: ["config", "registry"],
-  cli: ["api", "config", "containers", "contract", "executor", "gen", "oci", "runtime", "shims/bunker", "sys", "ttrpc"],
+  cli: ["api", "config", "containers", "content", "contract", "executor", "gen", "images", "oci", "registry", "runtime", "shims/bunker", "sys", "ttrpc"],
 };
 
 function folderOf(file: string): string | undefined {

@@ -13,7 +13,7 @@ describe("parseArgs", () => {
     // No --runtime: the runtime config's default, or bunker's own shim without a config.
     expect(p.command).toEqual({
       name: "run",
-      opts: { rm: true, detach: false, tty: false, env: ["A=1", "B=2"], labels: { k: "v" }, annotations: {}, rootfs: "/r", id: "c1", args: ["/bin/ls", "-l", "--rm"] },
+      opts: { rm: true, detach: false, tty: false, env: ["A=1", "B=2"], labels: { k: "v" }, annotations: {}, source: { rootfs: "/r" }, id: "c1", args: ["/bin/ls", "-l", "--rm"] },
     });
   });
 
@@ -37,8 +37,42 @@ describe("parseArgs", () => {
     const p = parseArgs(["--root=/x", "--state", "/s", "-n", "ns1", "--debug", "run", "-d", "--log", "/l", "--runtime=/opt/shim", "--rootfs=/r", "c", "sh"], {
       BUNKER_ADDRESS: "/tmp/b.sock",
     });
-    expect(p.globals).toEqual({ root: "/x", state: "/s", address: "/tmp/b.sock", namespace: "ns1", debug: true });
+    expect(p.globals).toEqual({ root: "/x", state: "/s", address: "/tmp/b.sock", namespace: "ns1", debug: true, insecureRegistries: [] });
     expect(p.command.name === "run" && p.command.opts).toMatchObject({ detach: true, log: "/l", runtime: "/opt/shim" });
+  });
+
+  test("run IMAGE: --name, the image's own command, pull policy and the image flags", () => {
+    const p = parseArgs(["run", "--rm", "--name", "web", "--pull", "never", "--platform", "linux/arm64", "-u", "app:wheel", "--entrypoint", "/bin/sh", "-e", "PATH", "-w", "/srv", "busybox", "-c", "id"]);
+    expect(p.command.name === "run" && p.command.opts).toMatchObject({
+      id: "web",
+      source: { image: "busybox", pull: "never", platform: "linux/arm64" },
+      args: ["-c", "id"],
+      entrypoint: "/bin/sh",
+      user: "app:wheel",
+      env: ["PATH"],
+      cwd: "/srv",
+    });
+    const q = parseArgs(["run", "-d", "busybox"]);
+    expect(q.command.name === "run" && q.command.opts.source).toEqual({ image: "busybox", pull: "missing" });
+    expect(q.command.name === "run" && q.command.opts.id).toMatch(/^[0-9a-f]{12}$/);
+    expect(q.command.name === "run" && q.command.opts.args).toEqual([]);
+  });
+
+  test("image commands, and docker's `image` forms", () => {
+    expect(parseArgs(["pull", "--platform", "linux/amd64", "busybox"]).command).toEqual({ name: "pull", ref: "busybox", platform: "linux/amd64", quiet: false });
+    expect(parseArgs(["image", "pull", "-q", "busybox"]).command).toEqual({ name: "pull", ref: "busybox", quiet: true });
+    expect(parseArgs(["load", "-i", "/a.tar"]).command).toEqual({ name: "load", input: "/a.tar", quiet: false });
+    expect(parseArgs(["save", "-o", "/a.tar", "a", "b"]).command).toEqual({ name: "save", output: "/a.tar", refs: ["a", "b"] });
+    expect(parseArgs(["images", "-q"]).command).toEqual({ name: "images", quiet: true });
+    expect(parseArgs(["image", "ls"]).command).toEqual({ name: "images", quiet: false });
+    expect(parseArgs(["image", "inspect", "a"]).command).toEqual({ name: "image-inspect", refs: ["a"] });
+    expect(parseArgs(["tag", "a", "b:1"]).command).toEqual({ name: "tag", source: "a", target: "b:1" });
+    expect(parseArgs(["rmi", "-f", "a"]).command).toEqual({ name: "rmi", force: true, refs: ["a"] });
+    expect(parseArgs(["image", "rm", "a"]).command).toEqual({ name: "rmi", force: false, refs: ["a"] });
+    expect(parseArgs(["image", "prune", "-a"]).command).toEqual({ name: "image-prune", all: true });
+    expect(parseArgs(["login", "-u", "me", "--password-stdin", "127.0.0.1:5000"]).command).toEqual({ name: "login", registry: "127.0.0.1:5000", username: "me", passwordStdin: true });
+    expect(parseArgs(["logout", "r"]).command).toEqual({ name: "logout", registry: "r" });
+    expect(parseArgs(["--insecure-registry", "reg.lan:5000", "pull", "x"], { BUNKER_INSECURE_REGISTRIES: "a,b" }).globals.insecureRegistries).toEqual(["reg.lan:5000", "a", "b"]);
   });
 
   test("exec, kill, rm, logs, ps", () => {
@@ -52,7 +86,14 @@ describe("parseArgs", () => {
   });
 
   test.each([
-    [["run", "c", "sh"], /--rootfs/],
+    [["run"], /an image \(or --rootfs DIR\)/],
+    [["run", "--pull", "sometimes", "busybox"], /--pull must be/],
+    [["run", "--rootfs", "/r", "--entrypoint", "x", "c", "sh"], /--entrypoint needs an image/],
+    [["run", "--rootfs", "/r", "--name", "x", "c", "sh"], /not in --name/],
+    [["run", "-e", "=x", "busybox"], /KEY=VALUE or KEY/],
+    [["image", "frob"], /unknown image command/],
+    [["save", "busybox"], /-o FILE/],
+    [["login", "-p", "x", "--password-stdin", "r"], /cannot be combined/],
     [["run", "--rootfs", "/r", "c"], /command/],
     [["run", "--rootfs", "/r"], /container id/],
     [["run", "--rm", "-d", "--rootfs", "/r", "c", "sh"], /cannot be combined/],
@@ -84,12 +125,12 @@ test("parseSignal", () => {
 test("ps lines: labels sorted as k=v,... in the last column; none leaves no trailing space", () => {
   const tasks = [
     create(TaskInfoSchema, { id: "web", pid: 42, status: Status.RUNNING, runtime: "io.containerd.bunker.v1", labels: { tier: "front", app: "shop" } }),
-    create(TaskInfoSchema, { id: "job", status: Status.STOPPED, exitStatus: 3, runtime: "io.containerd.runc.v2" }),
+    create(TaskInfoSchema, { id: "job", status: Status.STOPPED, exitStatus: 3, runtime: "io.containerd.runc.v2", image: "docker.io/library/busybox:latest" }),
   ];
   expect(psLines(tasks)).toEqual([
-    "ID    PID   STATUS    EXIT   RUNTIME                   LABELS",
-    "web   42    RUNNING          io.containerd.bunker.v1   app=shop,tier=front",
-    "job   -     STOPPED   3      io.containerd.runc.v2",
+    "ID    PID   STATUS    EXIT   RUNTIME                   IMAGE            LABELS",
+    "web   42    RUNNING          io.containerd.bunker.v1   -                app=shop,tier=front",
+    "job   -     STOPPED   3      io.containerd.runc.v2     busybox:latest",
   ]);
   expect(formatLabels({})).toBe("");
   expect(formatLabels({ b: "", a: "x=y" })).toBe("a=x=y,b=");

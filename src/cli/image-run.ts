@@ -1,0 +1,41 @@
+// `run IMAGE`: the image per the --pull policy (pulled with progress on stderr, as docker run does
+// when the image is missing), unpacked, and the container's spec from its config. Loaded only by
+// image runs: the registry client and the tar applier are not a `run --rootfs`'s to pay for.
+import type { SpecOptions } from "../oci/spec.ts";
+import type { OciSpec } from "../oci/spec.ts";
+import { ImageStore } from "../images/store.ts";
+import { topChainId } from "../images/image.ts";
+import { imageSpec } from "../images/run-spec.ts";
+import type { GlobalOptions, RunOptions } from "./args.ts";
+import { PullDisplay } from "./pull-display.ts";
+
+export function openImageStore(g: GlobalOptions): ImageStore {
+  return new ImageStore(g.root, { insecureRegistries: g.insecureRegistries });
+}
+
+export async function prepareImageRun(
+  g: GlobalOptions,
+  o: RunOptions,
+  source: { image: string; pull: "missing" | "always" | "never"; platform?: string },
+  base: Omit<SpecOptions, "args" | "env" | "cwd">,
+): Promise<{ spec: OciSpec; image: string; parent: string }> {
+  const store = openImageStore(g);
+  const display = new PullDisplay(process.stderr, source.image);
+  let img;
+  try {
+    img = await store.ensure(source.image, source.pull, {
+      ...(source.platform ? { platform: source.platform } : {}),
+      onProgress: (e) => display.progress(e),
+    });
+  } finally {
+    display.end();
+  }
+  const spec = await imageSpec(store, img, base, {
+    args: o.args,
+    env: o.env,
+    ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
+    ...(o.user !== undefined ? { user: o.user } : {}),
+    ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
+  });
+  return { spec, image: img.name, parent: topChainId(img) };
+}

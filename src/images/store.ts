@@ -1,0 +1,206 @@
+// bunker's image store: the names in `<root>/content`'s index.json, the blobs beside them, and the
+// snapshots the layers unpack to under `<root>/snapshots`. What `bunker pull`, `run IMAGE`, `images`,
+// `tag`, `rmi` and `image prune` do, for the CLI, the daemon and the executor alike; every bunker
+// process opens the same directories, and the stores' own cross-process locks keep them consistent
+// (nerdctl pulls client-side against containerd's stores the same way).
+//
+// A name is written only after the image is fully fetched and unpacked, so `bunker images` never
+// lists an image a killed pull left half-made; what such a pull leaves (ingests, temps) is reclaimed
+// by the next pull of the same blobs, or by `image prune`.
+import { mkdtempSync, readFileSync, rmdirSync } from "node:fs";
+import { join } from "node:path";
+import { FailedPreconditionError, NotFoundError } from "../errdefs.ts";
+import { ContentStore } from "../content/store.ts";
+import type { Descriptor, Platform } from "../content/oci.ts";
+import type { ImageRecord } from "../content/names.ts";
+import { RegistryClient } from "../registry/client.ts";
+import { fetchImage, type PullProgressEvent } from "../registry/pull.ts";
+import { parseAnyReference, parseDockerRef } from "../registry/reference.ts";
+import { parsePlatform } from "../registry/platform.ts";
+import { openSnapshotter, type Snapshotter, type SnapshotterKind } from "../snapshots/snapshotter.ts";
+import type { ContainerLayers } from "../containers/record.ts";
+import { resolveInRoot } from "../archive/root-path.ts";
+import { readImage, type StoredImage, topChainId } from "./image.ts";
+import { unpackImage, type UnpackProgress } from "./unpack.ts";
+
+export interface ImageStoreOptions {
+  /** Registries spoken to over plain HTTP besides loopback ones. */
+  insecureRegistries?: readonly string[];
+  /** The snapshotter: "auto" (overlayfs unless it cannot work here), or one named. */
+  snapshotter?: "auto" | SnapshotterKind;
+}
+
+export interface PullOptions {
+  platform?: string;
+  onProgress?: (e: PullProgressEvent) => void;
+  onUnpack?: UnpackProgress;
+}
+
+export type PullPolicy = "missing" | "always" | "never";
+
+/** The snapshot key of a container's writable layer. */
+export function containerKey(namespace: string, id: string): string {
+  return `containers/${namespace}/${id}`;
+}
+
+export class ImageStore {
+  readonly content: ContentStore;
+  private snapshotter?: Snapshotter;
+
+  constructor(readonly root: string, private readonly o: ImageStoreOptions = {}) {
+    this.content = new ContentStore(root);
+  }
+
+  /** Opened on first use: choosing overlayfs costs a probe mount the image listing does not need. */
+  get snapshots(): Snapshotter {
+    this.snapshotter ??= openSnapshotter(this.root, this.o.snapshotter ?? "auto");
+    return this.snapshotter;
+  }
+
+  /** The stored name a reference means: a full name, a familiar one (`busybox`), or an image ID prefix. */
+  find(ref: string): ImageRecord | undefined {
+    const names = this.content.names;
+    let parsed;
+    try {
+      parsed = parseAnyReference(ref);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed?.named) {
+      const byName = names.getImage(parseDockerRef(ref).toString());
+      if (byName) return byName;
+    }
+    // an image ID (docker's: the config digest) or a target digest, whole or a unique prefix
+    const hex = ref.replace(/^sha256:/, "");
+    if (!/^[0-9a-f]{4,64}$/.test(hex)) return undefined;
+    const hits = names.listImages().filter((r) => r.target.digest.slice(7).startsWith(hex) || configDigestOf(this.content, r)?.slice(7).startsWith(hex));
+    return hits[0];
+  }
+
+  /** The stored image a reference means, or NotFoundError naming it. */
+  async get(ref: string, platform?: string): Promise<StoredImage> {
+    const rec = this.find(ref);
+    if (!rec) throw new NotFoundError(`image ${ref}: not found (pull it, or load it from an archive)`);
+    return await readImage(this.content, rec, platform ? parsePlatform(platform) : undefined);
+  }
+
+  /** Fetches an image from its registry, unpacks it, then names it. */
+  async pull(ref: string, o: PullOptions = {}): Promise<StoredImage> {
+    const client = new RegistryClient({ insecure: [...(this.o.insecureRegistries ?? [])] });
+    const platform: Platform | undefined = o.platform ? parsePlatform(o.platform) : undefined;
+    const fetched = await fetchImage(this.content, client, ref, {
+      ...(platform ? { platform } : {}),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    });
+    const rec: ImageRecord = { name: fetched.name, target: fetched.target };
+    const img = await readImage(this.content, rec, platform);
+    await unpackImage(this.content, this.snapshots, img, o.onUnpack);
+    await this.content.names.putImage(fetched.name, fetched.target);
+    return img;
+  }
+
+  /** `run IMAGE`: the image per the pull policy, unpacked (a load may have stored it without snapshots). */
+  async ensure(ref: string, policy: PullPolicy, o: PullOptions = {}): Promise<StoredImage> {
+    if (policy === "always") return await this.pull(ref, o);
+    const rec = this.find(ref);
+    if (!rec) {
+      if (policy === "never") throw new NotFoundError(`image ${ref}: not found, and --pull never forbids pulling it`);
+      return await this.pull(ref, o);
+    }
+    const img = await readImage(this.content, rec, o.platform ? parsePlatform(o.platform) : undefined);
+    await unpackImage(this.content, this.snapshots, img, o.onUnpack);
+    return img;
+  }
+
+  /** Names an image anew (docker tag): the target is shared, nothing is copied. */
+  async tag(source: string, target: string): Promise<string> {
+    const rec = this.find(source);
+    if (!rec) throw new NotFoundError(`image ${source}: not found`);
+    const name = parseDockerRef(target).toString();
+    await this.content.names.putImage(name, rec.target);
+    return name;
+  }
+
+  /**
+   * Removes names (docker rmi). A name an existing container was made from is refused, unless
+   * `force`, which only untags: the container keeps its snapshot, and prune keeps what it uses.
+   */
+  async untag(ref: string, force: boolean, inUse: (name: string) => string[]): Promise<string> {
+    const rec = this.find(ref);
+    if (!rec) throw new NotFoundError(`image ${ref}: not found`);
+    const users = inUse(rec.name);
+    if (users.length > 0 && !force) {
+      throw new FailedPreconditionError(`image ${rec.name} is used by container ${users.join(", ")}: remove the container first (or rmi -f to untag)`);
+    }
+    await this.content.names.deleteImage(rec.name);
+    return rec.name;
+  }
+
+  /** Every stored image, resolved; names whose blobs are broken are listed with what is known. */
+  async list(): Promise<{ rec: ImageRecord; img?: StoredImage; size: number }[]> {
+    return await Promise.all(
+      this.content.names.listImages().map(async (rec) => {
+        try {
+          const img = await readImage(this.content, rec);
+          const size = img.layers.reduce((n, l) => n + l.size, img.config.size + img.manifest.size);
+          return { rec, img, size };
+        } catch {
+          return { rec, size: rec.target.size };
+        }
+      }),
+    );
+  }
+
+  /**
+   * Reads a file of an image's root filesystem (its /etc/passwd for `-u NAME`), through a read-only
+   * view mounted for the moment, as containerd's WithUser does: the merged view honours whiteouts.
+   */
+  async readRootfsFile(img: StoredImage, path: string): Promise<string | undefined> {
+    const s = this.snapshots;
+    const key = `views/${process.pid}-${crypto.randomUUID()}`;
+    const dir = mkdtempSync(join(s.dir, ".view-"));
+    try {
+      await s.prepare(key, topChainId(img));
+      s.mount(key, dir);
+      try {
+        // resolved inside the view: an image's /etc/passwd may be a symlink to anywhere
+        return readFileSync(resolveInRoot(dir, path), "utf8");
+      } catch {
+        return undefined;
+      } finally {
+        s.unmount(key);
+      }
+    } finally {
+      await s.remove(key);
+      rmdirSync(dir);
+    }
+  }
+
+  /** Containers' writable layers, for the task manager (held through the container record). */
+  layers(): ContainerLayers {
+    return {
+      prepare: async (namespace, id, parent) => {
+        const key = containerKey(namespace, id);
+        await this.snapshots.prepare(key, parent);
+        return this.snapshots.mounts(key).map((m) => ({ type: m.type, source: m.source, options: [...m.options] }));
+      },
+      mount: async (namespace, id, target) => {
+        this.snapshots.mount(containerKey(namespace, id), target);
+      },
+      release: async (namespace, id) => {
+        await this.snapshots.remove(containerKey(namespace, id));
+      },
+    };
+  }
+}
+
+function configDigestOf(content: ContentStore, rec: ImageRecord): string | undefined {
+  // only single-manifest names have their config one read away; index names match by target digest
+  if (!rec.target.mediaType.includes("manifest")) return undefined;
+  try {
+    const m = JSON.parse(readFileSync(content.blobPath(rec.target.digest), "utf8")) as { config?: Descriptor };
+    return m.config?.digest;
+  } catch {
+    return undefined;
+  }
+}
