@@ -4,4 +4,4 @@ export * from "./digest.ts";
 export * from "./oci.ts";
 export * from "./store.ts";
 export * from "./names.ts";
-export { acquireLock, tryLock, type HeldLock } from "./lock.ts";
+export { acquireLock, tryLock, type HeldLock } from "../sys/filelock.ts";

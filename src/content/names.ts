@@ -8,7 +8,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../errdefs.ts";
-import { acquireLock } from "./lock.ts";
+import { acquireLock } from "../sys/filelock.ts";
 import { checkDescriptor, MediaType, type Descriptor } from "./oci.ts";
 
 export const ANNOTATION_IMAGE_NAME = "io.containerd.image.name";

@@ -10,7 +10,7 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, errorMessage } from "../errdefs.ts";
 import { DigestHasher, digestHex, digestOf } from "./digest.ts";
-import { acquireLock, tryLock, type HeldLock } from "./lock.ts";
+import { acquireLock, tryLock, type HeldLock } from "../sys/filelock.ts";
 import { LayoutNames } from "./names.ts";
 
 export const OCI_LAYOUT_FILE = "oci-layout";

@@ -31,7 +31,7 @@ import { spawnTracked } from "../sys/children.ts";
 import { MS, sys } from "../sys/index.ts";
 import { validateDigest } from "./chain.ts";
 import { overlayUnusableReason, probePid, removeProbe } from "./detect.ts";
-import { acquireLock, tryLock, type HeldLock } from "./lock.ts";
+import { acquireLock, tryLock, type HeldLock } from "../sys/filelock.ts";
 import { chainLockName, decodeKey, keyLockName, lockNameOfTemp, StoreLayout, writeSmall, type SnapshotMeta } from "./layout.ts";
 import { OVERLAY_MAX_LOWER_DIRS, overlayMountPlan, overlayOptions } from "./overlay-options.ts";
 import { mountFrom } from "../linux/mount.ts";

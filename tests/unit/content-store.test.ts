@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ContentStore, type OpenedBody } from "../../src/content/store.ts";
 import { digestOf, digestHex, DigestHasher } from "../../src/content/digest.ts";
-import { tryLock } from "../../src/content/lock.ts";
+import { tryLock } from "../../src/sys/filelock.ts";
 import { patternBytes, slowBody } from "../support/content-ingest-child.ts";
 
 const CHILD = join(import.meta.dir, "../support/content-ingest-child.ts");

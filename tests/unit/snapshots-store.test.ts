@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../src/errdefs.ts";
 import { chainIds, openSnapshotter, type Snapshotter } from "../../src/snapshots/index.ts";
 import { encodeKey, lockNameOfTemp, StoreLayout, writeSmall } from "../../src/snapshots/layout.ts";
-import { tryLock } from "../../src/snapshots/lock.ts";
+import { tryLock } from "../../src/sys/filelock.ts";
 import { FakeSyscalls, MS, setSys, sys } from "../../src/sys/index.ts";
 
 const real = sys();

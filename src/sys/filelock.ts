@@ -1,7 +1,8 @@
-// Cross-process locks for the snapshot store: flock(2) on one file per name under `<store>/locks`.
-// The kernel drops a flock when its holder dies (SIGKILL included), which is what makes a crashed
-// unpack reclaimable: a temp dir whose lock nobody holds is garbage. sys().flock never blocks (a
-// blocking flock would stall Bun's one JavaScript thread), so waiting is a retry on a timer.
+// Cross-process file locks: flock(2) on a lock file, for the content store (one per ingest, and
+// index.json) and the snapshot store (one per chain ID and per container layer). The kernel drops a
+// flock when its holder dies (SIGKILL included), which is what makes a crashed pull or unpack
+// reclaimable: a temp whose lock nobody holds is garbage. sys().flock never blocks (a blocking flock
+// would stall Bun's one JavaScript thread), so waiting is a retry on a timer.
 //
 // Lock files may be deleted (a removed container's key lock, a pruned chain's lock) without the
 // classic race where a waiter locks the unlinked inode while a newcomer locks a fresh file: after
@@ -9,7 +10,8 @@
 // over when it does not (the protocol of util-linux's flock(1) users and containerd's own
 // filelocks). Deleting happens only while holding the lock exclusively.
 import * as fs from "node:fs";
-import { sys } from "../sys/index.ts";
+import { DeadlineExceededError } from "../errdefs.ts";
+import { sys } from "./index.ts";
 
 export type LockMode = "exclusive" | "shared";
 
@@ -24,7 +26,7 @@ const FIRST_DELAY_MS = 2;
 const MAX_DELAY_MS = 100;
 
 /** One attempt: the lock, or null when another open file description holds a conflicting one. */
-export function tryLock(path: string, mode: LockMode): HeldLock | null {
+export function tryLock(path: string, mode: LockMode = "exclusive"): HeldLock | null {
   for (;;) {
     const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600); // Node opens close-on-exec
     let held = false;
@@ -42,15 +44,18 @@ export function tryLock(path: string, mode: LockMode): HeldLock | null {
 
 /**
  * Waits until the lock is free, retrying with a growing delay. `signal` ends the wait with its
- * reason; `onWait` is called once when the first attempt finds the lock taken (for logs and tests).
+ * reason, `timeoutMs` with a DeadlineExceededError; `onWait` is called once when the first attempt
+ * finds the lock taken (for logs and tests).
  */
-export async function acquireLock(path: string, mode: LockMode, opts: { signal?: AbortSignal; onWait?: () => void } = {}): Promise<HeldLock> {
+export async function acquireLock(path: string, mode: LockMode = "exclusive", opts: { signal?: AbortSignal; timeoutMs?: number; onWait?: () => void } = {}): Promise<HeldLock> {
+  const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   let delay = FIRST_DELAY_MS;
   let waited = false;
   for (;;) {
     opts.signal?.throwIfAborted();
     const lock = tryLock(path, mode);
     if (lock) return lock;
+    if (Date.now() >= deadline) throw new DeadlineExceededError(`timed out waiting for the lock ${path}`);
     if (!waited) {
       waited = true;
       opts.onWait?.();

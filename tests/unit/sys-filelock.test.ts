@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { acquireLock, tryLock } from "../../src/snapshots/lock.ts";
+import { acquireLock, tryLock } from "../../src/sys/filelock.ts";
 
 let dir: string;
 beforeEach(() => {
