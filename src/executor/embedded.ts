@@ -2,6 +2,7 @@
 // need, where they publish events (Events/Forward). This is `bunker daemon` without the bunker.v1
 // API; the executor reaches the manager in-process. Closing leaves shims and containers running,
 // and a new one on the same directories reloads them (then Executor.restore reattaches).
+import { lazyLayers } from "../images/lazy-layers.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import pino, { type Logger } from "pino";
@@ -53,6 +54,7 @@ export async function startEmbeddedRuntime(o: EmbeddedOptions): Promise<Embedded
       logger,
       ...(o.debug === undefined ? {} : { debug: o.debug }),
       ...(o.selfDir === undefined ? {} : { selfDir: o.selfDir }),
+      layers: lazyLayers(o.root),
     });
   } catch (err) {
     listener.close();

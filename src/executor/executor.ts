@@ -13,6 +13,7 @@ import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { Topics, unpackEvent } from "../runtime/events.ts";
 import type { TaskManager } from "../runtime/manager.ts";
 import { sys } from "../sys/index.ts";
+import { cgroupParent, DEFAULT_ADDRESS, DEFAULT_ROOT } from "../runtime/paths.ts";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Api, type Backend, DaemonBackend, managerBackend } from "./backend.ts";
 import { isTrackedInitExit, nextCursor, type Tracked } from "./exits.ts";
@@ -44,6 +45,24 @@ export interface ExecutorOptions {
   runtimeConfig?: string | RuntimeConfig;
   exitHandler: ExitHandler;
   logger?: Logger;
+  /** bunker's --root, whose image store createFromImage uses (default /var/lib/bunker). */
+  imageRoot?: string;
+  /** Registries reached over plain HTTP besides loopback ones, for createFromImage's pulls. */
+  insecureRegistries?: string[];
+}
+
+/** What createFromImage runs: an image (pulled per `pull`, default "missing") and docker run's overrides. */
+export interface ImageRunRequest {
+  image: string;
+  pull?: "missing" | "always" | "never";
+  platform?: string;
+  /** The command (default: the image's Cmd after its Entrypoint). */
+  args?: string[];
+  entrypoint?: string;
+  env?: string[];
+  user?: string;
+  cwd?: string;
+  terminal?: boolean;
 }
 
 interface Entry extends Tracked {
@@ -113,6 +132,46 @@ export class Executor {
       throw err;
     }
     await this.startTask(id, entry);
+  }
+
+  /**
+   * Creates and starts a container from an image, as `bunker run IMAGE` does: the image pulled per
+   * the policy and unpacked, the spec from its config, the container on its own writable layer
+   * (released with the container). Outputs, exits and restore work as for create().
+   */
+  async createFromImage(id: string, req: ImageRunRequest, stdout: OutputTarget, stderr: OutputTarget): Promise<void> {
+    const out = toOutput(stdout, (err) => this.log.warn({ id, err: errorMessage(err) }, "stdout destination failed"));
+    const errOut = toOutput(stderr, (err) => this.log.warn({ id, err: errorMessage(err) }, "stderr destination failed"));
+    let entry: Entry;
+    try {
+      validateIdentifier(id, "container id");
+      const runtime = await this.runtime();
+      const prepared = withShimGroup(await this.imageSpec(id, req), runtime.config);
+      entry = await this.createTask(id, prepared, runtime, out, errOut);
+    } catch (err) {
+      await Promise.all([out.end(), errOut.end()]);
+      throw err;
+    }
+    await this.startTask(id, entry);
+  }
+
+  private async imageSpec(id: string, req: ImageRunRequest): Promise<PreparedSpec> {
+    const [{ ImageStore }, { imageSpec }, { topChainId }] = await Promise.all([import("../images/store.ts"), import("../images/run-spec.ts"), import("../images/image.ts")]);
+    const store = new ImageStore(this.o.imageRoot ?? this.o.manager?.root ?? DEFAULT_ROOT, { insecureRegistries: this.o.insecureRegistries ?? [] });
+    const img = await store.ensure(req.image, req.pull ?? "missing", req.platform ? { platform: req.platform } : {});
+    const spec = await imageSpec(
+      store,
+      img,
+      { namespace: this.namespace, id, cgroupParent: cgroupParent(this.o.address ?? this.o.manager?.address ?? DEFAULT_ADDRESS), terminal: req.terminal ?? false },
+      {
+        args: req.args ?? [],
+        env: req.env ?? [],
+        ...(req.entrypoint !== undefined ? { entrypoint: req.entrypoint } : {}),
+        ...(req.user !== undefined ? { user: req.user } : {}),
+        ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
+      },
+    );
+    return { rootfs: "", image: { image: img.name, parent: topChainId(img) }, json: new TextEncoder().encode(JSON.stringify(spec)), terminal: req.terminal ?? false };
   }
 
   /**
@@ -229,6 +288,7 @@ export class Executor {
         id,
         runtime: rt.runtime,
         rootfs: spec.rootfs,
+        ...(spec.image ? { image: spec.image.image, snapshotParent: spec.image.parent } : {}),
         spec: spec.json,
         stdout: paths.stdout,
         stderr: paths.stderr,

@@ -10,6 +10,7 @@
 //     exitHandler: { handleExitEvent: (id) => ... },
 //   });
 //   await exec.create(id, ociSpec, stdout, stderr);   // creates AND starts
+//   await exec.createFromImage(id, { image: "busybox", args: ["sh", "-c", "echo hi"] }, stdout, stderr);
 //   await exec.restore(id, stdout, stderr);           // after a restart: true when alive
 //   await exec.isRunning(id);  await exec.signal(id, "SIGTERM");  await exec.close();
 //
@@ -23,6 +24,10 @@
 // - Outputs: a web WritableStream, a Node writable (write/end), a callback `(chunk | null)` called
 //   with null at the end, or null to discard. A destination that throws is dropped (logged); the
 //   copy goes on so the container never blocks on a full pipe.
+// - createFromImage(id, {image, pull?, platform?, args?, entrypoint?, env?, user?, cwd?}, stdout,
+//   stderr): as `bunker run IMAGE` — the image from bunker's image store under `imageRoot` (default
+//   the manager's root, else /var/lib/bunker), pulled per `pull` (default "missing"), its config
+//   applied to the spec; the container gets its own writable layer, released when it is deleted.
 // - restore(id, stdout, stderr): reattaches the outputs to the FIFOs. Returns true when the
 //   container is alive (any status but STOPPED), and from then on its exit reaches the handler.
 //   A stopped container is deleted (its remaining output is delivered first); one that does not
@@ -39,7 +44,7 @@
 //   startEmbeddedRuntime makes one with the socket its shims publish events to). Both go through
 //   the same bunker.v1 handlers, so they behave alike.
 // - close(): stops reading events and output; containers keep running; restore them later.
-export { type ExecutorOptions, type ExitHandler, Executor } from "./executor.ts";
+export { type ExecutorOptions, type ExitHandler, Executor, type ImageRunRequest } from "./executor.ts";
 export { type EmbeddedOptions, type EmbeddedRuntime, startEmbeddedRuntime } from "./embedded.ts";
 export { type NodeWritableLike, type OutputCallback, type OutputTarget } from "./streams.ts";
 export { DEFAULT_EXECUTOR_RUNTIME, parseSignal } from "./request.ts";

@@ -20,8 +20,10 @@ import { binaryName } from "../contract/runtime.ts";
 export const DEFAULT_EXECUTOR_RUNTIME = RUNTIME_BUNKER_V1;
 
 export interface PreparedSpec {
-  /** The host directory the shim bind-mounts onto the bundle's rootfs. */
+  /** The host directory the shim bind-mounts onto the bundle's rootfs ("" for an image's container). */
   rootfs: string;
+  /** A container from an image: its name and top snapshot, over which the container gets its own layer. */
+  image?: { image: string; parent: string };
   /** config.json for the bundle: the caller's spec with root.path pointing at that mount. */
   json: Uint8Array;
   terminal: boolean;

@@ -345,6 +345,15 @@ export class TaskManager {
     return this.o.events;
   }
 
+  /** bunker's --root and --address this manager serves (for embedders that build specs). */
+  get root(): string {
+    return this.o.root;
+  }
+
+  get address(): string {
+    return this.o.address;
+  }
+
   private command(bundle: Bundle, binary: string): ShimCommandConfig {
     return {
       binary,

@@ -5,6 +5,8 @@ import { afterEach, beforeEach, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AlreadyExistsError, NotFoundError } from "../../src/errdefs.ts";
+import { loadImages } from "../../src/images/archive.ts";
+import { ImageStore } from "../../src/images/store.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { describeWith, type Need } from "../support/require.ts";
 import { BUNKER_RUNTIME, RUNC_RUNTIME, until } from "../support/cli-harness.ts";
@@ -48,6 +50,25 @@ for (const runtime of [BUNKER_RUNTIME, RUNC_RUNTIME]) {
         expect(closed).toBe(true);
         const lines = chunks.join("").split("\n");
         expect([lines.length, lines[0], lines[49_999]]).toEqual([50_001, "1", "50000"]);
+      }, T);
+
+      test("createFromImage runs an image's container on its own layer, released with the container", async () => {
+        const archive = join(h.env.dir, "busybox.tar");
+        const built = Bun.spawnSync([process.execPath, join(import.meta.dir, "../../scripts/busybox-image.ts"), archive], { stderr: "pipe" });
+        expect(built.exitCode).toBe(0);
+        const store = new ImageStore(h.env.root);
+        await loadImages(store, Bun.file(archive).stream());
+        const exits: string[] = [];
+        const ex = h.executor(exits);
+        const out = collect();
+        await ex.createFromImage("img1", { image: "busybox", args: ["sh", "-c", "echo from-image; id -u; echo x > /written"], user: "nobody:root" }, out.cb, null);
+        await out.done;
+        expect(out.text()).toBe("from-image\n65534\n");
+        await until(() => exits.length > 0, 20_000, "the exit handler");
+        // the container's layer went with it, the image's own snapshot stays
+        expect(store.snapshots.list().active).toEqual([]);
+        expect(store.snapshots.list().committed.length).toBe(1);
+        await expect(ex.createFromImage("img2", { image: "nosuch", pull: "never" }, null, null)).rejects.toThrow("--pull never");
       }, T);
 
       test("a stale container with the same id (created or stopped) is replaced; a running one is refused and left alone", async () => {

@@ -102,6 +102,7 @@ export class ExecutorHarness {
       ...(this.kind === "daemon" ? { address: this.env.address } : { manager: this.embedded!.manager }),
       namespace: this.namespace,
       rootDir: this.rootDir,
+      imageRoot: this.env.root,
       runtime: "test",
       runtimeConfig: this.configPath,
       exitHandler: { handleExitEvent: (id) => void exits.push(id) },

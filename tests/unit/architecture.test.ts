@@ -26,7 +26,7 @@ const ALLOWED: Record<string, string[]> = {
   containers: [],
   runtime: ["containers", "contract", "gen", "ttrpc"],
   api: ["contract", "gen", "oci", "runtime", "sys", "ttrpc"],
-  executor: ["api", "config", "contract", "gen", "runtime", "sys", "ttrpc"],
+  executor: ["api", "config", "contract", "gen", "images", "runtime", "sys", "ttrpc"],
   archive: ["sys"],
   content: ["sys"],
   registry: ["content"],
