@@ -14,6 +14,8 @@ export interface GlobalOptions {
   runtimeConfig?: string;
   /** Registries reached over plain HTTP besides localhost and 127.0.0.0/8 (docker's insecure-registries). */
   insecureRegistries: string[];
+  /** The snapshotter for image layers: overlayfs, or native (copies) where overlay cannot stack; default auto. */
+  snapshotter?: "auto" | "overlayfs" | "native";
 }
 
 export const DEFAULT_GLOBALS: GlobalOptions = {
@@ -24,6 +26,11 @@ export const DEFAULT_GLOBALS: GlobalOptions = {
   debug: false,
   insecureRegistries: [],
 };
+
+/** The image store's options from the global flags (src/images/store.ts ImageStoreOptions). */
+export function imageStoreOptions(g: GlobalOptions): { insecureRegistries: string[]; snapshotter?: "auto" | "overlayfs" | "native" } {
+  return g.snapshotter ? { insecureRegistries: g.insecureRegistries, snapshotter: g.snapshotter } : { insecureRegistries: g.insecureRegistries };
+}
 
 /** When `run IMAGE` pulls: docker's and nerdctl's --pull. */
 export type PullPolicy = "missing" | "always" | "never";
@@ -155,6 +162,7 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { names: ["--debug"], key: "debug", kind: "bool" },
   { names: ["--runtime-config"], key: "runtimeConfig", kind: "string" },
   { names: ["--insecure-registry"], key: "insecureRegistry", kind: "list" },
+  { names: ["--snapshotter"], key: "snapshotter", kind: "string" },
   { names: ["--help", "-h"], key: "help", kind: "bool" },
 ];
 
@@ -217,6 +225,11 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     debug: bool(g.values, "debug"),
     insecureRegistries: [...list(g.values, "insecureRegistry"), ...(env.BUNKER_INSECURE_REGISTRIES ?? "").split(",").filter(Boolean)],
   };
+  const snapshotter = str(g.values, "snapshotter") ?? env.BUNKER_SNAPSHOTTER;
+  if (snapshotter !== undefined && snapshotter !== "") {
+    if (snapshotter !== "auto" && snapshotter !== "overlayfs" && snapshotter !== "native") throw new InvalidArgumentError(`--snapshotter must be auto, overlayfs or native, not ${JSON.stringify(snapshotter)}`);
+    globals.snapshotter = snapshotter;
+  }
   const runtimeConfig = str(g.values, "runtimeConfig") ?? env.BUNKER_RUNTIME_CONFIG;
   if (runtimeConfig !== undefined && runtimeConfig !== "") globals.runtimeConfig = runtimeConfig;
   const [name, ...tail] = g.rest;
@@ -494,5 +507,8 @@ commands:
 
 Without a daemon listening on --address, commands run the task manager in-process.
 Global --insecure-registry HOST[:PORT] (repeatable): plain HTTP for it (localhost and 127.0.0.0/8 always are).
-Environment: BUNKER_ROOT, BUNKER_STATE, BUNKER_ADDRESS, BUNKER_NAMESPACE, BUNKER_RUNTIME_CONFIG, BUNKER_INSECURE_REGISTRIES.
+Global --snapshotter auto|overlayfs|native: how image layers are stacked (auto: overlayfs unless the store
+sits where overlay cannot stack, e.g. on overlayfs inside a container; then native copies; see bunker info).
+Environment: BUNKER_ROOT, BUNKER_STATE, BUNKER_ADDRESS, BUNKER_NAMESPACE, BUNKER_RUNTIME_CONFIG, BUNKER_INSECURE_REGISTRIES,
+BUNKER_SNAPSHOTTER.
 `;

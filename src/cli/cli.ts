@@ -5,7 +5,7 @@
 // Every command loads only what it needs: pino and the protobuf descriptors each cost several
 // milliseconds at start-up, more than a foreground `bunker run --rm` takes in all.
 import { errorMessage } from "../errdefs.ts";
-import { parseArgs, USAGE, type Parsed } from "./args.ts";
+import { imageStoreOptions, parseArgs, USAGE, type Parsed } from "./args.ts";
 import { daemonListening, foregroundEligible, runForeground } from "./run-foreground.ts";
 import { stdout } from "./stdout.ts";
 
@@ -52,7 +52,7 @@ export async function cli(argv: string[]): Promise<number> {
     }
     // an embedded manager may have to release an image container's layer (rm, or a clean-up)
     const { lazyLayers } = await import("../images/lazy-layers.ts");
-    const conn = await connect(g, logger, { layers: lazyLayers(g.root, { insecureRegistries: g.insecureRegistries }) });
+    const conn = await connect(g, logger, { layers: lazyLayers(g.root, imageStoreOptions(g)) });
     try {
       switch (c.name) {
         case "run":

@@ -1,6 +1,5 @@
 // `bunker daemon`: serves bunker.v1.Bunker and the shims' Events/Forward on one owner-only unix
 // socket (--address), with the task manager reloaded from --state at start-up.
-import { lazyLayers } from "../images/lazy-layers.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DescMessage } from "@bufbuild/protobuf";
@@ -9,9 +8,10 @@ import { errorMessage } from "../errdefs.ts";
 import { Bunker } from "../gen/bunker/v1/api_pb.ts";
 import { Exchange, registerForwardService } from "../runtime/events.ts";
 import { TaskManager } from "../runtime/manager.ts";
+import { lazyLayers } from "../images/lazy-layers.ts";
 import { sameUidPeers, sys } from "../sys/index.ts";
 import { type Handler, listenUnix, Server, type ServiceImpl } from "../ttrpc/index.ts";
-import type { GlobalOptions } from "./args.ts";
+import { type GlobalOptions, imageStoreOptions } from "./args.ts";
 import { bunkerService } from "../api/service.ts";
 
 /** Runs until SIGTERM/SIGINT; shims and their containers keep running when the daemon stops. */
@@ -39,7 +39,7 @@ export async function daemon(g: GlobalOptions, logger: Logger): Promise<number> 
   let manager: TaskManager;
   const t0 = performance.now();
   try {
-    const layers = lazyLayers(g.root, { insecureRegistries: g.insecureRegistries });
+    const layers = lazyLayers(g.root, imageStoreOptions(g));
     manager = await TaskManager.create({ root: g.root, state: g.state, address: g.address, ttrpcAddress: g.address, events, sys: sys(), logger, debug: g.debug, layers });
   } catch (err) {
     reject(err);

@@ -6,11 +6,11 @@ import type { OciSpec } from "../oci/spec.ts";
 import { ImageStore } from "../images/store.ts";
 import { topChainId } from "../images/image.ts";
 import { imageSpec } from "../images/run-spec.ts";
-import type { GlobalOptions, RunOptions } from "./args.ts";
+import { type GlobalOptions, imageStoreOptions, type RunOptions } from "./args.ts";
 import { PullDisplay } from "./pull-display.ts";
 
 export function openImageStore(g: GlobalOptions): ImageStore {
-  return new ImageStore(g.root, { insecureRegistries: g.insecureRegistries });
+  return new ImageStore(g.root, imageStoreOptions(g));
 }
 
 export async function prepareImageRun(

@@ -14,7 +14,7 @@ import { makeBundleDir } from "../runtime/bundle.ts";
 import { writeMeta } from "../runtime/meta.ts";
 import { cgroupParent } from "../runtime/paths.ts";
 import { generateSpec, type OciSpec } from "../oci/spec.ts";
-import type { GlobalOptions, RunOptions } from "./args.ts";
+import { type GlobalOptions, imageStoreOptions, type RunOptions } from "./args.ts";
 import { CONFIG_FILE } from "../contract/bundle.ts";
 
 /** Signals a terminal or `kill <bunker pid>` sends us, passed on to runc (which passes them on to the container). */
@@ -138,7 +138,7 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
     const [{ prepareImageRun }, { lazyLayers }] = await Promise.all([import("./image-run.ts"), import("../images/lazy-layers.ts")]);
     const base = { namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), annotations: o.annotations };
     const r = await prepareImageRun(g, o, o.source, base);
-    root = { image: { ...r, layers: lazyLayers(g.root, { insecureRegistries: g.insecureRegistries }) } };
+    root = { image: { ...r, layers: lazyLayers(g.root, imageStoreOptions(g)) } };
   }
   const runc = Bun.which("runc");
   if (!runc) throw new NotFoundError("runc not found in PATH");

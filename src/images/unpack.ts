@@ -18,6 +18,7 @@ export interface UnpackProgress {
 /** Makes sure every layer of the image is a committed snapshot; returns how many this call extracted. */
 export async function unpackImage(content: ContentStore, snapshots: Snapshotter, img: StoredImage, onProgress?: UnpackProgress): Promise<number> {
   let extracted = 0;
+  let cleaned = false;
   for (const [i, layer] of img.layers.entries()) {
     const chainId = img.chainIds[i]!;
     const parent = i === 0 ? undefined : img.chainIds[i - 1];
@@ -26,6 +27,11 @@ export async function unpackImage(content: ContentStore, snapshots: Snapshotter,
       continue;
     }
     if (!content.has(layer.digest)) throw new FailedPreconditionError(`image ${img.name}: layer ${layer.digest} is missing from the content store (pull it again)`);
+    if (!cleaned) {
+      // what killed unpacks left (temps no live process holds) goes before we add our own
+      cleaned = true;
+      await snapshots.cleanup();
+    }
     // a tar hardlink names an earlier entry of the same archive, so the lower layers are never needed
     const did = await snapshots.unpack(chainId, parent, async (dir, whiteouts) => {
       const { stream } = await decompressStream(content.stream(layer.digest));
