@@ -19,6 +19,7 @@
 //
 // Nothing here blocks Bun's event loop: the listener is polled (only while runc runs), the master is
 // made non-blocking so Bun polls it with epoll, and writes wait out EAGAIN with a short backoff.
+import { drainUntilIdle } from "./idle-drain.ts";
 import { closeSync, mkdtempSync, rmSync } from "node:fs";
 import { writeAllNonblocking } from "./fdwrite.ts";
 import { tmpdir } from "node:os";
@@ -234,18 +235,8 @@ export class ConsoleCopy {
    * left holding the terminal, or nobody reading the output FIFO).
    */
   async drain(): Promise<void> {
-    const idleMs = this.opts.idleDrainMs ?? IDLE_DRAIN_MS;
-    const done = this.output.then(() => true);
     this.lastActivity = Date.now();
-    for (;;) {
-      const waitMs = this.lastActivity + idleMs - Date.now();
-      if (waitMs <= 0) return;
-      let timer: Timer | undefined;
-      const idle = new Promise<false>((r) => (timer = setTimeout(() => r(false), waitMs)));
-      const finished = await Promise.race([done, idle]);
-      clearTimeout(timer);
-      if (finished) return;
-    }
+    await drainUntilIdle(this.output, () => this.lastActivity, this.opts.idleDrainMs ?? IDLE_DRAIN_MS);
   }
 
   /** Stops both copies and closes the master, the FIFOs we opened and our stdin hold (idempotent). */

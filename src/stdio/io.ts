@@ -10,6 +10,7 @@
 // O_RDWR|O_NONBLOCK, which never waits for a reader and, holding a read end, never fails with
 // EPIPE while containerd restarts (the Go shim opens a reader for the same reason); the stdin FIFO
 // is opened O_RDONLY|O_NONBLOCK plus a write end of our own, so it reports EOF only after CloseIO.
+import { drainUntilIdle } from "./idle-drain.ts";
 import { closeSync, constants, fstatSync, openSync, readSync, unlinkSync } from "node:fs";
 import { writeAllNonblocking } from "./fdwrite.ts";
 import { join } from "node:path";
@@ -232,17 +233,8 @@ export class PipeIO {
    * are gone), or until nothing moved for IDLE_DRAIN_MS (a leftover holder, or nobody reading).
    */
   async drain(): Promise<void> {
-    const all = Promise.all(this.copies).then(() => true);
     this.lastActivity = Date.now(); // the idle clock starts at the exit, not at the last output
-    for (;;) {
-      const waitMs = this.lastActivity + IDLE_DRAIN_MS - Date.now();
-      if (waitMs <= 0) return;
-      let timer: Timer | undefined;
-      const idle = new Promise<false>((r) => (timer = setTimeout(() => r(false), waitMs)));
-      const done = await Promise.race([all, idle]);
-      clearTimeout(timer);
-      if (done) return;
-    }
+    await drainUntilIdle(Promise.all(this.copies), () => this.lastActivity, IDLE_DRAIN_MS);
   }
 
   /** Stops every copy and closes every fd (idempotent). */
