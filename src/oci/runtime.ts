@@ -51,6 +51,46 @@ export interface ContainerState {
   annotations?: Record<string, string>;
 }
 
+/** go-runc's CheckpointOpts: the CRIU options checkpoint and restore share. */
+export interface CriuOptions {
+  imagePath: string;
+  workPath?: string;
+  parentPath?: string;
+  openTcp?: boolean;
+  externalUnixSockets?: boolean;
+  terminal?: boolean;
+  pageServer?: string;
+  fileLocks?: boolean;
+  cgroupsMode?: string;
+  emptyNamespaces?: string[];
+  lazyPages?: boolean;
+}
+
+export interface CheckpointOptions extends CriuOptions {
+  /** The container keeps running after the dump (containerd's default: CheckpointOptions.exit false). */
+  leaveRunning?: boolean;
+}
+
+/** go-runc's RestoreOpts: the checkpoint's CRIU options, and how the restored container runs. */
+export interface RestoreOptions extends CriuOptions {
+  bundle: string;
+  detach?: boolean;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  noSubreaper?: boolean;
+}
+
+/** What a runtime says it supports (the OCI runtime-spec's features document, `runc features`). */
+export interface RuntimeFeatures {
+  ociVersionMin?: string;
+  ociVersionMax?: string;
+  hooks?: string[];
+  mountOptions?: string[];
+  linux?: Record<string, unknown>;
+  annotations?: Record<string, string>;
+}
+
 export interface OciRuntime {
   /** Creates the container (its init waits for start); the pid goes to opts.pidFile. */
   create(id: string, bundle: string, opts?: CreateOptions): Promise<ProcessPipes>;
@@ -66,8 +106,10 @@ export interface OciRuntime {
   resume(id: string): Promise<void>;
   /** OCI LinuxResources. */
   update(id: string, resources: unknown): Promise<void>;
-  /** Checkpoints; args are the runtime's command line before the id (shims/bunker/checkpoint.ts builds them). */
-  checkpoint(id: string, args: string[]): Promise<void>;
-  /** Restores from a checkpoint; args are the whole command line (restore.ts builds it), stdio as for create. */
-  restore(args: string[], io?: ProcessIO): Promise<ProcessPipes>;
+  /** Dumps the container's processes with CRIU into opts.imagePath. */
+  checkpoint(id: string, opts: CheckpointOptions): Promise<void>;
+  /** Brings a checkpointed container back in opts.bundle; stdio as for create. */
+  restore(id: string, opts: RestoreOptions, io?: ProcessIO): Promise<ProcessPipes>;
+  /** What the runtime supports; undefined when it cannot say (runc before 1.1). */
+  features(): Promise<RuntimeFeatures | undefined>;
 }

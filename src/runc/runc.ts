@@ -52,7 +52,8 @@ export function isRuncError(err: unknown): err is RuncError {
   return typeof err === "object" && err !== null && "runc" in err;
 }
 
-import type { ContainerState as RuncState, CreateOptions, ExecOptions, OciRuntime, ProcessIO, ProcessPipes } from "../oci/runtime.ts";
+import type { CheckpointOptions, ContainerState as RuncState, CreateOptions, ExecOptions, OciRuntime, ProcessIO, ProcessPipes, RestoreOptions, RuntimeFeatures } from "../oci/runtime.ts";
+import { checkpointArgs, restoreArgs } from "./criu.ts";
 export type { CreateOptions, ExecOptions, ProcessIO, ProcessPipes, RuncState };
 
 export interface RuncVersion {
@@ -259,9 +260,9 @@ export class Runc implements OciRuntime {
     return this.spawnWithIO("create", Runc.createArgs(id, bundle, opts), opts.io);
   }
 
-  /** `runc restore` with `args` from restore.ts (restoreArgs); stdio as for create. */
-  restore(args: string[], io?: ProcessIO): Promise<ProcessPipes> {
-    return this.spawnWithIO("restore", args, io);
+  /** `runc restore`; stdio as for create. */
+  restore(id: string, opts: RestoreOptions, io?: ProcessIO): Promise<ProcessPipes> {
+    return this.spawnWithIO("restore", restoreArgs(id, { ...opts, ...(opts.pidFile ? { pidFile: resolve(opts.pidFile) } : {}) }), io);
   }
 
   async start(id: string): Promise<void> {
@@ -284,9 +285,18 @@ export class Runc implements OciRuntime {
     }
   }
 
-  /** `runc checkpoint ... id`: args as checkpoint.ts builds them (the verb, then go-runc's CheckpointOpts.args). */
-  async checkpoint(id: string, args: string[]): Promise<void> {
-    await this.run("checkpoint", [...args, id]);
+  async checkpoint(id: string, opts: CheckpointOptions): Promise<void> {
+    await this.run("checkpoint", checkpointArgs(id, opts));
+  }
+
+  /** `runc features` (runc 1.1+, experimental there): undefined when this runc has no such command. */
+  async features(): Promise<RuntimeFeatures | undefined> {
+    try {
+      return JSON.parse(await this.run("features", ["features"])) as RuntimeFeatures;
+    } catch (err) {
+      if (isRuncError(err)) return undefined;
+      throw err;
+    }
   }
 
   async pause(id: string): Promise<void> {

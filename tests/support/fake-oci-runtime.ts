@@ -5,7 +5,7 @@
 // so that tests can pin the service's ordering rules without root or runc.
 import { writeFileSync } from "node:fs";
 import { AlreadyExistsError, NotFoundError } from "../../src/errdefs.ts";
-import type { ContainerState, CreateOptions, ExecOptions, OciRuntime, ProcessIO, ProcessPipes } from "../../src/oci/runtime.ts";
+import type { CheckpointOptions, ContainerState, CreateOptions, ExecOptions, OciRuntime, ProcessIO, ProcessPipes, RestoreOptions, RuntimeFeatures } from "../../src/oci/runtime.ts";
 import type { Monitor } from "../../src/shim/reaper.ts";
 import type { OciRuntimeFactory } from "../../src/shims/bunker/container.ts";
 import type { FakeSyscalls } from "../../src/sys/index.ts";
@@ -152,17 +152,18 @@ export class FakeOciRuntime implements OciRuntime {
     await this.w.enter("update", id);
   }
 
-  async checkpoint(id: string, _args: string[]): Promise<void> {
+  async checkpoint(id: string, _opts: CheckpointOptions): Promise<void> {
     await this.w.enter("checkpoint", id);
   }
 
-  async restore(args: string[], _io?: ProcessIO): Promise<ProcessPipes> {
-    const id = args[args.length - 1] ?? "";
+  async restore(id: string, opts: RestoreOptions, _io?: ProcessIO): Promise<ProcessPipes> {
     await this.w.enter("restore", id);
-    const bundleAt = args.indexOf("--bundle");
-    const pidFileAt = args.indexOf("--pid-file");
-    const pid = this.w.newPid(pidFileAt >= 0 ? args[pidFileAt + 1] : undefined);
-    this.w.containers.set(id, { id, bundle: bundleAt >= 0 ? args[bundleAt + 1]! : "", pid, status: "running" });
+    const pid = this.w.newPid(opts.pidFile);
+    this.w.containers.set(id, { id, bundle: opts.bundle, pid, status: "running" });
     return NO_PIPES;
+  }
+
+  async features(): Promise<RuntimeFeatures | undefined> {
+    return { ociVersionMin: "1.0.0", ociVersionMax: "1.0.2-dev" };
   }
 }

@@ -10,13 +10,15 @@ import { InvalidArgumentError, UnknownError } from "../../src/errdefs.ts";
 import { CheckpointOptionsSchema, OptionsSchema } from "../../src/gen/containerd/runc/v1/options_pb.ts";
 import { CheckpointTaskRequestSchema, CreateTaskRequestSchema } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { checkpointPlan, criuLogTail, withCriuLog } from "../../src/shims/bunker/checkpoint.ts";
-import { restoreArgs, restorePlan, startRestoreArgs } from "../../src/shims/bunker/restore.ts";
+import { restorePlan, startRestoreOptions } from "../../src/shims/bunker/restore.ts";
+import { checkpointArgs, restoreArgs } from "../../src/runc/criu.ts";
 import { packAny } from "../../src/ttrpc/any.ts";
 
 describe("runc restore arguments", () => {
   test("every option, in go-runc's order: checkpoint options, restore options, --bundle, id", () => {
     expect(
-      restoreArgs("c1", "/b", {
+      restoreArgs("c1", {
+        bundle: "/b",
         imagePath: "/cp",
         workPath: "/w",
         parentPath: "/parent",
@@ -57,15 +59,15 @@ describe("runc restore arguments", () => {
   });
 
   test("only the image: nothing else is said", () => {
-    expect(restoreArgs("c1", "/b", { imagePath: "/cp" })).toEqual(["restore", "--image-path", "/cp", "--bundle", "/b", "c1"]);
+    expect(restoreArgs("c1", { bundle: "/b", imagePath: "/cp" })).toEqual(["restore", "--image-path", "/cp", "--bundle", "/b", "c1"]);
   });
 
   test("what containerd's shim passes at Start (createCheckpointedState): detached, no subreaper, absolute pid file", () => {
     const plan = { imagePath: "/cp", workPath: "/b/work", parentPath: "" };
-    expect(startRestoreArgs("c1", "/b", plan, { pidFile: "/b/init.pid", noPivot: false })).toEqual([
+    expect(restoreArgs("c1", startRestoreOptions("/b", plan, { pidFile: "/b/init.pid", noPivot: false }))).toEqual([
       "restore", "--image-path", "/cp", "--work-path", "/b/work", "--detach", "--pid-file", "/b/init.pid", "-no-subreaper", "--bundle", "/b", "c1",
     ]);
-    const withAll = startRestoreArgs("c1", "/b", { ...plan, parentPath: "/p" }, { pidFile: "/b/init.pid", noPivot: true, consoleSocket: "/s.sock" });
+    const withAll = restoreArgs("c1", startRestoreOptions("/b", { ...plan, parentPath: "/p" }, { pidFile: "/b/init.pid", noPivot: true, consoleSocket: "/s.sock" }));
     expect(withAll).toEqual([
       "restore", "--image-path", "/cp", "--work-path", "/b/work", "--parent-path", "/p", "--detach", "--pid-file", "/b/init.pid",
       "--console-socket", "/s.sock", "--no-pivot", "-no-subreaper", "--bundle", "/b", "c1",
@@ -162,11 +164,8 @@ describe("checkpoint's command line shares restore's CRIU flags (go-runc Checkpo
       workPath: "/w",
     });
     const plan = checkpointPlan(create(CheckpointTaskRequestSchema, { id: "c1", path: "/cp", options }), "/b");
-    expect(plan).toEqual({
-      imagePath: "/cp",
-      workPath: "/w",
-      exit: false,
-      args: [
+    expect({ ...plan, options: undefined }).toEqual({ imagePath: "/cp", workPath: "/w", exit: false, options: undefined });
+    expect(checkpointArgs("c1", plan.options)).toEqual([
         "checkpoint",
         "--image-path", "/cp",
         "--work-path", "/w",
@@ -177,18 +176,18 @@ describe("checkpoint's command line shares restore's CRIU flags (go-runc Checkpo
         "--manage-cgroups-mode", "soft",
         "--empty-ns", "network",
         "--leave-running",
-      ],
-    });
+        "c1",
+    ]);
   });
 
   test("no options: the request's path, the bundle's work dir, left running; exit stops it", () => {
-    expect(checkpointPlan(create(CheckpointTaskRequestSchema, { id: "c1", path: "/cp" }), "/b").args).toEqual([
-      "checkpoint", "--image-path", "/cp", "--work-path", "/b/criu-work", "--leave-running",
+    expect(checkpointArgs("c1", checkpointPlan(create(CheckpointTaskRequestSchema, { id: "c1", path: "/cp" }), "/b").options)).toEqual([
+      "checkpoint", "--image-path", "/cp", "--work-path", "/b/criu-work", "--leave-running", "c1",
     ]);
     const exit = packAny(CheckpointOptionsSchema, { exit: true, imagePath: "/img" });
-    expect(checkpointPlan(create(CheckpointTaskRequestSchema, { id: "c1", path: "/cp", options: exit }), "/b")).toEqual({
-      imagePath: "/img", workPath: "/b/criu-work", exit: true, args: ["checkpoint", "--image-path", "/img", "--work-path", "/b/criu-work"],
-    });
+    const exitPlan = checkpointPlan(create(CheckpointTaskRequestSchema, { id: "c1", path: "/cp", options: exit }), "/b");
+    expect([exitPlan.imagePath, exitPlan.workPath, exitPlan.exit]).toEqual(["/img", "/b/criu-work", true]);
+    expect(checkpointArgs("c1", exitPlan.options)).toEqual(["checkpoint", "--image-path", "/img", "--work-path", "/b/criu-work", "c1"]);
     expect(() => checkpointPlan(create(CheckpointTaskRequestSchema, { id: "c1", path: "rel" }), "/b")).toThrow(InvalidArgumentError);
   });
 });

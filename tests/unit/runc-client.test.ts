@@ -65,6 +65,15 @@ describeWith(["bin:runc"], "the real runc binary", () => {
     expect(v.spec).toMatch(/^\d+\.\d+/);
   });
 
+  test("features: runc 1.1's document (OCI versions, hooks, mount options), or undefined from a runc without the command", async () => {
+    const f = await new Runc().features();
+    expect(f?.ociVersionMax).toMatch(/^1\./);
+    expect(f?.hooks).toContain("prestart");
+    const fake = join(dir, "old-runc");
+    writeFileSync(fake, "#!/bin/sh\necho 'No help topic for features' >&2\nexit 1\n", { mode: 0o755 });
+    expect(await new Runc({ command: fake }).features()).toBeUndefined();
+  });
+
   test("runc state of a missing container: NotFound with exit code and runc's log message", async () => {
     const log = join(dir, "log.json");
     writeFileSync(log, JSON.stringify({ level: "error", msg: "an older failure" }) + "\n");

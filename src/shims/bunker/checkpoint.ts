@@ -8,57 +8,37 @@ import { errorMessage, InvalidArgumentError } from "../../errdefs.ts";
 import { CheckpointOptionsSchema } from "../../gen/containerd/runc/v1/options_pb.ts";
 import type { CheckpointTaskRequest } from "../../gen/containerd/task/v2/shim_pb.ts";
 import { anyIs, unpackAny } from "../../ttrpc/any.ts";
-import type { OciRuntime } from "../../oci/runtime.ts";
+import type { CheckpointOptions, CriuOptions, OciRuntime } from "../../oci/runtime.ts";
+
+/** The CRIU fields of the proto's CheckpointOptions that are set. */
+function criuOptionsOf(o: Partial<CriuOptions> | undefined): Omit<CriuOptions, "imagePath"> {
+  const out: Omit<CriuOptions, "imagePath"> = {};
+  if (!o) return out;
+  if (o.openTcp) out.openTcp = true;
+  if (o.externalUnixSockets) out.externalUnixSockets = true;
+  if (o.terminal) out.terminal = true;
+  if (o.fileLocks) out.fileLocks = true;
+  if (o.emptyNamespaces?.length) out.emptyNamespaces = [...o.emptyNamespaces];
+  if (o.cgroupsMode) out.cgroupsMode = o.cgroupsMode;
+  return out;
+}
 
 export interface CheckpointPlan {
   imagePath: string;
   workPath: string;
-  args: string[];
+  options: CheckpointOptions;
   exit: boolean;
 }
 
-/** go-runc's CheckpointOpts: the CRIU options `runc checkpoint` and `runc restore` share. */
-export interface CriuOptions {
-  imagePath: string;
-  workPath?: string;
-  parentPath?: string;
-  openTcp?: boolean;
-  externalUnixSockets?: boolean;
-  terminal?: boolean;
-  pageServer?: string;
-  fileLocks?: boolean;
-  cgroupsMode?: string;
-  emptyNamespaces?: string[];
-  lazyPages?: boolean;
-}
-
-/** The flags for `o`, in go-runc's CheckpointOpts.args order. */
-export function criuArgs(o: CriuOptions): string[] {
-  const out: string[] = [];
-  if (o.imagePath) out.push("--image-path", o.imagePath);
-  if (o.workPath) out.push("--work-path", o.workPath);
-  if (o.parentPath) out.push("--parent-path", o.parentPath);
-  if (o.openTcp) out.push("--tcp-established");
-  if (o.externalUnixSockets) out.push("--ext-unix-sk");
-  if (o.terminal) out.push("--shell-job");
-  if (o.pageServer) out.push("--page-server", o.pageServer);
-  if (o.fileLocks) out.push("--file-locks");
-  if (o.cgroupsMode) out.push("--manage-cgroups-mode", o.cgroupsMode);
-  for (const ns of o.emptyNamespaces ?? []) out.push("--empty-ns", ns);
-  if (o.lazyPages) out.push("--lazy-pages");
-  return out;
-}
-
-/** The `runc checkpoint` arguments for a request (go-runc's Checkpoint: options, then actions). */
+/** The checkpoint a request asks for (containerd's runc shim: the request's path, a work dir in the bundle). */
 export function checkpointPlan(req: CheckpointTaskRequest, bundle: string): CheckpointPlan {
   const o = req.options && anyIs(req.options, CheckpointOptionsSchema) ? unpackAny(req.options, CheckpointOptionsSchema) : undefined;
   const imagePath = o?.imagePath || req.path;
   if (!imagePath || !isAbsolute(imagePath)) throw new InvalidArgumentError(`checkpoint path ${JSON.stringify(imagePath)} must be absolute`);
   const workPath = o?.workPath || join(bundle, "criu-work");
-  // CheckpointOptions names its fields as CriuOptions does; unset ones (false, "", []) add no flag
-  const args = ["checkpoint", ...criuArgs({ ...o, imagePath, workPath })];
-  if (!o?.exit) args.push("--leave-running");
-  return { imagePath, workPath, args, exit: o?.exit ?? false };
+  // the proto's CheckpointOptions names its fields as CriuOptions does; unset ones (false, "", []) say nothing
+  const options: CheckpointOptions = { ...criuOptionsOf(o), imagePath, workPath, leaveRunning: !o?.exit };
+  return { imagePath, workPath, options, exit: o?.exit ?? false };
 }
 
 /** Runs the checkpoint; a failure carries the end of CRIU's dump log. */
@@ -67,7 +47,7 @@ export async function checkpoint(runtime: OciRuntime, id: string, plan: Checkpoi
   mkdirSync(plan.workPath, { recursive: true, mode: 0o700 });
   const since = Date.now();
   try {
-    await runtime.checkpoint(id, plan.args);
+    await runtime.checkpoint(id, plan.options);
   } catch (err) {
     throw withCriuLog(err, join(plan.workPath, "dump.log"), since);
   }

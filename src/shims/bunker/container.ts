@@ -16,7 +16,7 @@ import { mountAll } from "../../linux/mount.ts";
 import { type RuncOptions, writeOptions } from "./options.ts";
 import { optionsFromAny } from "./options-any.ts";
 import { ProcessState, type ExitInfo } from "./process.ts";
-import { restore, restorePlan, type RestorePlan, startRestoreArgs } from "./restore.ts";
+import { restore, restorePlan, type RestorePlan, startRestoreOptions } from "./restore.ts";
 import type { OciRuntime } from "../../oci/runtime.ts";
 import { INIT_PID_FILE, readBundleSpec } from "../../contract/bundle.ts";
 
@@ -190,9 +190,9 @@ export class Container {
     if (!io) throw new FailedPreconditionError("restore without stdio");
     const { io: stdio, consoleSocket } = io.runcOptions();
     const pidFile = join(this.bundle, INIT_PID_FILE);
-    const args = startRestoreArgs(this.id, this.bundle, plan, { pidFile, noPivot: this.noPivot, consoleSocket });
+    const opts = startRestoreOptions(this.bundle, plan, { pidFile, noPivot: this.noPivot, consoleSocket });
     try {
-      await io.launch(() => restore(this.runtime, plan, args, stdio));
+      await io.launch(() => restore(this.runtime, this.id, plan, opts, stdio));
       this.pid = readPidFile(pidFile);
     } catch (err) {
       this.restoreFailed = true;

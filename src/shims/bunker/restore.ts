@@ -9,8 +9,8 @@ import { InvalidArgumentError } from "../../errdefs.ts";
 import { OptionsSchema } from "../../gen/containerd/runc/v1/options_pb.ts";
 import type { CreateTaskRequest } from "../../gen/containerd/task/v2/shim_pb.ts";
 import { anyIs, unpackAny } from "../../ttrpc/any.ts";
-import { criuArgs, type CriuOptions, withCriuLog } from "./checkpoint.ts";
-import type { OciRuntime, ProcessIO, ProcessPipes } from "../../oci/runtime.ts";
+import { withCriuLog } from "./checkpoint.ts";
+import type { OciRuntime, ProcessIO, ProcessPipes, RestoreOptions } from "../../oci/runtime.ts";
 
 /** What a restore reads and where CRIU works, fixed at Create. */
 export interface RestorePlan {
@@ -20,15 +20,6 @@ export interface RestorePlan {
   workPath: string;
   /** The request's `parent_checkpoint` ("" when none). */
   parentPath: string;
-}
-
-/** go-runc's RestoreOpts (CheckpointOpts embedded). */
-export interface RestoreArgs extends CriuOptions {
-  detach?: boolean;
-  pidFile?: string;
-  consoleSocket?: string;
-  noPivot?: boolean;
-  noSubreaper?: boolean;
 }
 
 /** Validates a restoring Create before anything is mounted or opened. */
@@ -52,27 +43,10 @@ function isDirectory(path: string): boolean {
   }
 }
 
-/** `runc restore` arguments in go-runc's order (Restore: CheckpointOpts.args, then RestoreOpts, --bundle, id). */
-export function restoreArgs(id: string, bundle: string, o: RestoreArgs): string[] {
-  const out = ["restore", ...criuArgs(o)];
-  if (o.detach) out.push("--detach");
-  if (o.pidFile) out.push("--pid-file", resolve(o.pidFile));
-  if (o.consoleSocket) out.push("--console-socket", o.consoleSocket);
-  if (o.noPivot) out.push("--no-pivot");
-  // go-runc's spelling (one dash); runc's flag parser takes both
-  if (o.noSubreaper) out.push("-no-subreaper");
-  out.push("--bundle", bundle, id);
-  return out;
-}
-
-/** The arguments containerd's shim passes at Start: detached, no subreaper, its pid file. */
-export function startRestoreArgs(
-  id: string,
-  bundle: string,
-  plan: RestorePlan,
-  o: { pidFile: string; noPivot: boolean; consoleSocket?: string | undefined },
-): string[] {
-  return restoreArgs(id, bundle, {
+/** The restore containerd's shim runs at Start: detached, no subreaper, its pid file. */
+export function startRestoreOptions(bundle: string, plan: RestorePlan, o: { pidFile: string; noPivot: boolean; consoleSocket?: string | undefined }): RestoreOptions {
+  return {
+    bundle,
     imagePath: plan.imagePath,
     workPath: plan.workPath,
     parentPath: plan.parentPath,
@@ -81,15 +55,15 @@ export function startRestoreArgs(
     detach: true,
     noSubreaper: true,
     ...(o.consoleSocket ? { consoleSocket: o.consoleSocket } : {}),
-  });
+  };
 }
 
 /** Runs the restore; a failure carries the end of CRIU's restore log (when CRIU got that far). */
-export async function restore(runtime: OciRuntime, plan: RestorePlan, args: string[], io: ProcessIO): Promise<ProcessPipes> {
+export async function restore(runtime: OciRuntime, id: string, plan: RestorePlan, opts: RestoreOptions, io: ProcessIO): Promise<ProcessPipes> {
   mkdirSync(plan.workPath, { recursive: true, mode: 0o700 });
   const since = Date.now();
   try {
-    return await runtime.restore(args, io);
+    return await runtime.restore(id, opts, io);
   } catch (err) {
     throw withCriuLog(err, join(plan.workPath, "restore.log"), since);
   }
