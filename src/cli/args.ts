@@ -3,6 +3,7 @@
 // its own flags (`bunker run --rootfs r id /bin/ls -l`).
 import { InvalidArgumentError } from "../errdefs.ts";
 import { DEFAULT_ADDRESS, DEFAULT_ROOT, DEFAULT_STATE } from "../runtime/paths.ts";
+import { parseImageCommand } from "./image-args.ts";
 
 export interface GlobalOptions {
   root: string;
@@ -106,14 +107,14 @@ export function parseSignal(value: string): number {
 }
 
 type FlagKind = "bool" | "string" | "list";
-interface FlagSpec {
+export interface FlagSpec {
   names: string[];
   key: string;
   kind: FlagKind;
 }
 
 /** Parses flags until the first positional; returns values by key and the remaining arguments. */
-function parseFlags(argv: string[], specs: FlagSpec[], context: string): { values: Map<string, string | boolean | string[]>; rest: string[] } {
+export function parseFlags(argv: string[], specs: FlagSpec[], context: string): { values: Map<string, string | boolean | string[]>; rest: string[] } {
   const values = new Map<string, string | boolean | string[]>();
   let i = 0;
   while (i < argv.length) {
@@ -150,9 +151,9 @@ function parseFlags(argv: string[], specs: FlagSpec[], context: string): { value
   return { values, rest: argv.slice(i) };
 }
 
-const str = (v: Map<string, unknown>, k: string): string | undefined => v.get(k) as string | undefined;
-const bool = (v: Map<string, unknown>, k: string): boolean => v.get(k) === true;
-const list = (v: Map<string, unknown>, k: string): string[] => (v.get(k) as string[] | undefined) ?? [];
+export const str = (v: Map<string, unknown>, k: string): string | undefined => v.get(k) as string | undefined;
+export const bool = (v: Map<string, unknown>, k: string): boolean => v.get(k) === true;
+export const list = (v: Map<string, unknown>, k: string): string[] => (v.get(k) as string[] | undefined) ?? [];
 
 const GLOBAL_FLAGS: FlagSpec[] = [
   { names: ["--root"], key: "root", kind: "string" },
@@ -166,13 +167,13 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { names: ["--help", "-h"], key: "help", kind: "bool" },
 ];
 
-function one(rest: string[], what: string, context: string): string {
+export function one(rest: string[], what: string, context: string): string {
   const v = rest[0];
   if (v === undefined) throw new InvalidArgumentError(`${context}: ${what} is required`);
   return v;
 }
 
-function noMore(rest: string[], from: number, context: string): void {
+export function noMore(rest: string[], from: number, context: string): void {
   if (rest.length > from) throw new InvalidArgumentError(`${context}: unexpected argument ${JSON.stringify(rest[from])}`);
 }
 
@@ -364,111 +365,21 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       const containerdConfig = str(f.values, "containerdConfig");
       return { globals, command: { name: "install", prefix: str(f.values, "prefix") ?? "/usr/local", ...(containerdConfig !== undefined ? { containerdConfig } : {}) } };
     }
-    case "pull": {
-      const f = parseFlags(tail, [
-        { names: ["--platform"], key: "platform", kind: "string" },
-        { names: ["-q", "--quiet"], key: "quiet", kind: "bool" },
-      ], ctx);
-      const ref = one(f.rest, "an image reference", ctx);
-      noMore(f.rest, 1, ctx);
-      const platform = str(f.values, "platform");
-      return { globals, command: { name: "pull", ref, quiet: bool(f.values, "quiet"), ...(platform !== undefined ? { platform } : {}) } };
-    }
-    case "load": {
-      const f = parseFlags(tail, [
-        { names: ["-i", "--input"], key: "input", kind: "string" },
-        { names: ["-q", "--quiet"], key: "quiet", kind: "bool" },
-      ], ctx);
-      noMore(f.rest, 0, ctx);
-      const input = str(f.values, "input");
-      return { globals, command: { name: "load", quiet: bool(f.values, "quiet"), ...(input !== undefined ? { input } : {}) } };
-    }
-    case "save": {
-      const f = parseFlags(tail, [{ names: ["-o", "--output"], key: "output", kind: "string" }], ctx);
-      const output = str(f.values, "output");
-      if (output === undefined) throw new InvalidArgumentError(`${ctx}: -o FILE is required`);
-      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: an image reference is required`);
-      return { globals, command: { name: "save", output, refs: f.rest } };
-    }
-    case "images": {
-      const f = parseFlags(tail, [{ names: ["-q", "--quiet"], key: "quiet", kind: "bool" }], ctx);
-      noMore(f.rest, 0, ctx);
-      return { globals, command: { name: "images", quiet: bool(f.values, "quiet") } };
-    }
+    case "pull":
+    case "load":
+    case "save":
+    case "images":
     case "image":
-      return parseImageCommand(globals, tail);
-    case "tag": {
-      const f = parseFlags(tail, [], ctx);
-      const source = one(f.rest, "a source image", ctx);
-      const target = one(f.rest.slice(1), "a target name", ctx);
-      noMore(f.rest, 2, ctx);
-      return { globals, command: { name: "tag", source, target } };
-    }
-    case "rmi": {
-      const f = parseFlags(tail, [{ names: ["-f", "--force"], key: "force", kind: "bool" }], ctx);
-      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: an image reference is required`);
-      return { globals, command: { name: "rmi", force: bool(f.values, "force"), refs: f.rest } };
-    }
-    case "login": {
-      const f = parseFlags(tail, [
-        { names: ["-u", "--username"], key: "username", kind: "string" },
-        { names: ["-p", "--password"], key: "password", kind: "string" },
-        { names: ["--password-stdin"], key: "passwordStdin", kind: "bool" },
-      ], ctx);
-      const registry = one(f.rest, "a registry", ctx);
-      noMore(f.rest, 1, ctx);
-      const username = str(f.values, "username");
-      const password = str(f.values, "password");
-      if (password !== undefined && bool(f.values, "passwordStdin")) throw new InvalidArgumentError(`${ctx}: --password and --password-stdin cannot be combined`);
-      return {
-        globals,
-        command: { name: "login", registry, passwordStdin: bool(f.values, "passwordStdin"), ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) },
-      };
-    }
-    case "logout": {
-      const f = parseFlags(tail, [], ctx);
-      const registry = one(f.rest, "a registry", ctx);
-      noMore(f.rest, 1, ctx);
-      return { globals, command: { name: "logout", registry } };
-    }
-    case "info": {
-      const f = parseFlags(tail, [], ctx);
-      noMore(f.rest, 0, ctx);
-      return { globals, command: { name: "info" } };
-    }
+    case "tag":
+    case "rmi":
+    case "login":
+    case "logout":
+    case "info":
+      return { globals, command: parseImageCommand(name, tail) };
     case "help":
       return { globals, command: { name: "help", topic: tail[0] } };
     default:
       throw new InvalidArgumentError(`unknown command ${JSON.stringify(name)} (try: bunker help)`);
-  }
-}
-
-/** `bunker image ls|inspect|prune|rm|pull|load|save|tag`: docker's management-command form. */
-function parseImageCommand(globals: GlobalOptions, argv: string[]): Parsed {
-  const [sub, ...tail] = argv;
-  const ctx = `bunker image ${sub ?? ""}`.trim();
-  switch (sub) {
-    case "ls":
-    case "list":
-      return { globals, command: parseArgs(["images", ...tail]).command };
-    case "inspect": {
-      const f = parseFlags(tail, [], ctx);
-      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: an image reference is required`);
-      return { globals, command: { name: "image-inspect", refs: f.rest } };
-    }
-    case "prune": {
-      const f = parseFlags(tail, [{ names: ["-a", "--all"], key: "all", kind: "bool" }, { names: ["-f", "--force"], key: "force", kind: "bool" }], ctx);
-      noMore(f.rest, 0, ctx);
-      return { globals, command: { name: "image-prune", all: bool(f.values, "all") } };
-    }
-    case "rm":
-    case "pull":
-    case "load":
-    case "save":
-    case "tag":
-      return { globals, command: parseArgs([sub === "rm" ? "rmi" : sub, ...tail]).command };
-    default:
-      throw new InvalidArgumentError(`${ctx}: unknown image command ${JSON.stringify(sub ?? "")} (ls, inspect, prune, rm, pull, load, save, tag)`);
   }
 }
 
