@@ -3,7 +3,7 @@
 // user is resolved against the image's own /etc/passwd and /etc/group, read through a momentary
 // view, only when it names someone: root (no User) and a numeric uid:gid need no file.
 import { applyUser, type ImageRunOptions, imageProcess, resolveUser } from "../oci/image-config.ts";
-import { generateSpec, type OciSpec, type SpecOptions } from "../oci/spec.ts";
+import { generateSpec, mergeEnv, type OciSpec, type SpecOptions } from "../oci/spec.ts";
 import type { StoredImage } from "./image.ts";
 import type { ImageStore } from "./store.ts";
 
@@ -13,6 +13,9 @@ export async function imageSpec(store: ImageStore, img: StoredImage, base: Omit<
   const config = img.configJson.config ?? {};
   const proc = imageProcess(config, o);
   const spec = generateSpec({ ...base, args: proc.args, env: proc.env, cwd: proc.cwd });
+  // The image's env is the whole env (imageProcess already gave it PATH when the image set none):
+  // generateSpec's default PATH would bring back a PATH that `-e PATH` removed.
+  spec.process.env = mergeEnv(base.terminal ? ["TERM=xterm"] : [], proc.env);
   const user = o.user ?? config.User ?? "";
   if (user !== "") {
     const files = NUMERIC_USER_AND_GROUP.test(user)
