@@ -160,6 +160,11 @@ async function dockerImages(store: ImageStore, imp: Imported, entries: DockerMan
 
 /** Loads every image of an archive (a file or stream) or an OCI layout directory; returns their names. */
 export async function loadImages(store: ImageStore, input: ReadableStream<Uint8Array> | { dir: string }): Promise<string[]> {
+  // shared with pulls, exclusive of prune: what is stored here is named only at the end
+  return await store.withGcLock("shared", () => loadLocked(store, input));
+}
+
+async function loadLocked(store: ImageStore, input: ReadableStream<Uint8Array> | { dir: string }): Promise<string[]> {
   const imp = "dir" in input ? await importLayoutDir(store, input.dir) : await importTar(store, input);
   const images = await imagesOf(store, imp);
   if (images.length === 0) throw new InvalidArgumentError("the archive holds no image");

@@ -18,6 +18,11 @@ export interface PruneReport {
 }
 
 export async function pruneImages(store: ImageStore, containers: readonly ContainerRecord[], all: boolean): Promise<PruneReport> {
+  // alone: a pull or load under way holds content it has not named yet (store.ts, the gc lock)
+  return await store.withGcLock("exclusive", () => pruneLocked(store, containers, all));
+}
+
+async function pruneLocked(store: ImageStore, containers: readonly ContainerRecord[], all: boolean): Promise<PruneReport> {
   const report: PruneReport = { untagged: [], blobs: 0, bytes: 0, snapshots: 0, reclaimed: 0 };
   const usedNames = new Set(containers.flatMap((c) => (c.source ? [c.source.image] : [])));
   if (all) {

@@ -7,7 +7,12 @@
 // A name is written only after the image is fully fetched and unpacked, so `bunker images` never
 // lists an image a killed pull left half-made; what such a pull leaves (ingests, temps) is reclaimed
 // by the next pull of the same blobs, or by `image prune`.
-import { mkdtempSync, readFileSync, rmdirSync } from "node:fs";
+//
+// Until then a pull's or a load's blobs and snapshots are named by nothing, which is exactly what
+// prune sweeps. containerd protects them with leases; we use one store-wide flock, `<root>/content/
+// gc.lock`: pulls, loads and run's image resolution hold it shared, prune holds it exclusive, so a
+// prune waits for the pulls under way (and they for it) instead of deleting their content midway.
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { FailedPreconditionError, NotFoundError } from "../errdefs.ts";
 import { ContentStore } from "../content/store.ts";
@@ -20,6 +25,7 @@ import { parsePlatform } from "../registry/platform.ts";
 import { openSnapshotter, type Snapshotter, type SnapshotterKind } from "../snapshots/snapshotter.ts";
 import type { ContainerLayers } from "../containers/record.ts";
 import { resolveInRoot } from "../archive/root-path.ts";
+import { acquireLock, type LockMode } from "../sys/filelock.ts";
 import { readImage, type StoredImage, topChainId } from "./image.ts";
 import { unpackImage, type UnpackProgress } from "./unpack.ts";
 
@@ -37,6 +43,9 @@ export interface PullOptions {
 }
 
 export type PullPolicy = "missing" | "always" | "never";
+
+/** The store-wide lock that keeps prune from sweeping what a pull or load has not named yet. */
+export const GC_LOCK_FILE = "gc.lock";
 
 /** The snapshot key of a container's writable layer. */
 export function containerKey(namespace: string, id: string): string {
@@ -84,8 +93,26 @@ export class ImageStore {
     return await readImage(this.content, rec, platform ? parsePlatform(platform) : undefined);
   }
 
+  /**
+   * Runs `fn` holding the store's garbage-collection lock: "shared" for what adds content and names
+   * it last (pull, load, run's ensure), "exclusive" for what deletes unnamed content (prune).
+   */
+  async withGcLock<T>(mode: LockMode, fn: () => Promise<T>): Promise<T> {
+    mkdirSync(this.content.dir, { recursive: true });
+    const lock = await acquireLock(join(this.content.dir, GC_LOCK_FILE), mode);
+    try {
+      return await fn();
+    } finally {
+      lock.release();
+    }
+  }
+
   /** Fetches an image from its registry, unpacks it, then names it. */
   async pull(ref: string, o: PullOptions = {}): Promise<StoredImage> {
+    return await this.withGcLock("shared", () => this.pullLocked(ref, o));
+  }
+
+  private async pullLocked(ref: string, o: PullOptions): Promise<StoredImage> {
     const client = new RegistryClient({ insecure: [...(this.o.insecureRegistries ?? [])] });
     const platform: Platform | undefined = o.platform ? parsePlatform(o.platform) : undefined;
     const fetched = await fetchImage(this.content, client, ref, {
@@ -101,15 +128,19 @@ export class ImageStore {
 
   /** `run IMAGE`: the image per the pull policy, unpacked (a load may have stored it without snapshots). */
   async ensure(ref: string, policy: PullPolicy, o: PullOptions = {}): Promise<StoredImage> {
-    if (policy === "always") return await this.pull(ref, o);
-    const rec = this.find(ref);
-    if (!rec) {
-      if (policy === "never") throw new NotFoundError(`image ${ref}: not found, and --pull never forbids pulling it`);
-      return await this.pull(ref, o);
-    }
-    const img = await readImage(this.content, rec, o.platform ? parsePlatform(o.platform) : undefined);
-    await unpackImage(this.content, this.snapshots, img, o.onUnpack);
-    return img;
+    // refused before the lock, which would make <root>/content: a refused run leaves nothing
+    if (policy === "never" && !this.find(ref)) throw new NotFoundError(`image ${ref}: not found, and --pull never forbids pulling it`);
+    return await this.withGcLock("shared", async () => {
+      if (policy === "always") return await this.pullLocked(ref, o);
+      const rec = this.find(ref);
+      if (!rec) {
+        if (policy === "never") throw new NotFoundError(`image ${ref}: not found, and --pull never forbids pulling it`);
+        return await this.pullLocked(ref, o);
+      }
+      const img = await readImage(this.content, rec, o.platform ? parsePlatform(o.platform) : undefined);
+      await unpackImage(this.content, this.snapshots, img, o.onUnpack);
+      return img;
+    });
   }
 
   /** Names an image anew (docker tag): the target is shared, nothing is copied. */
