@@ -197,6 +197,8 @@ export function isRollbackIncomplete(err: unknown): boolean {
 export async function addNetworkList(list: NetworkConfigList, rt: RuntimeConf, opts: CniOptions = {}): Promise<CniResult> {
   validateRuntimeConf(rt);
   if (rt.netns === "") throw new InvalidArgumentError("ADD needs a netns path");
+  // Every binary first: a missing one fails the attach before anything is made.
+  for (const plugin of list.plugins) findPlugin(plugin.type, opts.cniPath);
   let result: CniResult | undefined;
   for (const [i, plugin] of list.plugins.entries()) {
     try {
