@@ -2,7 +2,7 @@
 // (cni.ts), pinned network namespaces (netns.ts), named networks as conflists (networks.ts),
 // attach/detach with the ADD result kept for DEL (attach.ts), published ports (ports.ts) and the
 // generated /etc files (etc-files.ts). The CLI and the container record import from here.
-export { addNetworkList, checkNetworkList, delNetworkList, execPlugin, findPlugin, pluginVersions, DEFAULT_CNI_PATH, DEFAULT_PLUGIN_TIMEOUT_MS } from "./cni.ts";
+export { addNetworkList, checkNetworkList, delNetworkList, execPlugin, findPlugin, isRollbackIncomplete, pluginVersions, validateRuntimeConf, DEFAULT_CNI_PATH, DEFAULT_PLUGIN_TIMEOUT_MS } from "./cni.ts";
 export type { CniCommand, CniOptions, CniResult, NetworkConfigList, PluginConfig, RuntimeConf } from "./cni.ts";
 export { createNetns, isNetnsPin, listNetnsPins, netnsDir, netnsPathFor, removeNetns } from "./netns.ts";
 export { NetworkStore, DEFAULT_NETWORK, DEFAULT_BRIDGE, DEFAULT_SUBNET, RESERVED_NETWORK_NAMES, validateNetworkName, bridgeConflist } from "./networks.ts";
