@@ -31,6 +31,7 @@ const ALLOWED: Record<string, string[]> = {
   content: ["sys"],
   registry: ["content"],
   snapshots: ["linux", "sys"],
+  network: ["sys"],
   images: ["archive", "containers", "content", "oci", "registry", "snapshots", "sys"],
   cri: ["config", "registry"],
   cli: ["api", "config", "containers", "content", "contract", "executor", "gen", "images", "oci", "registry", "runtime", "shims/bunker", "sys", "ttrpc"],
