@@ -4,7 +4,10 @@
 //   absolute names nor symlinks planted by this or a lower layer can make a write land outside;
 //   hardlink targets are resolved the same way, and a link name that climbs out is an error;
 // - an existing entry is replaced, except a directory met by a directory, which keeps its content
-//   and takes the layer's metadata; missing parents are made 0755;
+//   and takes the layer's metadata; a missing parent is made with the metadata of the same directory
+//   in the nearest lower layer that has it (containerd's mkparent with WithParents: a layer applied
+//   into an empty overlay upper that writes /tmp/x without a /tmp entry must not turn the merged
+//   /tmp from 1777 into 0755), else 0755, root-owned, at the epoch;
 // - whiteouts: ".wh.<name>" removes <name>, ".wh..wh..opq" makes its directory opaque. "remove" mode
 //   (a plain directory holding all layers so far) deletes what lies there now, except what this
 //   layer wrote, since the marker may come after the entries it keeps; "overlay" mode (straight
@@ -34,6 +37,8 @@ import { TarReader, type TarEntry, type TarHeader } from "./tar.ts";
 
 export interface ApplyOptions {
   whiteouts: "remove" | "overlay";
+  /** The lower layers' trees, nearest first, when root holds this layer alone (an overlay upper): where missing parents take their metadata from. */
+  parents?: readonly string[];
   sys?: Syscalls;
   /** What was skipped as containerd skips it (xattrs the filesystem refuses, aufs metadata). */
   onWarning?: (message: string) => void;
@@ -226,8 +231,40 @@ class LayerApplier {
       if (here) throw new FailedPreconditionError(`${path.slice(this.root.length)} is not a directory`);
       mkdirSync(path, 0o755);
       chmodSync(path, 0o755);
+      this.takeLowerDirInfo(path);
       this.markWritten(path);
     }
+  }
+
+  /**
+   * A directory made without an entry takes owner, mode, non-trusted xattrs and times from the same
+   * directory in the nearest lower layer (continuity's copyDirInfo and containerd's copyUpXAttrs);
+   * none there, or a non-directory (it was replaced), leaves 0755 root at the epoch. Times are set
+   * with the other directories' at the end, since what goes in later changes them; an entry of the
+   * layer's own for the same directory comes later in that list and wins.
+   */
+  private takeLowerDirInfo(path: string): void {
+    const rel = path.slice(this.root.length + (this.root === "/" ? 0 : 1));
+    for (const lower of this.opts.parents ?? []) {
+      const from = resolveInRoot(lower, rel);
+      let st;
+      try {
+        st = lstatSync(from, { bigint: true });
+      } catch {
+        continue;
+      }
+      if (!st.isDirectory()) break;
+      lchownSync(path, Number(st.uid), Number(st.gid));
+      chmodSync(path, Number(st.mode) & 0o7777);
+      for (const name of this.sys.llistxattr(from)) {
+        if (name.startsWith("trusted.")) continue; // overlayfs' own (opaque) and other privileged state stay with their layer
+        const value = this.sys.lgetxattr(from, name);
+        if (value) this.sys.lsetxattr(path, name, value);
+      }
+      this.dirTimes.push({ path, atime: nsToSeconds(st.atimeNs), mtime: nsToSeconds(st.mtimeNs) });
+      return;
+    }
+    this.dirTimes.push({ path, atime: 0, mtime: 0 });
   }
 
   private markWritten(path: string): void {

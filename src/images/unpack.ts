@@ -32,10 +32,11 @@ export async function unpackImage(content: ContentStore, snapshots: Snapshotter,
       cleaned = true;
       await snapshots.cleanup();
     }
-    // a tar hardlink names an earlier entry of the same archive, so the lower layers are never needed
-    const did = await snapshots.unpack(chainId, parent, async (dir, whiteouts) => {
+    // lowers (overlay mode) only lend their metadata to the directories a layer writes into without
+    // entries of their own; a tar hardlink names an earlier entry of the same archive, never a lower file
+    const did = await snapshots.unpack(chainId, parent, async (dir, whiteouts, lowers) => {
       const { stream } = await decompressStream(content.stream(layer.digest));
-      const { diffId } = await applyLayer(dir, stream, { whiteouts });
+      const { diffId } = await applyLayer(dir, stream, { whiteouts, parents: lowers });
       if (diffId !== img.diffIds[i]) {
         throw new FailedPreconditionError(`image ${img.name}: layer ${layer.digest} unpacks to ${diffId}, but the config says ${img.diffIds[i]}`);
       }

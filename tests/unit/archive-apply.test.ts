@@ -4,7 +4,7 @@
 // metadata order, and the diff ID.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { applyLayer, type ApplyOptions } from "../../src/archive/apply.ts";
 import { tarBytes, type TarWriteHeader } from "../../src/archive/tar-writer.ts";
@@ -90,6 +90,28 @@ describe("entries", () => {
     expect(tree()).toEqual(["a/", "a/b/", "a/b/c"]);
     expect(lstatSync(join(root, "a/b")).mode & 0o7777).toBe(0o755);
     expect(lstatSync(root).mode).toBe(before);
+  });
+
+  test("over lower layers (an overlay upper), a missing parent takes the nearest lower's directory metadata, else 0755 at the epoch", async () => {
+    const near = join(base, "near"), far = join(base, "far");
+    mkdirSync(join(near, "opt"), { recursive: true });
+    mkdirSync(join(far, "tmp"), { recursive: true });
+    mkdirSync(join(far, "opt"), { recursive: true });
+    mkdirSync(join(far, "gone"), { recursive: true });
+    writeFileSync(join(near, "gone"), ""); // replaced by a non-directory in a nearer layer: nothing to take after
+    chmodSync(join(far, "tmp"), 0o1777);
+    utimesSync(join(far, "tmp"), 1_700_000_000, 1_700_000_000);
+    chmodSync(join(near, "opt"), 0o750);
+    chmodSync(join(far, "opt"), 0o700);
+    const fake = new FakeSyscalls();
+    fake.lsetxattr(join(far, "tmp"), "user.kept", text("yes"));
+    fake.lsetxattr(join(far, "tmp"), "trusted.overlay.opaque", text("y"));
+    await apply([file("tmp/x"), file("opt/y"), file("gone/z"), file("new/w"), dir("listed", { mode: 0o711 }), file("listed/v")], { whiteouts: "overlay", parents: [near, far], sys: fake });
+    const mode = (p: string) => lstatSync(join(root, p)).mode & 0o7777;
+    expect([mode("tmp"), mode("opt"), mode("gone"), mode("new"), mode("listed")]).toEqual([0o1777, 0o750, 0o755, 0o755, 0o711]);
+    expect(lstatSync(join(root, "tmp"), { bigint: true }).mtimeNs).toBe(1_700_000_000_000_000_000n);
+    expect(lstatSync(join(root, "new"), { bigint: true }).mtimeNs).toBe(0n);
+    expect(fake.xattrs.get(join(root, "tmp"))).toEqual(new Map([["user.kept", text("yes")]]));
   });
 
   test("an existing non-directory is replaced; a directory met by a non-directory is removed first; dir on dir merges", async () => {
