@@ -64,12 +64,21 @@ export interface Snapshotter {
   cleanup(): Promise<number>;
 }
 
+/**
+ * The probe's answer per store, for this process: like containerd, which probes once when its
+ * snapshotter plugin loads, a process asks once. `run IMAGE` opens the store twice (the image, then
+ * the container's layer), and each probe is a mount, an unmount and seven dirs made and removed:
+ * 10-30 ms, at times far more while the kernel waits out an RCU grace period in the unmount.
+ */
+const probed = new Map<string, string | undefined>();
+
 export function openSnapshotter(root: string, want: "auto" | SnapshotterKind = "auto"): Snapshotter {
   if (!isAbsolute(root)) throw new InvalidArgumentError(`snapshotter root ${JSON.stringify(root)} is not absolute`);
   const base = join(root, "snapshots");
   fs.mkdirSync(base, { recursive: true, mode: 0o700 });
   if (want === "native") return new LayerStore("native", base);
-  const reason = overlayUnusableReason(base);
+  if (!probed.has(base)) probed.set(base, overlayUnusableReason(base));
+  const reason = probed.get(base);
   if (want === "overlayfs") {
     if (reason) throw new FailedPreconditionError(`the overlayfs snapshotter cannot work here: ${reason}`);
     return new LayerStore("overlayfs", base);
