@@ -207,7 +207,9 @@ export async function saveImages(store: ImageStore, refs: string[]): Promise<Rea
     for (const d of await blobsOf(store, rec.target, rec.name)) blobs.set(d.digest, d);
     index.manifests.push({ ...rec.target, annotations: { [ANNOTATION_IMAGE_NAME]: rec.name, [ANNOTATION_REF_NAME]: parseDockerRef(rec.name).tag || rec.target.digest } });
     const img = await readImage(store.content, rec);
-    const tag = isSha256Digest(rec.name) ? [] : [rec.name];
+    // docker load takes only repo:tag in RepoTags ("invalid tag" for repo@digest or a bare digest):
+    // an image known by digest alone is saved untagged, as docker save does
+    const tag = !isSha256Digest(rec.name) && parseDockerRef(rec.name).tag ? [rec.name] : [];
     docker.push({ Config: `blobs/sha256/${img.config.digest.slice(7)}`, RepoTags: tag, Layers: img.layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`) });
   }
   const enc = new TextEncoder();
