@@ -7,8 +7,8 @@ import { Bunker } from "../gen/bunker/v1/api_pb.ts";
 import { Exchange } from "../runtime/events.ts";
 import { type ManagerOptions, TaskManager } from "../runtime/manager.ts";
 
-/** Containers' writable layers over images, for an embedded manager (the image store provides them). */
-type ContainerLayers = NonNullable<ManagerOptions["layers"]>;
+/** What an embedded manager holds for containers besides tasks: image layers and networks. */
+type Resources = Pick<ManagerOptions, "layers" | "networks">;
 import { sys } from "../sys/index.ts";
 import { type CallContext, type CallOptions, type Client, dial, type Handler, type ServiceClient } from "../ttrpc/index.ts";
 import { bunkerService, type ServiceOptions } from "./service.ts";
@@ -66,8 +66,8 @@ async function tryDial(address: string): Promise<Client | undefined> {
 
 /** The daemon if one listens on `address`; otherwise the embedded manager (or nothing with daemonOnly). */
 export async function connect(g: ConnectOptions, logger: Logger, opts: { daemonOnly: true }): Promise<Connection | undefined>;
-export async function connect(g: ConnectOptions, logger: Logger, opts?: { daemonOnly?: false; layers?: ContainerLayers }): Promise<Connection>;
-export async function connect(g: ConnectOptions, logger: Logger, opts: { daemonOnly?: boolean; layers?: ContainerLayers } = {}): Promise<Connection | undefined> {
+export async function connect(g: ConnectOptions, logger: Logger, opts?: { daemonOnly?: false; resources?: Resources }): Promise<Connection>;
+export async function connect(g: ConnectOptions, logger: Logger, opts: { daemonOnly?: boolean; resources?: Resources } = {}): Promise<Connection | undefined> {
   const client = await tryDial(g.address);
   if (client) {
     logger.debug({ address: g.address }, "using the bunker daemon");
@@ -87,7 +87,7 @@ export async function connect(g: ConnectOptions, logger: Logger, opts: { daemonO
       sys: sys(),
       logger,
       debug: g.debug,
-      ...(opts.layers ? { layers: opts.layers } : {}),
+      ...opts.resources,
     },
     { load: false },
   );

@@ -46,6 +46,18 @@ function checkRootfs(rootfs: string): string {
 
 const CHAIN_ID = /^sha256:[0-9a-f]{64}$/;
 
+/** The Create request's network fields, as the manager's network subsystem takes them. */
+function networkRequest(req: { network: string; publish: string[]; dns: string[]; dnsSearch: string[]; addHosts: string[]; hostname: string }) {
+  return {
+    mode: req.network,
+    publish: req.publish,
+    dns: req.dns,
+    dnsSearch: req.dnsSearch,
+    addHosts: req.addHosts,
+    ...(req.hostname !== "" ? { hostname: req.hostname } : {}),
+  };
+}
+
 /** A container from an image names the image and its top snapshot, and no rootfs directory. */
 function checkImage(image: string, parent: string, rootfs: string): { image: string; parent: string } | undefined {
   if (image === "" && parent === "") return undefined;
@@ -84,6 +96,7 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
         spec: req.spec,
         rootfs: rootfs ? [create(MountSchema, { type: "bind", source: rootfs, options: ["rbind", "rw"] })] : [],
         ...(image ? { image } : {}),
+        ...(req.network !== "" ? { network: networkRequest(req) } : {}),
         stdin: req.stdin,
         stdout,
         stderr,
@@ -154,6 +167,9 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
             labels: t.meta?.labels ?? {},
             logPath: t.meta?.logPath ?? "",
             image: t.meta?.image ?? "",
+            network: t.meta?.network?.network ?? "",
+            ips: t.meta?.network?.ips ?? [],
+            ports: t.meta?.network?.ports ?? [],
             bundle: t.bundlePath,
             status: st.status,
             pid: st.pid,

@@ -56,6 +56,8 @@ export interface RunOptions {
   entrypoint?: string;
   /** `-u user[:group]`: resolved against the image's /etc/passwd and /etc/group. */
   user?: string;
+  /** `--net` (default bridge, or BUNKER_NETWORK) and its companions. */
+  network: { mode: string; publish: string[]; dns: string[]; dnsSearch: string[]; addHosts: string[]; hostname?: string };
 }
 
 export type Command =
@@ -254,6 +256,12 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         { names: ["--platform"], key: "platform", kind: "string" },
         { names: ["--entrypoint"], key: "entrypoint", kind: "string" },
         { names: ["-u", "--user"], key: "user", kind: "string" },
+        { names: ["--net", "--network"], key: "net", kind: "string" },
+        { names: ["-p", "--publish"], key: "publish", kind: "list" },
+        { names: ["--dns"], key: "dns", kind: "list" },
+        { names: ["--dns-search"], key: "dnsSearch", kind: "list" },
+        { names: ["--add-host"], key: "addHost", kind: "list" },
+        { names: ["--hostname"], key: "hostname", kind: "string" },
       ], ctx);
       const rootfs = str(f.values, "rootfs");
       const name = str(f.values, "name");
@@ -289,7 +297,16 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         source,
         id,
         args,
+        network: {
+          mode: str(f.values, "net") ?? env.BUNKER_NETWORK ?? "bridge",
+          publish: list(f.values, "publish"),
+          dns: list(f.values, "dns"),
+          dnsSearch: list(f.values, "dnsSearch"),
+          addHosts: list(f.values, "addHost"),
+        },
       };
+      const hostname = str(f.values, "hostname");
+      if (hostname !== undefined) opts.network.hostname = hostname;
       const entrypoint = str(f.values, "entrypoint");
       if (entrypoint !== undefined) opts.entrypoint = entrypoint;
       const user = str(f.values, "user");
@@ -388,6 +405,8 @@ export const USAGE = `usage: bunker [--root DIR] [--state DIR] [--address SOCK] 
 commands:
   run [--rm] [-d] [-t] [--name ID] [--pull missing|always|never] [--platform P] [--entrypoint CMD] [-u USER]
       [--runtime NAME] [-e K=V|K]... [--label k=v]... [--annotation k=v]... [--log FILE] [-w DIR] IMAGE [CMD [ARG...]]
+      [--net bridge|NAME|host|none|container:ID] [-p [IP:]HOST:CTR[/udp]]... [--dns IP]... [--dns-search D]...
+      [--add-host NAME:IP]... [--hostname NAME]
   run [same flags] --rootfs DIR ID CMD [ARG...]
                                  a container from an image (pulled when missing), or from a host directory;
                                  NAME: with --runtime-config, one of its [runtimes.NAME] (default: its default
@@ -421,5 +440,5 @@ Global --insecure-registry HOST[:PORT] (repeatable): plain HTTP for it (localhos
 Global --snapshotter auto|overlayfs|native: how image layers are stacked (auto: overlayfs unless the store
 sits where overlay cannot stack, e.g. on overlayfs inside a container; then native copies; see bunker info).
 Environment: BUNKER_ROOT, BUNKER_STATE, BUNKER_ADDRESS, BUNKER_NAMESPACE, BUNKER_RUNTIME_CONFIG, BUNKER_INSECURE_REGISTRIES,
-BUNKER_SNAPSHOTTER.
+BUNKER_SNAPSHOTTER, BUNKER_NETWORK (run's default --net; bridge when unset).
 `;

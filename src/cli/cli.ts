@@ -50,9 +50,9 @@ export async function cli(argv: string[]): Promise<number> {
         }
       }
     }
-    // an embedded manager may have to release an image container's layer (rm, or a clean-up)
-    const { lazyLayers } = await import("../images/lazy-layers.ts");
-    const conn = await connect(g, logger, { layers: lazyLayers(g.root, imageStoreOptions(g)) });
+    // an embedded manager may have to make or release a container's image layer and network
+    const [{ lazyLayers }, { lazyNetworks }] = await Promise.all([import("../images/lazy-layers.ts"), import("../network/lazy-networks.ts")]);
+    const conn = await connect(g, logger, { resources: { layers: lazyLayers(g.root, imageStoreOptions(g)), networks: lazyNetworks(g.root, g.state) } });
     try {
       switch (c.name) {
         case "run":

@@ -9,6 +9,7 @@ import { Bunker } from "../gen/bunker/v1/api_pb.ts";
 import { Exchange, registerForwardService } from "../runtime/events.ts";
 import { TaskManager } from "../runtime/manager.ts";
 import { lazyLayers } from "../images/lazy-layers.ts";
+import { lazyNetworks } from "../network/lazy-networks.ts";
 import { sameUidPeers, sys } from "../sys/index.ts";
 import { type Handler, listenUnix, Server, type ServiceImpl } from "../ttrpc/index.ts";
 import { type GlobalOptions, imageStoreOptions } from "./args.ts";
@@ -40,7 +41,8 @@ export async function daemon(g: GlobalOptions, logger: Logger): Promise<number> 
   const t0 = performance.now();
   try {
     const layers = lazyLayers(g.root, imageStoreOptions(g));
-    manager = await TaskManager.create({ root: g.root, state: g.state, address: g.address, ttrpcAddress: g.address, events, sys: sys(), logger, debug: g.debug, layers });
+    const networks = lazyNetworks(g.root, g.state);
+    manager = await TaskManager.create({ root: g.root, state: g.state, address: g.address, ttrpcAddress: g.address, events, sys: sys(), logger, debug: g.debug, layers, networks });
   } catch (err) {
     reject(err);
     listener.close();

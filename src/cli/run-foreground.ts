@@ -8,12 +8,12 @@ import { join, resolve } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, type ForegroundRecord, foregroundRuncRoot, releaseForegroundTask, writeForeground } from "../runtime/foreground.ts";
-import { type ContainerLayers, ContainerStore, DEFAULT_STEPS, IMAGE_STEPS } from "../containers/record.ts";
+import { type ContainerLayers, type ContainerNetworks, ContainerStore, stepsFor } from "../containers/record.ts";
 import { processStartTime } from "../proc.ts";
 import { makeBundleDir } from "../runtime/bundle.ts";
 import { writeMeta } from "../runtime/meta.ts";
 import { cgroupParent } from "../runtime/paths.ts";
-import { generateSpec, type OciSpec } from "../oci/spec.ts";
+import { generateSpec, type OciSpec, withNetwork } from "../oci/spec.ts";
 import { type GlobalOptions, imageStoreOptions, type RunOptions } from "./args.ts";
 import { CONFIG_FILE } from "../contract/bundle.ts";
 
@@ -54,7 +54,7 @@ function makeBundle(g: GlobalOptions, o: RunOptions, root: Root, rec: Foreground
     // the foreground record first: from then on every other bunker knows this bundle is ours and alive
     writeForeground(path, rec);
     // then the container record, whose teardown removes it all (also when this CLI is killed midway)
-    containers.create(g.namespace, o.id, "image" in root ? { image: root.image.image, parent: root.image.parent } : undefined);
+    containers.create(g.namespace, o.id, "image" in root ? { image: root.image.image, parent: root.image.parent } : undefined, { network: o.network.mode !== "none" });
     let config;
     if ("rootfs" in root) {
       const spec = generateSpec({ namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
@@ -71,6 +71,22 @@ function makeBundle(g: GlobalOptions, o: RunOptions, root: Root, rec: Foreground
     throw err;
   }
   return path;
+}
+
+/**
+ * The container's network, set up before runc runs and joined by the bundle's spec (the record's
+ * network step releases it). `container:ID` joins a running container's namespace by its pid.
+ */
+async function joinNetwork(bundle: string, g: GlobalOptions, o: RunOptions, networks: ContainerNetworks): Promise<void> {
+  let peer: { pid: number; namespace: string; id: string } | undefined;
+  if (o.network.mode.startsWith("container:")) {
+    const other = o.network.mode.slice("container:".length);
+    validateIdentifier(other, "container id");
+    peer = { pid: foregroundPid(join(g.state, g.namespace, other)) ?? 0, namespace: g.namespace, id: other };
+  }
+  const setup = await networks.setup(g.namespace, o.id, o.network, peer);
+  const path = join(bundle, CONFIG_FILE);
+  writeFileSync(path, JSON.stringify(withNetwork(JSON.parse(readFileSync(path, "utf8")) as object, setup)), { mode: 0o600 });
 }
 
 /** Mounts the container's own layer at <bundle>/rootfs (the record's snapshot step releases it). */
@@ -144,11 +160,14 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   if (!runc) throw new NotFoundError("runc not found in PATH");
   const containers = new ContainerStore(g.root);
   const rec: ForegroundRecord = { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.state, g.namespace) };
+  // --net none is runc's own empty namespace: nothing to set up, nothing to load
+  const networks = o.network.mode === "none" ? undefined : (await import("../network/lazy-networks.ts")).lazyNetworks(g.root, g.state);
   const bundle = makeBundle(g, o, root, rec, containers);
   const pidFile = join(bundle, FOREGROUND_PID_FILE);
   const logFile = join(bundle, "runc.log");
   try {
     if ("image" in root) await mountImageLayer(bundle, g, o.id, root.image);
+    if (networks) await joinNetwork(bundle, g, o, networks);
     const argv = [runc, "--root", rec.runcRoot, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id];
     // pino only when asked for: loading it costs more than this whole path
     const log = g.debug ? (await import("./log.ts")).makeLogger({ debug: true, daemon: false }) : undefined;
@@ -185,9 +204,10 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
       async (step) => {
         if (step === "task") await releaseForegroundTask(rec, o.id);
         else if (step === "snapshot") await (root as { image: ImageRoot }).image.layers.release(g.namespace, o.id);
+        else if (step === "network") await networks!.release(g.namespace, o.id);
         else await removeBundle(bundle, "image" in root);
       },
-      { persist: false, steps: "image" in root ? IMAGE_STEPS : DEFAULT_STEPS },
+      { persist: false, steps: stepsFor({ image: "image" in root, network: networks !== undefined }) },
     );
   }
 }

@@ -17,10 +17,15 @@ export const RECORD_FILE = "record.json";
  * What a container holds, in the order it is released. The snapshot goes after the bundle: the
  * bundle's rootfs is where the snapshot is mounted, and the bundle step unmounts it.
  */
-export type Step = "task" | "bundle" | "snapshot";
-const STEPS: readonly Step[] = ["task", "bundle", "snapshot"];
+export type Step = "task" | "network" | "bundle" | "snapshot";
+const STEPS: readonly Step[] = ["task", "network", "bundle", "snapshot"];
 export const DEFAULT_STEPS: readonly Step[] = ["task", "bundle"];
 export const IMAGE_STEPS: readonly Step[] = ["task", "bundle", "snapshot"];
+
+/** The steps of a container: the task and the bundle always, its network and image layer when it has them. */
+export function stepsFor(o: { network?: boolean; image?: boolean }): Step[] {
+  return STEPS.filter((s) => (s === "network" ? o.network === true : s === "snapshot" ? o.image === true : true));
+}
 
 /** What a container was made from, when it was an image: for ps/inspect, and `rmi` refuses while one uses it. */
 export interface ImageSource {
@@ -41,6 +46,43 @@ export interface ContainerLayers {
   /** Mounts the prepared layer at target itself (a caller with no shim to mount the list: the foreground run). */
   mount(namespace: string, id: string, target: string): Promise<void>;
   /** Unmounts and removes it; idempotent (a missing layer is fine). */
+  release(namespace: string, id: string): Promise<void>;
+}
+
+/** `--net` and its companions, as the CLI, the API and the executor pass them. */
+export interface NetworkRequest {
+  /** "bridge" (the default network), "none", "host", "container:<id>", or a network's name. */
+  mode: string;
+  /** `-p [IP:]HOST:CONTAINER[/proto]`. */
+  publish?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  addHosts?: string[];
+  hostname?: string;
+}
+
+/** How a container's spec takes its network (oci/spec.ts withNetwork applies it). */
+export interface NetworkSetup {
+  /** Join this network namespace (a pinned one, or another container's /proc/PID/ns/net). */
+  netnsPath?: string;
+  /** Use the host's network namespace (no network namespace of its own). */
+  hostNetwork?: boolean;
+  hostname?: string;
+  /** Files bind-mounted over the container's: /etc/hosts, /etc/hostname, /etc/resolv.conf. */
+  files?: { destination: string; source: string }[];
+  /** What ps and inspect show. */
+  summary?: { network: string; ips: string[]; ports: string[] };
+}
+
+/**
+ * A container's network, provided by the network subsystem and held through the record like its
+ * image layer: set up after the id is reserved and before the task exists, released in the network
+ * step (after the task, so nothing runs in it), also after a crash or a reboot.
+ */
+export interface ContainerNetworks {
+  /** `join`: for container:<id>, the other container's init pid (the manager looks it up). */
+  setup(namespace: string, id: string, req: NetworkRequest, join?: { pid: number; namespace: string; id: string }): Promise<NetworkSetup>;
+  /** Idempotent: a container with nothing attached is fine. */
   release(namespace: string, id: string): Promise<void>;
 }
 
@@ -78,8 +120,8 @@ export class ContainerStore {
    * through a rename: a torn new record reads as none, and a container with no record is still torn
    * down by the default steps (measured: the rename cost the foreground run ~0.3 ms).
    */
-  create(namespace: string, id: string, source?: ImageSource): ContainerRecord {
-    const steps = source ? IMAGE_STEPS : DEFAULT_STEPS;
+  create(namespace: string, id: string, source?: ImageSource, o: { network?: boolean } = {}): ContainerRecord {
+    const steps = stepsFor({ image: source !== undefined, network: o.network === true });
     const rec: ContainerRecord = { namespace, id, created: new Date().toISOString(), steps: [...steps], removing: false, released: [] };
     if (source) rec.source = { image: source.image, parent: source.parent };
     const dir = this.dir(namespace, id);

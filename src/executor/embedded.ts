@@ -3,6 +3,7 @@
 // API; the executor reaches the manager in-process. Closing leaves shims and containers running,
 // and a new one on the same directories reloads them (then Executor.restore reattaches).
 import { lazyLayers } from "../images/lazy-layers.ts";
+import { lazyNetworks } from "../network/lazy-networks.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import pino, { type Logger } from "pino";
@@ -55,6 +56,7 @@ export async function startEmbeddedRuntime(o: EmbeddedOptions): Promise<Embedded
       ...(o.debug === undefined ? {} : { debug: o.debug }),
       ...(o.selfDir === undefined ? {} : { selfDir: o.selfDir }),
       layers: lazyLayers(o.root),
+      networks: lazyNetworks(o.root, o.state),
     });
   } catch (err) {
     listener.close();

@@ -121,7 +121,8 @@ export function generateSpec(opts: SpecOptions): OciSpec {
     },
     // Relative to the bundle: the shim mounts the task's rootfs onto <bundle>/rootfs.
     root: { path: "rootfs", readonly: opts.readonlyRootfs ?? false },
-    hostname: opts.hostname ?? opts.id,
+    // docker's default: the first 12 characters of the id (the kernel takes at most 64)
+    hostname: opts.hostname ?? opts.id.slice(0, 12),
     mounts: defaultMounts(),
     linux: {
       cgroupsPath: `${opts.cgroupParent ?? "/bunker"}/${opts.namespace}/${opts.id}`,
@@ -204,4 +205,31 @@ export function hostArchitecture(): string {
 
 export function defaultPlatforms(): string[] {
   return [`linux/${hostArchitecture()}`];
+}
+
+/** How a container takes its network (containers/record.ts NetworkSetup, the parts the spec needs). */
+export interface SpecNetwork {
+  netnsPath?: string;
+  hostNetwork?: boolean;
+  hostname?: string;
+  files?: { destination: string; source: string }[];
+}
+
+/**
+ * The spec joined to its network: a pinned (or another container's) network namespace by path, or
+ * none of its own for the host's network; the generated /etc files bind-mounted over the image's, as
+ * docker and nerdctl do (rbind, so a symlinked /etc/resolv.conf in the image is replaced, not followed).
+ */
+export function withNetwork<T extends { hostname?: string; mounts?: OciMount[]; linux?: { namespaces?: { type: string; path?: string }[] } }>(spec: T, net: SpecNetwork): T {
+  const namespaces = (spec.linux?.namespaces ?? []).filter((n) => n.type !== "network");
+  if (net.netnsPath) namespaces.push({ type: "network", path: net.netnsPath });
+  else if (!net.hostNetwork) namespaces.push({ type: "network" });
+  const out = { ...spec, linux: { ...spec.linux, namespaces } };
+  if (net.hostname) out.hostname = net.hostname;
+  const files = net.files ?? [];
+  if (files.length > 0) {
+    const taken = new Set(files.map((f) => f.destination));
+    out.mounts = [...(spec.mounts ?? []).filter((m) => !taken.has(m.destination)), ...files.map((f) => ({ destination: f.destination, type: "bind", source: f.source, options: ["rbind", "rprivate"] }))];
+  }
+  return out;
 }

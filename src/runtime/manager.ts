@@ -1,7 +1,7 @@
 // The task manager (containerd runtime/v2/manager.go): creates tasks (bundle + shim + Create,
 // rolled back together on failure), keeps the task list, cleans up after shims that die, and on
 // start-up reloads every task a previous bunker left running, all namespaces and bundles at once.
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type Any, AnySchema, timestampDate } from "@bufbuild/protobuf/wkt";
@@ -12,7 +12,8 @@ import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
-import { type ContainerLayers, ContainerStore, type ImageSource, type Step } from "../containers/record.ts";
+import { type ContainerLayers, type ContainerNetworks, ContainerStore, type ImageSource, type NetworkRequest, type NetworkSetup, type Step } from "../containers/record.ts";
+import { withNetwork } from "../oci/spec.ts";
 import { foregroundPid, type ForegroundRecord, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, releaseForegroundTask } from "./foreground.ts";
 import { ForegroundTask, isRunning, OrphanTask, ShimBackedTask, type Task } from "./task.ts";
 import { type Exchange, type ExitInfo, Topics, unpackEvent } from "./events.ts";
@@ -36,7 +37,7 @@ import type { ShimCommandConfig } from "./shimproc.ts";
 import { managerRuncRoot } from "./paths.ts";
 import { withRuncRoot } from "./runc-root.ts";
 import { ShimActions } from "./shim-actions.ts";
-import { ADDRESS_FILE } from "../contract/bundle.ts";
+import { ADDRESS_FILE, CONFIG_FILE } from "../contract/bundle.ts";
 
 export interface ManagerOptions {
   root: string;
@@ -58,6 +59,8 @@ export interface ManagerOptions {
   runcRoot?: string;
   /** Containers' writable layers over images (the image subsystem); without it, only rootfs mounts can be created. */
   layers?: ContainerLayers;
+  /** Containers' networks (the network subsystem); without it, a container gets runc's empty netns. */
+  networks?: ContainerNetworks;
 }
 
 export interface CreateOptions {
@@ -66,6 +69,8 @@ export interface CreateOptions {
   /** The rootfs mounts, or an image's snapshot to make the container's writable layer over (then rootfs is empty). */
   rootfs: Mount[];
   image?: ImageSource;
+  /** `--net` and its companions; absent: an empty network namespace of runc's (only lo). */
+  network?: NetworkRequest;
   stdin?: string;
   stdout?: string;
   stderr?: string;
@@ -74,6 +79,11 @@ export interface CreateOptions {
   options?: Any;
   labels?: Record<string, string>;
   logPath?: string;
+}
+
+/** Whether a request makes something the network step must release (none: runc's own empty netns). */
+function hasNetwork(req: NetworkRequest | undefined): boolean {
+  return req !== undefined && req.mode !== "none";
 }
 
 export class TaskManager {
@@ -236,8 +246,33 @@ export class TaskManager {
     return this.containers.teardown(bundle.namespace, bundle.id, (step: Step) => {
       if (step === "task") return releaseTask();
       if (step === "bundle") return this.releaseBundle(bundle);
+      if (step === "network") return this.releaseNetwork(bundle.namespace, bundle.id);
       return this.releaseLayer(bundle.namespace, bundle.id);
     });
+  }
+
+  /** The network step: DEL of its attachments, its netns and /etc files, through the network subsystem. */
+  private async releaseNetwork(namespace: string, id: string): Promise<void> {
+    if (!this.o.networks) throw new FailedPreconditionError(`container ${namespace}/${id} has a network, and this bunker has no network subsystem to release it`);
+    await this.o.networks.release(namespace, id);
+  }
+
+  /**
+   * Sets up the container's network after its id is reserved and before its task exists, and joins
+   * the bundle's spec to it. `container:ID` joins the other container's namespace by its init pid.
+   */
+  private async setupNetwork(bundle: Bundle, req: NetworkRequest): Promise<NetworkSetup> {
+    if (!this.o.networks) throw new FailedPreconditionError("this bunker has no network subsystem: only an empty network namespace");
+    let peer: { pid: number; namespace: string; id: string } | undefined;
+    if (req.mode.startsWith("container:")) {
+      const other = req.mode.slice("container:".length);
+      const t = await this.task(bundle.namespace, other);
+      peer = { pid: (await t.status()).pid, namespace: bundle.namespace, id: other };
+    }
+    const setup = await this.o.networks.setup(bundle.namespace, bundle.id, req, peer);
+    const specPath = join(bundle.path, CONFIG_FILE);
+    writeFileSync(specPath, JSON.stringify(withNetwork(JSON.parse(readFileSync(specPath, "utf8")) as object, setup)), { mode: 0o600 });
+    return setup;
   }
 
   /** The snapshot step: the container's writable layer, through the image subsystem. */
@@ -374,11 +409,12 @@ export class TaskManager {
     const binary = resolveShimBinary(opts.runtime, this.o.selfDir === undefined ? {} : { selfDir: this.o.selfDir });
     const layers = this.o.layers;
     if (opts.image && !layers) throw new FailedPreconditionError("this bunker has no image store: give a rootfs");
+    if (hasNetwork(opts.network) && !this.o.networks) throw new FailedPreconditionError("this bunker has no network subsystem: only --net none");
     const bundle = newBundle({ root: this.o.root, state: this.o.state, namespace, id, spec: opts.spec, sys: this.o.sys });
     // the record after the bundle (the mkdir that reserves the id): a record never names a bundle
     // someone else is making; a crash between the two leaves a bundle that reload cleans up
     try {
-      this.containers.create(namespace, id, opts.image);
+      this.containers.create(namespace, id, opts.image, { network: hasNetwork(opts.network) });
     } catch (err) {
       deleteBundle(bundle, this.o.sys);
       throw err;
@@ -386,7 +422,9 @@ export class TaskManager {
     let shimLog: ShimLog | undefined;
     let task: ShimTask | undefined;
     try {
+      const net = opts.network ? await this.setupNetwork(bundle, opts.network) : undefined;
       const meta: TaskMeta = { runtime: opts.runtime, labels: opts.labels ?? {}, created: new Date().toISOString() };
+      if (net?.summary) meta.network = net.summary;
       if (opts.logPath !== undefined) meta.logPath = opts.logPath;
       if (opts.image) meta.image = opts.image.image;
       writeMeta(bundle, meta);

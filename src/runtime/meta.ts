@@ -13,6 +13,8 @@ export interface TaskMeta {
   logPath?: string;
   /** The image the container was made from (for ps). */
   image?: string;
+  /** Its network, addresses and published ports (for ps and inspect). */
+  network?: { network: string; ips: string[]; ports: string[] };
   created: string;
 }
 
@@ -27,6 +29,7 @@ export function readMeta(bundle: Pick<Bundle, "path">): TaskMeta | undefined {
     const meta: TaskMeta = { runtime: m.runtime, labels: m.labels ?? {}, created: m.created ?? "" };
     if (typeof m.logPath === "string") meta.logPath = m.logPath;
     if (typeof m.image === "string") meta.image = m.image;
+    if (m.network && typeof m.network.network === "string") meta.network = { network: m.network.network, ips: m.network.ips ?? [], ports: m.network.ports ?? [] };
     return meta;
   } catch {
     return undefined;

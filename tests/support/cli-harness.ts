@@ -102,7 +102,8 @@ export class BunkerEnv {
 
   spawnEnv(): Record<string, string> {
     // TMPDIR: the CLI's FIFO dirs land in the test's dir, so "nothing left" can be checked.
-    return { ...(process.env as Record<string, string>), PATH: `${this.bin}:${process.env.PATH ?? ""}:/usr/sbin:/sbin`, TMPDIR: this.tmp };
+    // BUNKER_NETWORK: no network unless a test (in its own netns) says --net; benches too.
+    return { ...(process.env as Record<string, string>), PATH: `${this.bin}:${process.env.PATH ?? ""}:/usr/sbin:/sbin`, TMPDIR: this.tmp, BUNKER_NETWORK: process.env.BUNKER_NETWORK ?? "none" };
   }
 
   async run(args: string[], opts: { timeoutMs?: number } = {}): Promise<Result> {

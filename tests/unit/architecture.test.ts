@@ -24,17 +24,17 @@ const ALLOWED: Record<string, string[]> = {
   shim: ["contract", "gen", "sys", "ttrpc"],
   "shims/bunker": ["contract", "gen", "linux", "oci", "runc", "shim", "stdio", "sys", "ttrpc"],
   containers: [],
-  runtime: ["containers", "contract", "gen", "ttrpc"],
+  runtime: ["containers", "contract", "gen", "oci", "ttrpc"],
   api: ["contract", "gen", "oci", "runtime", "sys", "ttrpc"],
-  executor: ["api", "config", "contract", "gen", "images", "runtime", "sys", "ttrpc"],
+  executor: ["api", "config", "contract", "gen", "images", "network", "runtime", "sys", "ttrpc"],
   archive: ["sys"],
   content: ["sys"],
   registry: ["content"],
   snapshots: ["linux", "sys"],
-  network: ["sys"],
+  network: ["containers", "sys"],
   images: ["archive", "containers", "content", "oci", "registry", "snapshots", "sys"],
   cri: ["config", "registry"],
-  cli: ["api", "config", "containers", "content", "contract", "executor", "gen", "images", "oci", "registry", "runtime", "shims/bunker", "sys", "ttrpc"],
+  cli: ["api", "config", "containers", "content", "contract", "executor", "gen", "images", "network", "oci", "registry", "runtime", "shims/bunker", "sys", "ttrpc"],
 };
 
 function folderOf(file: string): string | undefined {

@@ -13,7 +13,8 @@ describe("parseArgs", () => {
     // No --runtime: the runtime config's default, or bunker's own shim without a config.
     expect(p.command).toEqual({
       name: "run",
-      opts: { rm: true, detach: false, tty: false, env: ["A=1", "B=2"], labels: { k: "v" }, annotations: {}, source: { rootfs: "/r" }, id: "c1", args: ["/bin/ls", "-l", "--rm"] },
+      opts: { rm: true, detach: false, tty: false, env: ["A=1", "B=2"], labels: { k: "v" }, annotations: {}, source: { rootfs: "/r" }, id: "c1", args: ["/bin/ls", "-l", "--rm"],
+        network: { mode: "bridge", publish: [], dns: [], dnsSearch: [], addHosts: [] } },
     });
   });
 
@@ -56,6 +57,14 @@ describe("parseArgs", () => {
     expect(q.command.name === "run" && q.command.opts.source).toEqual({ image: "busybox", pull: "missing" });
     expect(q.command.name === "run" && q.command.opts.id).toMatch(/^[0-9a-f]{12}$/);
     expect(q.command.name === "run" && q.command.opts.args).toEqual([]);
+  });
+
+  test("run's network flags; BUNKER_NETWORK sets the default --net", () => {
+    const p = parseArgs(["run", "--net", "mynet", "-p", "8080:80", "--publish=127.0.0.1:53:53/udp", "--dns", "10.0.0.2", "--dns-search", "lan", "--add-host", "db:10.0.0.9", "--hostname", "web1", "busybox"]);
+    expect(p.command.name === "run" && p.command.opts.network).toEqual({
+      mode: "mynet", publish: ["8080:80", "127.0.0.1:53:53/udp"], dns: ["10.0.0.2"], dnsSearch: ["lan"], addHosts: ["db:10.0.0.9"], hostname: "web1",
+    });
+    expect(parseArgs(["run", "busybox"], { BUNKER_NETWORK: "none" }).command).toMatchObject({ opts: { network: { mode: "none" } } });
   });
 
   test("image commands, and docker's `image` forms", () => {
