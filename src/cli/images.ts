@@ -109,8 +109,7 @@ export async function rmi(g: GlobalOptions, c: Extract<Command, { name: "rmi" }>
   let code = 0;
   for (const ref of c.refs) {
     try {
-      const name = await store.untag(ref, c.force, using);
-      out(`Untagged: ${familiarString(parseDockerRef(name))}`);
+      for (const name of await store.untag(ref, c.force, using)) out(`Untagged: ${name.startsWith("sha256:") ? name : familiarString(parseDockerRef(name))}`);
     } catch (err) {
       process.stderr.write(`bunker: rmi ${ref}: ${err instanceof Error ? err.message : String(err)}\n`);
       code = 1;

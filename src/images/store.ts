@@ -14,7 +14,7 @@
 // prune waits for the pulls under way (and they for it) instead of deleting their content midway.
 import { mkdirSync, mkdtempSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
-import { FailedPreconditionError, NotFoundError } from "../errdefs.ts";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errdefs.ts";
 import { ContentStore } from "../content/store.ts";
 import type { Descriptor, Platform } from "../content/oci.ts";
 import type { ImageRecord } from "../content/names.ts";
@@ -68,22 +68,27 @@ export class ImageStore {
 
   /** The stored name a reference means: a full name, a familiar one (`busybox`), or an image ID prefix. */
   find(ref: string): ImageRecord | undefined {
-    const names = this.content.names;
+    return this.byName(ref) ?? this.byId(ref)[0];
+  }
+
+  private byName(ref: string): ImageRecord | undefined {
     let parsed;
     try {
       parsed = parseAnyReference(ref);
     } catch {
-      parsed = undefined;
+      return undefined;
     }
-    if (parsed?.named) {
-      const byName = names.getImage(parseDockerRef(ref).toString());
-      if (byName) return byName;
-    }
-    // an image ID (docker's: the config digest) or a target digest, whole or a unique prefix
+    return parsed.named ? (this.content.names.getImage(parseDockerRef(ref).toString()) ?? undefined) : undefined;
+  }
+
+  /** Every name of the image an ID means (docker's: the config digest; or a target digest), whole or a unique prefix. */
+  private byId(ref: string): ImageRecord[] {
     const hex = ref.replace(/^sha256:/, "");
-    if (!/^[0-9a-f]{4,64}$/.test(hex)) return undefined;
-    const hits = names.listImages().filter((r) => r.target.digest.slice(7).startsWith(hex) || configDigestOf(this.content, r)?.slice(7).startsWith(hex));
-    return hits[0];
+    if (!/^[0-9a-f]{4,64}$/.test(hex)) return [];
+    const hits = this.content.names.listImages().filter((r) => r.target.digest.slice(7).startsWith(hex) || configDigestOf(this.content, r)?.slice(7).startsWith(hex));
+    const images = new Set(hits.map((r) => configDigestOf(this.content, r) ?? r.target.digest));
+    if (images.size > 1) throw new InvalidArgumentError(`image ID ${ref} is ambiguous: it begins ${images.size} images' IDs`);
+    return hits;
   }
 
   /** The stored image a reference means, or NotFoundError naming it. */
@@ -153,18 +158,27 @@ export class ImageStore {
   }
 
   /**
-   * Removes names (docker rmi). A name an existing container was made from is refused, unless
-   * `force`, which only untags: the container keeps its snapshot, and prune keeps what it uses.
+   * Removes names (docker rmi); returns those removed. A name an existing container was made from is
+   * refused, unless `force`, which only untags: the container keeps its snapshot, and prune keeps what
+   * it uses. An image ID means every name of that image: refused when there are several, unless
+   * `force` (docker's "referenced in multiple repositories"), so that `rmi ID` never reports success
+   * while the image stays listed under another name.
    */
-  async untag(ref: string, force: boolean, inUse: (name: string) => string[]): Promise<string> {
-    const rec = this.find(ref);
-    if (!rec) throw new NotFoundError(`image ${ref}: not found`);
-    const users = inUse(rec.name);
-    if (users.length > 0 && !force) {
-      throw new FailedPreconditionError(`image ${rec.name} is used by container ${users.join(", ")}: remove the container first (or rmi -f to untag)`);
+  async untag(ref: string, force: boolean, inUse: (name: string) => string[]): Promise<string[]> {
+    const named = this.byName(ref);
+    const recs = named ? [named] : this.byId(ref);
+    if (recs.length === 0) throw new NotFoundError(`image ${ref}: not found`);
+    if (recs.length > 1 && !force) {
+      throw new FailedPreconditionError(`image ${ref} is named ${recs.map((r) => r.name).join(", ")}: remove a name, or rmi -f to remove them all`);
     }
-    await this.content.names.deleteImage(rec.name);
-    return rec.name;
+    for (const rec of recs) {
+      const users = inUse(rec.name);
+      if (users.length > 0 && !force) {
+        throw new FailedPreconditionError(`image ${rec.name} is used by container ${users.join(", ")}: remove the container first (or rmi -f to untag)`);
+      }
+    }
+    for (const rec of recs) await this.content.names.deleteImage(rec.name);
+    return recs.map((r) => r.name);
   }
 
   /** Every stored image, resolved; names whose blobs are broken are listed with what is known. */
