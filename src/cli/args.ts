@@ -4,6 +4,7 @@
 import { InvalidArgumentError } from "../errdefs.ts";
 import { DEFAULT_ADDRESS, DEFAULT_ROOT, DEFAULT_STATE } from "../runtime/paths.ts";
 import { parseImageCommand } from "./image-args.ts";
+import { type NetworkCommand, parseNetworkCommand } from "./network.ts";
 
 export interface GlobalOptions {
   root: string;
@@ -82,6 +83,7 @@ export type Command =
   | { name: "login"; registry: string; username?: string; password?: string; passwordStdin: boolean }
   | { name: "logout"; registry: string }
   | { name: "info" }
+  | NetworkCommand
   | { name: "help"; topic?: string };
 
 export interface Parsed {
@@ -393,6 +395,8 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     case "logout":
     case "info":
       return { globals, command: parseImageCommand(name, tail) };
+    case "network":
+      return { globals, command: parseNetworkCommand(tail) };
     case "help":
       return { globals, command: { name: "help", topic: tail[0] } };
     default:
@@ -434,6 +438,7 @@ commands:
   image prune [-a]               remove unused blobs and snapshots (-a: images no container uses, too)
   login [-u USER] [-p PASS | --password-stdin] REGISTRY / logout REGISTRY
   info                           the root, state, snapshotter and image counts
+  network create [--subnet CIDR] [--gateway IP] NAME / network ls [-q] / network inspect NAME... / network rm NAME...
 
 Without a daemon listening on --address, commands run the task manager in-process.
 Global --insecure-registry HOST[:PORT] (repeatable): plain HTTP for it (localhost and 127.0.0.0/8 always are).

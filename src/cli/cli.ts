@@ -106,6 +106,11 @@ async function imageCommand(g: Parsed["globals"], c: Parsed["command"]): Promise
       return (await import("./image-archive.ts")).save(g, c);
     case "image-prune":
       return (await import("./image-archive.ts")).prune(g, c.all);
+    case "network-create":
+    case "network-ls":
+    case "network-inspect":
+    case "network-rm":
+      return (await import("./network.ts")).runNetworkCommand(g, c);
     default:
       return undefined;
   }

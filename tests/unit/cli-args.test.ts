@@ -67,6 +67,15 @@ describe("parseArgs", () => {
     expect(parseArgs(["run", "busybox"], { BUNKER_NETWORK: "none" }).command).toMatchObject({ opts: { network: { mode: "none" } } });
   });
 
+  test("network commands", () => {
+    expect(parseArgs(["network", "create", "--subnet", "10.20.0.0/24", "--gateway", "10.20.0.1", "n1"]).command).toEqual({ name: "network-create", network: "n1", subnet: "10.20.0.0/24", gateway: "10.20.0.1" });
+    expect(parseArgs(["network", "ls", "-q"]).command).toEqual({ name: "network-ls", quiet: true });
+    expect(parseArgs(["network", "inspect", "a", "b"]).command).toEqual({ name: "network-inspect", networks: ["a", "b"] });
+    expect(parseArgs(["network", "rm", "a"]).command).toEqual({ name: "network-rm", networks: ["a"] });
+    expect(() => parseArgs(["network", "create", "-d", "macvlan", "x"])).toThrow("only the bridge driver");
+    expect(() => parseArgs(["network", "frob"])).toThrow("unknown network command");
+  });
+
   test("image commands, and docker's `image` forms", () => {
     expect(parseArgs(["pull", "--platform", "linux/amd64", "busybox"]).command).toEqual({ name: "pull", ref: "busybox", platform: "linux/amd64", quiet: false });
     expect(parseArgs(["image", "pull", "-q", "busybox"]).command).toEqual({ name: "pull", ref: "busybox", quiet: true });
@@ -134,12 +143,12 @@ test("parseSignal", () => {
 test("ps lines: labels sorted as k=v,... in the last column; none leaves no trailing space", () => {
   const tasks = [
     create(TaskInfoSchema, { id: "web", pid: 42, status: Status.RUNNING, runtime: "io.containerd.bunker.v1", labels: { tier: "front", app: "shop" } }),
-    create(TaskInfoSchema, { id: "job", status: Status.STOPPED, exitStatus: 3, runtime: "io.containerd.runc.v2", image: "docker.io/library/busybox:latest" }),
+    create(TaskInfoSchema, { id: "job", status: Status.STOPPED, exitStatus: 3, runtime: "io.containerd.runc.v2", image: "docker.io/library/busybox:latest", ports: ["8080->80/tcp"] }),
   ];
   expect(psLines(tasks)).toEqual([
-    "ID    PID   STATUS    EXIT   RUNTIME                   IMAGE            LABELS",
-    "web   42    RUNNING          io.containerd.bunker.v1   -                app=shop,tier=front",
-    "job   -     STOPPED   3      io.containerd.runc.v2     busybox:latest",
+    "ID    PID   STATUS    EXIT   RUNTIME                   IMAGE            PORTS          LABELS",
+    "web   42    RUNNING          io.containerd.bunker.v1   -                -              app=shop,tier=front",
+    "job   -     STOPPED   3      io.containerd.runc.v2     busybox:latest   8080->80/tcp",
   ]);
   expect(formatLabels({})).toBe("");
   expect(formatLabels({ b: "", a: "x=y" })).toBe("a=x=y,b=");
