@@ -68,7 +68,8 @@ export interface Snapshotter {
  * The probe's answer per store, for this process: like containerd, which probes once when its
  * snapshotter plugin loads, a process asks once. `run IMAGE` opens the store twice (the image, then
  * the container's layer), and each probe is a mount, an unmount and seven dirs made and removed:
- * 10-30 ms, at times far more while the kernel waits out an RCU grace period in the unmount.
+ * 10-30 ms, and far more when other processes have dirty data, since unmounting an overlay (not
+ * mounted volatile) syncs its upper dir's whole filesystem (ovl_sync_fs).
  */
 const probed = new Map<string, string | undefined>();
 
