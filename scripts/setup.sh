@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 # containerd-shim-runc-v2, util-linux setpriv, bsdutils script(1); python3 binds a stale unix socket.
 # The well-known .proto files are vendored under proto/wkt (no libprotobuf-dev). The image tests run
 # their own docker-registry and build their images with umoci and skopeo (tar and zstd make layers,
-# openssl the token server's certificate).
+# openssl the token server's certificate). Networks use the standard CNI plugins, iptables and ip.
 debs=(runc containerd busybox-static criu gcc make libc6-dev protobuf-compiler python3 util-linux bsdutils
-  docker-registry skopeo umoci tar zstd openssl)
+  docker-registry skopeo umoci tar zstd openssl containernetworking-plugins iptables iproute2)
 # npm may come from a nodejs package that bundles it; Debian's own npm only when there is none.
 command -v npm >/dev/null || debs+=(npm)
 missing=()
