@@ -94,7 +94,8 @@ async function mountImageLayer(bundle: string, g: GlobalOptions, id: string, roo
   await root.layers.prepare(g.namespace, id, root.parent);
   const target = join(bundle, "rootfs");
   mkdirSync(target, { recursive: true, mode: 0o711 });
-  await root.layers.mount(g.namespace, id, target);
+  // a run --rm's layer is never mounted again: no sync of the whole disk at its unmount
+  await root.layers.mount(g.namespace, id, target, { volatile: true });
 }
 
 /**

@@ -44,7 +44,7 @@ export interface ContainerLayers {
   /** Makes the layer over `parent`; returns the rootfs mounts (containerd's mount list) for the shim. */
   prepare(namespace: string, id: string, parent: string): Promise<{ type: string; source: string; options: string[] }[]>;
   /** Mounts the prepared layer at target itself (a caller with no shim to mount the list: the foreground run). */
-  mount(namespace: string, id: string, target: string): Promise<void>;
+  mount(namespace: string, id: string, target: string, opts?: { volatile?: boolean }): Promise<void>;
   /** Unmounts and removes it; idempotent (a missing layer is fine). */
   release(namespace: string, id: string): Promise<void>;
 }

@@ -229,8 +229,8 @@ export class ImageStore {
         await this.snapshots.prepare(key, parent);
         return this.snapshots.mounts(key).map((m) => ({ type: m.type, source: m.source, options: [...m.options] }));
       },
-      mount: async (namespace, id, target) => {
-        this.snapshots.mount(containerKey(namespace, id), target);
+      mount: async (namespace, id, target, opts) => {
+        this.snapshots.mount(containerKey(namespace, id), target, opts);
       },
       release: async (namespace, id) => {
         await this.snapshots.remove(containerKey(namespace, id));

@@ -11,11 +11,15 @@ import { sys } from "../sys/index.ts";
 
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
 
+/** The cheap half of the check: a store on overlayfs cannot hold overlay upper dirs. */
+export function overlayOnOverlayReason(dir: string): string | undefined {
+  return fs.statfsSync(dir).type === OVERLAYFS_SUPER_MAGIC ? `${dir} is on overlayfs, which cannot be an overlay upper dir` : undefined;
+}
+
 /** Why overlayfs cannot be used for a store in `dir` (an existing dir), or undefined when it can. */
 export function overlayUnusableReason(dir: string): string | undefined {
-  if (fs.statfsSync(dir).type === OVERLAYFS_SUPER_MAGIC) {
-    return `${dir} is on overlayfs, which cannot be an overlay upper dir`;
-  }
+  const onOverlay = overlayOnOverlayReason(dir);
+  if (onOverlay) return onOverlay;
   const probe = join(dir, `${PROBE_PREFIX}${process.pid}-${crypto.randomUUID().slice(0, 8)}`);
   const merged = join(probe, "merged");
   try {

@@ -28,9 +28,9 @@ import { isAbsolute, join, resolve } from "node:path";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError } from "../errdefs.ts";
 import type { MountSpec } from "../linux/mount.ts";
 import { spawnTracked } from "../sys/children.ts";
-import { MS, sys } from "../sys/index.ts";
+import { isErrno, MS, sys } from "../sys/index.ts";
 import { validateDigest } from "./chain.ts";
-import { overlayUnusableReason, probePid, removeProbe } from "./detect.ts";
+import { overlayOnOverlayReason, overlayUnusableReason, probePid, removeProbe } from "./detect.ts";
 import { acquireLock, tryLock, type HeldLock } from "../sys/filelock.ts";
 import { chainLockName, decodeKey, keyLockName, lockNameOfTemp, StoreLayout, writeSmall, type SnapshotMeta } from "./layout.ts";
 import { OVERLAY_MAX_LOWER_DIRS, overlayMountPlan, overlayOptions } from "./overlay-options.ts";
@@ -55,7 +55,12 @@ export interface Snapshotter {
   unpack(chainId: string, parent: string | undefined, apply: ApplyLayer, opts?: { signal?: AbortSignal }): Promise<boolean>;
   prepare(key: string, parent: string): Promise<void>;
   mounts(key: string): MountSpec[];
-  mount(key: string, target: string): void;
+  /**
+   * `volatile`: for a layer nothing will ever mount again (a `run --rm`'s): overlayfs then skips the
+   * sync of the whole upper filesystem at unmount (ovl_sync_fs), measured 13 ms idle and 562 ms with
+   * 300 MB dirty elsewhere on the disk, against 2 ms. A kernel without it (before 5.10) mounts without.
+   */
+  mount(key: string, target: string, opts?: { volatile?: boolean }): void;
   unmount(key: string): void;
   remove(key: string): Promise<void>;
   removeCommitted(chainId: string): Promise<void>;
@@ -73,12 +78,17 @@ export interface Snapshotter {
  */
 const probed = new Map<string, string | undefined>();
 
+/** Whether this kernel's overlayfs takes `volatile` (5.10+); learned at the first volatile mount. */
+let volatileWorks: boolean | undefined;
+
 export function openSnapshotter(root: string, want: "auto" | SnapshotterKind = "auto"): Snapshotter {
   if (!isAbsolute(root)) throw new InvalidArgumentError(`snapshotter root ${JSON.stringify(root)} is not absolute`);
   const base = join(root, "snapshots");
   fs.mkdirSync(base, { recursive: true, mode: 0o700 });
   if (want === "native") return new LayerStore("native", base);
-  if (!probed.has(base)) probed.set(base, overlayUnusableReason(base));
+  // A store that already has overlay snapshots passed the probe when they were made: only the cheap
+  // check that it has not since moved onto overlayfs is repeated (every CLI process opens the store).
+  if (!probed.has(base)) probed.set(base, fs.existsSync(join(base, "overlayfs")) ? overlayOnOverlayReason(base) : overlayUnusableReason(base));
   const reason = probed.get(base);
   if (want === "overlayfs") {
     if (reason) throw new FailedPreconditionError(`the overlayfs snapshotter cannot work here: ${reason}`);
@@ -202,14 +212,14 @@ class LayerStore implements Snapshotter {
     return [{ type: "overlay", source: "overlay", options: overlayOptions(dirs) }];
   }
 
-  mount(key: string, target: string): void {
+  mount(key: string, target: string, opts: { volatile?: boolean } = {}): void {
     const abs = resolve(target);
     this.withKeyLockNow(key, (meta) => {
       const targets = meta.targets.includes(abs) ? meta.targets : [...meta.targets, abs];
       // recorded before the mount, so that a crash right after it still leaves remove() the target
       writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), targets.join("\n"));
       try {
-        this.mountAt(meta, key, abs);
+        this.mountAt(meta, key, abs, opts.volatile === true);
       } catch (err) {
         writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), meta.targets.join("\n"));
         throw err;
@@ -316,14 +326,26 @@ class LayerStore implements Snapshotter {
     return reclaimed;
   }
 
-  private mountAt(meta: SnapshotMeta, key: string, target: string): void {
+  private mountAt(meta: SnapshotMeta, key: string, target: string, volatile = false): void {
     const upper = this.fsOf(meta);
     if (this.kind === "native") {
       sys().mount(upper, target, "none", MS.BIND | MS.REC, "");
       return;
     }
     const lowers = this.lowerDirs(this.committedOrThrow(meta.parent as string, `parent of ${JSON.stringify(key)}`));
-    const plan = overlayMountPlan({ upper, work: join(this.layout.snapshotDir(meta.id), "work"), lowers, extra: this.overlayExtra });
+    const work = join(this.layout.snapshotDir(meta.id), "work");
+    if (volatile && volatileWorks !== false) {
+      const plan = overlayMountPlan({ upper, work, lowers, extra: [...this.overlayExtra, "volatile"] });
+      try {
+        mountFrom(sys(), plan.chdir, "overlay", target, "overlay", 0, plan.data);
+        volatileWorks = true;
+        return;
+      } catch (err) {
+        if (volatileWorks === true || !isErrno(err, "EINVAL")) throw err;
+        volatileWorks = false; // an older kernel: it does not know the option
+      }
+    }
+    const plan = overlayMountPlan({ upper, work, lowers, extra: this.overlayExtra });
     mountFrom(sys(), plan.chdir, "overlay", target, "overlay", 0, plan.data);
   }
 
