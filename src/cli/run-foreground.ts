@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, type ForegroundRecord, foregroundRuncRoot, releaseForegroundTask, writeForeground } from "../runtime/foreground.ts";
-import { type ContainerLayers, type ContainerNetworks, ContainerStore, stepsFor } from "../containers/record.ts";
+import { type ContainerLayers, type ContainerNetworks, ContainerStore, killAt, stepsFor } from "../containers/record.ts";
 import { processStartTime } from "../proc.ts";
 import { makeBundleDir } from "../runtime/bundle.ts";
 import { writeMeta } from "../runtime/meta.ts";
@@ -169,6 +169,7 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   try {
     if ("image" in root) await mountImageLayer(bundle, g, o.id, root.image);
     if (networks) await joinNetwork(bundle, g, o, networks);
+    killAt("create:network");
     const argv = [runc, "--root", rec.runcRoot, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id];
     // pino only when asked for: loading it costs more than this whole path
     const log = g.debug ? (await import("./log.ts")).makeLogger({ debug: true, daemon: false }) : undefined;

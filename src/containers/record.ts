@@ -102,7 +102,15 @@ export type Release = (step: Step) => Promise<void>;
 
 /** Test failpoint: BUNKER_TEST_KILL_AT=teardown:<step> (or teardown:record) SIGKILLs this process there. */
 function failpoint(at: string): void {
-  if (process.env.BUNKER_TEST_KILL_AT === `teardown:${at}`) process.kill(process.pid, "SIGKILL");
+  killAt(`teardown:${at}`);
+}
+
+/**
+ * Test failpoints: BUNKER_TEST_KILL_AT=<where> SIGKILLs this process there (teardown:<step>, and
+ * create:network, right after a create set up the container's network and before its task exists).
+ */
+export function killAt(where: string): void {
+  if (process.env.BUNKER_TEST_KILL_AT === where) process.kill(process.pid, "SIGKILL");
 }
 
 export class ContainerStore {

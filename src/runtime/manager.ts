@@ -12,7 +12,7 @@ import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
-import { type ContainerLayers, type ContainerNetworks, ContainerStore, type ImageSource, type NetworkRequest, type NetworkSetup, type Step } from "../containers/record.ts";
+import { type ContainerLayers, type ContainerNetworks, ContainerStore, killAt, type ImageSource, type NetworkRequest, type NetworkSetup, type Step } from "../containers/record.ts";
 import { withNetwork } from "../oci/spec.ts";
 import { foregroundPid, type ForegroundRecord, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, releaseForegroundTask } from "./foreground.ts";
 import { ForegroundTask, isRunning, OrphanTask, ShimBackedTask, type Task } from "./task.ts";
@@ -423,6 +423,7 @@ export class TaskManager {
     let task: ShimTask | undefined;
     try {
       const net = opts.network ? await this.setupNetwork(bundle, opts.network) : undefined;
+      killAt("create:network");
       const meta: TaskMeta = { runtime: opts.runtime, labels: opts.labels ?? {}, created: new Date().toISOString() };
       if (net?.summary) meta.network = net.summary;
       if (opts.logPath !== undefined) meta.logPath = opts.logPath;

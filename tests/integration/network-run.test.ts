@@ -116,6 +116,18 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
     expect(await leftovers()).toEqual(nothingLeft);
   }, T);
 
+  test("a CLI SIGKILLed between the network's ADD and the container's start leaves nothing once rm finishes it (foreground and shim paths)", async () => {
+    for (const [id, args] of [["killfg", ["--rm"]], ["killd", ["-d"]]] as const) {
+      const killed = await agent.run("env", "BUNKER_TEST_KILL_AT=create:network", ...bunker, "run", ...args, "--net", "bridge", "-p", "18081:80", "--name", id, "busybox", "sleep", "100");
+      expect(killed.code).toBe(137);
+      expect((await leftovers()).attachments).toBe("1"); // the ADD happened
+      await ok("ps");
+      await ok("rm", "-f", id);
+      expect(await leftovers()).toEqual(nothingLeft);
+      expect(await ok("ps", "-q")).not.toContain(id);
+    }
+  }, T);
+
   test("20 containers started and removed leave no lease, link, rule, pin or record", async () => {
     for (let i = 0; i < 20; i++) await ok("run", "-d", "--net", "bridge", "--name", `n${i}`, "busybox", "sleep", "100");
     // the checks below see what they look for: 20 of each while the containers run
