@@ -51,8 +51,20 @@ export interface ExecutorOptions {
   insecureRegistries?: string[];
 }
 
+/** A container's network, as `bunker run` takes it (--net, -p, --dns, --dns-search, --add-host, --hostname). */
+export interface NetworkOptions {
+  /** "bridge", a network's name, "host", "none" or "container:<id>"; absent: an empty namespace (only lo). */
+  mode: string;
+  publish?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  addHosts?: string[];
+  hostname?: string;
+}
+
 /** What createFromImage runs: an image (pulled per `pull`, default "missing") and docker run's overrides. */
 export interface ImageRunRequest {
+  network?: NetworkOptions;
   image: string;
   pull?: "missing" | "always" | "never";
   platform?: string;
@@ -107,7 +119,7 @@ export class Executor {
    * stale: it is deleted and the create tried again (the seed's recovery); a running one fails
    * with AlreadyExists. The outputs end when the process's output does, or at once on failure.
    */
-  async create(id: string, spec: object, stdout: OutputTarget, stderr: OutputTarget): Promise<void> {
+  async create(id: string, spec: object, stdout: OutputTarget, stderr: OutputTarget, opts: { network?: NetworkOptions } = {}): Promise<void> {
     const out = toOutput(stdout, (err) => this.log.warn({ id, err: errorMessage(err) }, "stdout destination failed"));
     const errOut = toOutput(stderr, (err) => this.log.warn({ id, err: errorMessage(err) }, "stderr destination failed"));
     let entry: Entry;
@@ -115,7 +127,7 @@ export class Executor {
       validateIdentifier(id, "container id");
       const unshaped = prepareSpec(spec);
       const runtime = await this.runtime();
-      const prepared = withShimGroup(unshaped, runtime.config);
+      const prepared = { ...withShimGroup(unshaped, runtime.config), ...(opts.network ? { network: opts.network } : {}) };
       try {
         entry = await this.createTask(id, prepared, runtime, out, errOut);
       } catch (err) {
@@ -146,7 +158,7 @@ export class Executor {
     try {
       validateIdentifier(id, "container id");
       const runtime = await this.runtime();
-      const prepared = withShimGroup(await this.imageSpec(id, req), runtime.config);
+      const prepared = { ...withShimGroup(await this.imageSpec(id, req), runtime.config), ...(req.network ? { network: req.network } : {}) };
       entry = await this.createTask(id, prepared, runtime, out, errOut);
     } catch (err) {
       await Promise.all([out.end(), errOut.end()]);
@@ -264,7 +276,7 @@ export class Executor {
     return (await this.info(id)).status;
   }
 
-  private async createTask(id: string, spec: PreparedSpec, rt: ResolvedRuntime, out: Output, errOut: Output): Promise<Entry> {
+  private async createTask(id: string, spec: PreparedSpec & { network?: NetworkOptions }, rt: ResolvedRuntime, out: Output, errOut: Output): Promise<Entry> {
     const api = await this.backend.api();
     // Checked before the FIFOs are replaced: a running container's must stay as they are.
     if (await this.status(id).then(() => true, (e: unknown) => (isNotFound(e) ? false : Promise.reject(e)))) {
@@ -289,6 +301,16 @@ export class Executor {
         runtime: rt.runtime,
         rootfs: spec.rootfs,
         ...(spec.image ? { image: spec.image.image, snapshotParent: spec.image.parent } : {}),
+        ...(spec.network
+          ? {
+              network: spec.network.mode,
+              publish: spec.network.publish ?? [],
+              dns: spec.network.dns ?? [],
+              dnsSearch: spec.network.dnsSearch ?? [],
+              addHosts: spec.network.addHosts ?? [],
+              hostname: spec.network.hostname ?? "",
+            }
+          : {}),
         spec: spec.json,
         stdout: paths.stdout,
         stderr: paths.stderr,

@@ -28,6 +28,9 @@
 //   stderr): as `bunker run IMAGE` — the image from bunker's image store under `imageRoot` (default
 //   the manager's root, else /var/lib/bunker), pulled per `pull` (default "missing"), its config
 //   applied to the spec; the container gets its own writable layer, released when it is deleted.
+// - Networks: create(..., { network }) and createFromImage's `network` take `bunker run`'s --net,
+//   -p, --dns, --dns-search, --add-host and --hostname ({ mode: "bridge", publish: ["8080:80"] });
+//   without one a container has an empty network namespace (only lo), as before networks existed.
 // - restore(id, stdout, stderr): reattaches the outputs to the FIFOs. Returns true when the
 //   container is alive (any status but STOPPED), and from then on its exit reaches the handler.
 //   A stopped container is deleted (its remaining output is delivered first); one that does not
@@ -44,7 +47,7 @@
 //   startEmbeddedRuntime makes one with the socket its shims publish events to). Both go through
 //   the same bunker.v1 handlers, so they behave alike.
 // - close(): stops reading events and output; containers keep running; restore them later.
-export { type ExecutorOptions, type ExitHandler, Executor, type ImageRunRequest } from "./executor.ts";
+export { type ExecutorOptions, type ExitHandler, Executor, type ImageRunRequest, type NetworkOptions } from "./executor.ts";
 export { type EmbeddedOptions, type EmbeddedRuntime, startEmbeddedRuntime } from "./embedded.ts";
 export { type NodeWritableLike, type OutputCallback, type OutputTarget } from "./streams.ts";
 export { DEFAULT_EXECUTOR_RUNTIME, parseSignal } from "./request.ts";
