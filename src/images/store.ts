@@ -18,8 +18,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "..
 import { ContentStore } from "../content/store.ts";
 import type { Descriptor, Platform } from "../content/oci.ts";
 import type { ImageRecord } from "../content/names.ts";
-import { RegistryClient } from "../registry/client.ts";
-import { fetchImage, type PullProgressEvent } from "../registry/pull.ts";
+import type { PullProgressEvent } from "../registry/pull.ts";
 import { parseAnyReference, parseDockerRef } from "../registry/reference.ts";
 import { parsePlatform } from "../registry/platform.ts";
 import { openSnapshotter, type Snapshotter, type SnapshotterKind } from "../snapshots/snapshotter.ts";
@@ -27,7 +26,18 @@ import type { ContainerLayers } from "../containers/record.ts";
 import { resolveInRoot } from "../archive/root-path.ts";
 import { acquireLock, type LockMode } from "../sys/filelock.ts";
 import { readImage, type StoredImage, topChainId } from "./image.ts";
-import { unpackImage, type UnpackProgress } from "./unpack.ts";
+import type { UnpackProgress } from "./unpack.ts";
+
+/**
+ * The registry client and the layer applier load only when a pull or an unpack needs them: `run`
+ * of an image already unpacked (the common case) does not pay for evaluating them.
+ */
+async function unpack(store: ImageStore, img: StoredImage, onUnpack?: UnpackProgress): Promise<void> {
+  const top = img.chainIds.at(-1);
+  if (top !== undefined && store.snapshots.has(top)) return;
+  const { unpackImage } = await import("./unpack.ts");
+  await unpackImage(store.content, store.snapshots, img, onUnpack);
+}
 
 export interface ImageStoreOptions {
   /** Registries spoken to over plain HTTP besides loopback ones. */
@@ -118,6 +128,7 @@ export class ImageStore {
   }
 
   private async pullLocked(ref: string, o: PullOptions): Promise<StoredImage> {
+    const [{ RegistryClient }, { fetchImage }] = await Promise.all([import("../registry/client.ts"), import("../registry/pull.ts")]);
     const client = new RegistryClient({ insecure: [...(this.o.insecureRegistries ?? [])] });
     const platform: Platform | undefined = o.platform ? parsePlatform(o.platform) : undefined;
     const fetched = await fetchImage(this.content, client, ref, {
@@ -126,7 +137,7 @@ export class ImageStore {
     });
     const rec: ImageRecord = { name: fetched.name, target: fetched.target };
     const img = await readImage(this.content, rec, platform);
-    await unpackImage(this.content, this.snapshots, img, o.onUnpack);
+    await unpack(this, img, o.onUnpack);
     await this.content.names.putImage(fetched.name, fetched.target);
     return img;
   }
@@ -143,7 +154,7 @@ export class ImageStore {
         return await this.pullLocked(ref, o);
       }
       const img = await readImage(this.content, rec, o.platform ? parsePlatform(o.platform) : undefined);
-      await unpackImage(this.content, this.snapshots, img, o.onUnpack);
+      await unpack(this, img, o.onUnpack);
       return img;
     });
   }

@@ -183,8 +183,8 @@ class LayerStore implements Snapshotter {
         if (depth > OVERLAY_MAX_LOWER_DIRS) throw new FailedPreconditionError(`image ${parent} has ${depth} layers; overlayfs stacks at most ${OVERLAY_MAX_LOWER_DIRS} lower directories (the kernel's OVL_MAX_STACK)`);
       }
       temp = this.layout.makeTemp(lockName);
-      writeSmall(join(temp, "key"), key);
-      writeSmall(join(temp, "parent"), parent);
+      writeSmall(join(temp, "key"), key, false);
+      writeSmall(join(temp, "parent"), parent, false);
       if (this.kind === "overlayfs") {
         fs.mkdirSync(join(temp, "fs"), { mode: 0o755 });
         fs.mkdirSync(join(temp, "work"), { mode: 0o700 });
@@ -217,11 +217,11 @@ class LayerStore implements Snapshotter {
     this.withKeyLockNow(key, (meta) => {
       const targets = meta.targets.includes(abs) ? meta.targets : [...meta.targets, abs];
       // recorded before the mount, so that a crash right after it still leaves remove() the target
-      writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), targets.join("\n"));
+      writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), targets.join("\n"), false);
       try {
         this.mountAt(meta, key, abs, opts.volatile === true);
       } catch (err) {
-        writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), meta.targets.join("\n"));
+        writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), meta.targets.join("\n"), false);
         throw err;
       }
     });
@@ -230,7 +230,7 @@ class LayerStore implements Snapshotter {
   unmount(key: string): void {
     this.withKeyLockNow(key, (meta) => {
       for (const t of meta.targets) sys().unmountAll(t);
-      writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), "");
+      writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), "", false);
     });
   }
 
