@@ -123,16 +123,28 @@ export function compactOverlayData(data: string): { data: string; chdir?: string
 /**
  * mount(2) from inside `chdir` when the data has relative paths. Changing the process's cwd is safe
  * here: the chdir, the synchronous FFI mount and the chdir back run on the one JavaScript thread with
- * nothing in between (containerd instead forks a helper or locks an OS thread).
+ * nothing in between (containerd instead forks a helper or locks an OS thread). The way back may be
+ * gone: a shim's cwd is the bundle its `start` ran in, removed with that container while the shim
+ * serves others; then the process stays at "/" (a deleted dir cannot be entered again by path), and
+ * the mount, which was made, stands.
  */
 export function mountFrom(sys: Syscalls, chdir: string | undefined, source: string, target: string, fstype: string, flags: number, data: string): void {
   if (chdir === undefined) return sys.mount(source, target, fstype, flags, data);
-  const previous = process.cwd();
+  let previous: string;
+  try {
+    previous = process.cwd();
+  } catch {
+    previous = "/";
+  }
   process.chdir(chdir);
   try {
     sys.mount(source, target, fstype, flags, data);
   } finally {
-    process.chdir(previous);
+    try {
+      process.chdir(previous);
+    } catch {
+      process.chdir("/");
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, realpathSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NotImplementedError } from "../../src/errdefs.ts";
@@ -79,5 +79,20 @@ describe("overlay options past a page (containerd's compactLowerdirOption)", () 
     expect(cwds).toEqual([realpathSync(store)]);
     expect(process.cwd()).toBe(before);
     expect(fake.callsOf("mount")[0]![1]).toBe(`${before}/rel/rootfs`);
+  });
+
+  test("a cwd removed meanwhile (a shim's first bundle) does not fail the mount: the process comes back to /", () => {
+    const fake = new FakeSyscalls();
+    const before = process.cwd();
+    const gone = mkdtempSync(join(tmpdir(), "bunker-mount-cwd-"));
+    process.chdir(gone);
+    rmdirSync(gone);
+    try {
+      mountAll(fake, [{ type: "overlay", source: "overlay", options: data.split(",") }], "/abs/rootfs");
+      expect(fake.callsOf("mount")).toHaveLength(1);
+      expect(process.cwd()).toBe("/");
+    } finally {
+      process.chdir(before);
+    }
   });
 });
