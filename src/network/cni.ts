@@ -53,6 +53,15 @@ export interface RuntimeConf {
 export interface CniOptions {
   cniPath?: readonly string[];
   timeoutMs?: number;
+  /** Called after every plugin exec with its wall time (bench/network.ts uses it to say where an attach's time goes). */
+  onExec?: (event: PluginExecEvent) => void;
+}
+
+export interface PluginExecEvent {
+  type: string;
+  command: CniCommand;
+  ms: number;
+  ok: boolean;
 }
 
 /** A plugin result as the plugins print it (any spec version); see summarizeResult. */
@@ -104,13 +113,14 @@ const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, "; ").trim();
 
 /**
  * Runs one plugin once: `config` goes on stdin exactly as given. Returns the parsed stdout (ADD,
- * VERSION), or undefined when the plugin printed nothing (DEL, CHECK).
+ * VERSION), or undefined when the plugin printed nothing (DEL, CHECK). `binaryType` runs another
+ * plugin with that config, as a main plugin runs its IPAM plugin (libcni's `pkg/ipam` ExecAdd/ExecDel).
  */
-export async function execPlugin(command: CniCommand, config: Record<string, unknown> & { type: string }, rt: RuntimeConf, opts: CniOptions = {}): Promise<CniResult | undefined> {
+export async function execPlugin(command: CniCommand, config: Record<string, unknown> & { type: string }, rt: RuntimeConf, opts: CniOptions = {}, binaryType: string = config.type): Promise<CniResult | undefined> {
   const cniPath = opts.cniPath ?? DEFAULT_CNI_PATH;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS;
-  const binary = findPlugin(config.type, cniPath);
-  const what = `CNI plugin ${config.type} (${command}${typeof config.name === "string" ? ` on network ${JSON.stringify(config.name)}` : ""})`;
+  const binary = findPlugin(binaryType, cniPath);
+  const what = `CNI plugin ${binaryType} (${command}${typeof config.name === "string" ? ` on network ${JSON.stringify(config.name)}` : ""})`;
   const env: Record<string, string> = {
     // Plugins exec iptables and their IPAM plugin: they need a PATH with the sbin dirs.
     PATH: `${process.env.PATH ?? "/usr/bin:/bin"}:/usr/sbin:/sbin`,
@@ -121,6 +131,8 @@ export async function execPlugin(command: CniCommand, config: Record<string, unk
     CNI_PATH: cniPath.join(":"),
   };
   if (rt.args && Object.keys(rt.args).length > 0) env.CNI_ARGS = Object.entries(rt.args).map(([k, v]) => `${k}=${v}`).join(";");
+  const started = performance.now();
+  let ok = false;
   let proc;
   try {
     proc = spawnTracked([binary], { env, stdin: "pipe", stdout: "pipe", stderr: "pipe", detached: true });
@@ -143,14 +155,21 @@ export async function execPlugin(command: CniCommand, config: Record<string, unk
     const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     if (timedOut) throw new UnavailableError(`${what} did not finish within ${timeoutMs} ms and was killed`);
     if (code !== 0) throw pluginError(what, code, stdout, stderr);
-    if (stdout.trim() === "") return undefined;
+    if (stdout.trim() === "") {
+      ok = true;
+      return undefined;
+    }
+    let parsed: CniResult;
     try {
-      return JSON.parse(stdout) as CniResult;
+      parsed = JSON.parse(stdout) as CniResult;
     } catch {
       throw new FailedPreconditionError(`${what}: printed a result that is not JSON: ${oneLine(stdout).slice(0, 200)}`);
     }
+    ok = true;
+    return parsed;
   } finally {
     clearTimeout(timer);
+    opts.onExec?.({ type: binaryType, command, ms: performance.now() - started, ok });
   }
 }
 
