@@ -1,9 +1,18 @@
 // Named networks: `<root>/networks/<name>.conflist`, one CNI conflist per network, the way nerdctl
 // keeps them (`/etc/cni/net.d/nerdctl-<name>.conflist`) but under bunker's root so two bunkers never
-// share one. Every network is nerdctl's bridge chain: bridge (isGateway, ipMasq, hairpinMode) with
-// host-local IPAM, then portmap (the `portMappings` capability), firewall and tuning. The default
-// network `bridge` (bridge device "bunker0", 10.14.0.0/24) is written on first use; other networks
-// get a device "br-<12 hex>" and, without --subnet, the next free 10.14.N.0/24.
+// share one. The default network `bridge` (bridge device "bunker0", 10.14.0.0/24) is written on
+// first use; other networks get a device "br-<12 hex>" and, without --subnet, the next free 10.14.N.0/24.
+//
+// The chain is shorter than nerdctl's (bridge + host-local, portmap, firewall, tuning), because a
+// container's attach and detach pay for every plugin exec and the issue's budget for both is 60 ms
+// (bench/network.ts measures it). What each dropped piece did, and where it went:
+//   - bridge's `ipMasq` (a NAT chain per container, ~35 ms ADD + ~55 ms DEL) and `firewall` (two
+//     FORWARD accepts per container, ~40 + ~45 ms): one masquerade rule for the subnet and two
+//     FORWARD accepts for the bridge, installed once per network (host-rules.ts; the list says so
+//     with `bunkerHostRules: true`) and removed by `network rm`, as docker's bridge driver does;
+//   - `tuning` with no sysctls or settings configured does nothing but cost an exec each way;
+//   - `portmap` stays in the list but runs only for a container that publishes ports (attach.ts
+//     derives the chain per attach and records which plugins ran, so DEL runs exactly those).
 //
 // A subnet that overlaps a host route (other than its own bridge's) or another bunker network is
 // refused: traffic to it would go to the wrong place. A network is in use while an attachment
@@ -12,8 +21,8 @@
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, errorMessage } from "../errdefs.ts";
-import { spawnTracked } from "../sys/children.ts";
 import { DEFAULT_CNI_PATH, DEFAULT_PLUGIN_TIMEOUT_MS, type CniOptions, type NetworkConfigList, type PluginConfig } from "./cni.ts";
+import { defaultHostTools, deleteLink, ensureNetworkHostSetup, removeNetworkHostSetup, type HostTools } from "./host-rules.ts";
 import { addressAt, formatIp, formatPrefix, hostRoutes, lastAddress, parseIp, parsePrefix, prefixContains, prefixesOverlap, type HostRoute, type Prefix } from "./subnets.ts";
 
 export const DEFAULT_NETWORK = "bridge";
@@ -45,8 +54,15 @@ export interface NetworkInfo {
 }
 
 export interface NetworkStoreOptions extends CniOptions {
-  /** Where /proc/net/route is (tests point it at a fixture). */
+  /** Where /proc/net is (route, ipv6_route, dev; tests point it at a fixture). */
   procNet?: string;
+  /** iptables, ip6tables and ip for the per-network host setup (tests point them at fakes). */
+  hostTools?: Partial<HostTools>;
+}
+
+/** A conflist as bunker writes it: `bunkerHostRules` marks a network whose masquerade and forward rules bunker installs (host-rules.ts). */
+export interface BunkerConflist extends NetworkConfigList {
+  bunkerHostRules?: boolean;
 }
 
 export function validateNetworkName(name: string): string {
@@ -56,13 +72,13 @@ export function validateNetworkName(name: string): string {
 }
 
 /** The conflist bunker writes for a bridge network (also what unit tests check against). */
-export function bridgeConflist(name: string, bridge: string, subnet: string, gateway: string, ipamDir: string): NetworkConfigList {
+export function bridgeConflist(name: string, bridge: string, subnet: string, gateway: string, ipamDir: string): BunkerConflist {
   const family = parsePrefix(subnet).version;
   const bridgePlugin: PluginConfig = {
     type: "bridge",
     bridge,
     isGateway: true,
-    ipMasq: true,
+    ipMasq: false,
     hairpinMode: true,
     ipam: {
       type: "host-local",
@@ -74,7 +90,8 @@ export function bridgeConflist(name: string, bridge: string, subnet: string, gat
   return {
     cniVersion: CNI_VERSION,
     name,
-    plugins: [bridgePlugin, { type: "portmap", capabilities: { portMappings: true } }, { type: "firewall" }, { type: "tuning" }],
+    bunkerHostRules: true,
+    plugins: [bridgePlugin, { type: "portmap", capabilities: { portMappings: true } }],
   };
 }
 
@@ -95,8 +112,10 @@ export class NetworkStore {
   readonly attachmentsDir: string;
   /** Host port reservations (attach.ts). */
   readonly portsDir: string;
-  readonly cni: Required<CniOptions>;
-  private readonly procNet: string;
+  readonly cni: CniOptions & Required<Pick<CniOptions, "cniPath" | "timeoutMs">>;
+  readonly hostTools: HostTools;
+  /** Where /proc/net is: routes for subnet checks, dev for links. */
+  readonly procNet: string;
 
   constructor(root: string, opts: NetworkStoreOptions = {}) {
     this.dir = join(root, "networks");
@@ -104,7 +123,25 @@ export class NetworkStore {
     this.attachmentsDir = join(this.dir, "attachments");
     this.portsDir = join(this.dir, "ports");
     this.cni = { cniPath: opts.cniPath ?? DEFAULT_CNI_PATH, timeoutMs: opts.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS };
+    if (opts.onExec) this.cni.onExec = opts.onExec;
     this.procNet = opts.procNet ?? "/proc/net";
+    this.hostTools = { ...defaultHostTools(), ...opts.hostTools };
+  }
+
+  private get hostRulesLock(): string {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    return join(this.dir, "host-rules.lock");
+  }
+
+  /**
+   * The network's masquerade and forward rules and its bridge (host-rules.ts), when its list asks
+   * for them; one read of /proc/net/dev once they are there. attach runs it before every ADD (a
+   * reboot takes rules and bridge), `network create` may run it to set up eagerly.
+   */
+  async ensureHostSetup(name: string, list: BunkerConflist = this.config(name)): Promise<void> {
+    if (list.bunkerHostRules !== true) return;
+    const { bridge, subnet } = describeConflist(list);
+    await ensureNetworkHostSetup({ name, bridge, subnet }, this.hostRulesLock, this.hostTools, this.procNet);
   }
 
   private file(name: string): string {
@@ -169,7 +206,7 @@ export class NetworkStore {
   }
 
   /** The default network, written on first use (a racing writer's file wins and is read back). */
-  ensureDefault(): NetworkConfigList {
+  ensureDefault(): BunkerConflist {
     if (!fs.existsSync(this.file(DEFAULT_NETWORK))) {
       try {
         this.create(DEFAULT_NETWORK, { subnet: DEFAULT_SUBNET, bridge: DEFAULT_BRIDGE });
@@ -181,7 +218,7 @@ export class NetworkStore {
   }
 
   /** The stored conflist; the default network is made here on first use. */
-  config(name: string): NetworkConfigList {
+  config(name: string): BunkerConflist {
     if (name === DEFAULT_NETWORK && !fs.existsSync(this.file(name))) return this.ensureDefault();
     if (name !== DEFAULT_NETWORK) validateNetworkName(name);
     let text: string;
@@ -192,7 +229,7 @@ export class NetworkStore {
       throw err;
     }
     try {
-      const list = JSON.parse(text) as NetworkConfigList;
+      const list = JSON.parse(text) as BunkerConflist;
       if (typeof list.cniVersion !== "string" || !Array.isArray(list.plugins) || list.name !== name) throw new Error("not a conflist for this name");
       return list;
     } catch (err) {
@@ -232,22 +269,19 @@ export class NetworkStore {
     return containers.filter((c) => fs.existsSync(join(this.attachmentsDir, c, `${name}.json`))).sort();
   }
 
-  /** Removes a network that no container uses, and its bridge device (as nerdctl's `network rm`). */
+  /**
+   * Removes a network that no container uses, with its bridge device and (for bunker's lists) its
+   * host rules, as nerdctl's and docker's `network rm` do. The host side goes first: a crash
+   * half-way leaves the network listed, and the next attach or rm completes the job.
+   */
   async remove(name: string): Promise<void> {
     if (name === DEFAULT_NETWORK) throw new FailedPreconditionError(`network ${JSON.stringify(name)} is the default network and cannot be removed`);
+    const list = this.config(name);
     const info = this.inspect(name);
     if (info.containers.length > 0) throw new FailedPreconditionError(`network ${JSON.stringify(name)} is in use by ${info.containers.join(", ")}`);
+    if (list.bunkerHostRules === true) await removeNetworkHostSetup({ name, bridge: info.bridge, subnet: info.subnet }, this.hostRulesLock, this.hostTools);
+    else if (info.bridge) await deleteLink(info.bridge, this.hostTools);
     fs.rmSync(this.file(name));
     fs.rmSync(join(this.ipamDir, name), { recursive: true, force: true });
-    if (info.bridge) await deleteLink(info.bridge);
   }
-}
-
-/** `ip link delete DEV`; a device that is not there is fine. (Not /sys/class/net: sysfs shows the netns of whoever mounted it.) */
-async function deleteLink(dev: string): Promise<void> {
-  const ip = Bun.which("ip", { PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin` });
-  if (!ip) return; // nothing to delete it with; an idle bridge routes nothing once its subnet is gone
-  const proc = spawnTracked([ip, "link", "delete", dev], { stdout: "ignore", stderr: "pipe" });
-  const [err, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0 && !/Cannot find device/.test(err)) throw new FailedPreconditionError(`deleting bridge ${dev}: ${err.trim()}`);
 }

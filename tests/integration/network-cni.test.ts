@@ -1,11 +1,14 @@
-// The network code against Debian's real CNI plugins (bridge, host-local, portmap, firewall,
-// tuning, loopback), run entirely inside a private network and mount namespace that a netns agent
-// (tests/support/netns-agent.ts) makes: its bridges, veths, iptables rules and netns pins die
-// with it. Only loopback and this file's own subnets (10.14.0.0/24, 10.15.x.0/24) are addressed.
+// The network code against Debian's real CNI plugins (bridge, host-local, portmap, loopback, and
+// tuning for a failing chain), run entirely inside a private network and mount namespace that a
+// netns agent (tests/support/netns-agent.ts) makes: its bridges, veths, iptables rules and netns
+// pins die with it. Only loopback and this file's own subnets (10.14.0.0/24, 10.15.x.0/24, and
+// 10.16.0.0/24 as the "outside" a masqueraded container reaches) are addressed.
 // "Nothing left" is checked against a snapshot of links, iptables rules, host-local leases, nsfs
 // mounts, pins, records and port reservations; the baseline is taken after one warm-up cycle,
-// because the plugins' shared chains (CNI-FORWARD, CNI-HOSTPORT-*) and the bridge device stay by
-// design (every CNI user on a host shares them), and the first test pins down exactly that set.
+// because the default network's bridge and its three host rules (masquerade, two forward accepts)
+// stay until `network rm` (which the default network never gets), and portmap's shared chains
+// (CNI-HOSTPORT-*) stay by design (every CNI user on a host shares them); the first test pins down
+// exactly that set, and the named-network test checks that `network rm` takes its rules.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { join } from "node:path";
@@ -14,7 +17,7 @@ import { bridgeConflist } from "../../src/network/networks.ts";
 import { describeWith } from "../support/require.ts";
 import { NetnsAgent } from "../support/netns-agent.ts";
 
-const PLUGINS = ["bridge", "host-local", "portmap", "firewall", "tuning", "loopback"];
+const PLUGINS = ["bridge", "host-local", "portmap", "tuning", "loopback"];
 
 describeWith(["root", "bin:unshare", "bin:nsenter", "bin:ip", "bin:iptables-save", "bin:busybox", ...PLUGINS.map((p) => `bin:/usr/lib/cni/${p}` as const)], "network over the real CNI plugins, in a private netns", () => {
   let agent: NetnsAgent;
@@ -72,17 +75,22 @@ describeWith(["root", "bin:unshare", "bin:nsenter", "bin:ip", "bin:iptables-save
 
   let baseline: Awaited<ReturnType<typeof snapshot>>;
 
-  test("warm-up: what one attach/detach leaves is only the plugins' shared chains and the bridge", async () => {
+  test("warm-up: what one attach/detach leaves is the bridge, the network's three host rules and portmap's shared chains", async () => {
     const before = await snapshot();
     const c = await container("bridge", [{ hostPort: 18080, containerPort: 80, protocol: "tcp" }]);
     await agent.call("detach", c.id);
     baseline = await snapshot();
     expect(baseline.links.filter((l) => !before.links.includes(l))).toEqual(["bunker0"]);
     const added = baseline.rules.filter((r) => !before.rules.includes(r));
-    // New tables bring their headers and built-in chains; every other new line is a shared CNI chain.
+    // New tables bring their headers and built-in chains; every other new line is a shared CNI chain or the network's rules.
     const tableScaffolding = /^(\*\w+|COMMIT|:(INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) ACCEPT \[0:0\])$/;
-    expect(added.filter((r) => !tableScaffolding.test(r) && !/CNI-(FORWARD|ADMIN|HOSTPORT-(DNAT|MASQ|SETMARK))/.test(r))).toEqual([]);
-    expect(added.filter((r) => r.startsWith("-A"))).toHaveLength(7);
+    const networkRules = added.filter((r) => r.includes('"bunker network bridge"'));
+    expect(networkRules.sort()).toEqual([
+      '-A FORWARD -i bunker0 -m comment --comment "bunker network bridge" -j ACCEPT',
+      '-A FORWARD -o bunker0 -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment "bunker network bridge" -j ACCEPT',
+      '-A POSTROUTING -s 10.14.0.0/24 ! -o bunker0 -m comment --comment "bunker network bridge" -j MASQUERADE',
+    ]);
+    expect(added.filter((r) => !tableScaffolding.test(r) && !networkRules.includes(r) && !/CNI-HOSTPORT-(DNAT|MASQ|SETMARK)/.test(r))).toEqual([]);
     expect(added.some((r) => r.includes(c.id) || r.includes(c.att.ips[0]!.ip))).toBe(false);
     expect([baseline.leases, baseline.mounts, baseline.pins, baseline.records, baseline.ports]).toEqual([[], [], [], [], []]);
   });
@@ -137,20 +145,24 @@ describeWith(["root", "bin:unshare", "bin:nsenter", "bin:ip", "bin:iptables-save
     expect(info.subnet).toBe("10.15.1.0/24");
     const c = await container("front");
     expect(c.att.ips[0]!.ip).toMatch(/^10\.15\.1\.\d+$/);
-    expect((await snapshot()).links).toContain(info.bridge);
+    const during = await snapshot();
+    expect(during.links).toContain(info.bridge);
+    expect(during.rules.filter((r) => r.includes('"bunker network front"'))).toHaveLength(3);
+    expect(during.rules).toContain(`-A POSTROUTING -s 10.15.1.0/24 ! -o ${info.bridge} -m comment --comment "bunker network front" -j MASQUERADE`);
     await expect(agent.call("createNetwork", "clash", { subnet: "10.15.0.0/16" })).rejects.toThrow('subnet 10.15.0.0/16 overlaps network "front" (10.15.1.0/24)');
     fs.renameSync(join(root, "networks", "front.conflist"), join(tmp, "front.conflist"));
     await expect(agent.call("createNetwork", "clash", { subnet: "10.15.1.128/25" })).rejects.toThrow(`subnet 10.15.1.128/25 overlaps the host route 10.15.1.0/24 on ${info.bridge}; pick another --subnet`);
     fs.renameSync(join(tmp, "front.conflist"), join(root, "networks", "front.conflist"));
     await expect(agent.call("removeNetwork", "front")).rejects.toThrow(`network "front" is in use by ${c.id}`);
     await agent.call("detach", c.id);
+    expect((await snapshot()).rules.filter((r) => r.includes('"bunker network front"'))).toHaveLength(3); // until network rm
     await agent.call("removeNetwork", "front");
     expect(await snapshot()).toEqual(baseline);
   });
 
   test("a plugin failing mid-chain (tuning, after bridge and portmap made their veth, lease and rules) rolls all of it back", async () => {
     const list = bridgeConflist("broken", "bkbroken", "10.15.9.0/24", "10.15.9.1", join(root, "networks", "ipam"));
-    list.plugins[3] = { type: "tuning", sysctl: { "net.ipv4.conf.eth0.no_such_sysctl": "1" } };
+    list.plugins.push({ type: "tuning", sysctl: { "net.ipv4.conf.eth0.no_such_sysctl": "1" } });
     fs.writeFileSync(join(root, "networks", "broken.conflist"), JSON.stringify(list));
     const id = `it-${process.pid}-broken`;
     await agent.call("createNetns", pinFor(id));
@@ -164,9 +176,7 @@ describeWith(["root", "bin:unshare", "bin:nsenter", "bin:ip", "bin:iptables-save
     expect(after.rules.filter((r) => r.includes(id))).toEqual([]);
     expect(after.ports).toEqual([]);
     await agent.call("detach", id, { netns: pinFor(id) });
-    await agent.run("ip", "link", "delete", "bkbroken");
-    fs.rmSync(join(root, "networks", "broken.conflist"));
-    fs.rmSync(join(root, "networks", "ipam", "broken"), { recursive: true, force: true });
+    await agent.call("removeNetwork", "broken");
     expect(await snapshot()).toEqual(baseline);
   });
 
@@ -201,14 +211,70 @@ describeWith(["root", "bin:unshare", "bin:nsenter", "bin:ip", "bin:iptables-save
       await other.call("init", join(tmp, "root-partial"), { cniPath: [partial] });
       const pin = join(tmp, "state-partial", "p1");
       await other.call("createNetns", pin);
-      await expect(other.call("attach", { containerId: "p1", netns: pin, network: "bridge" })).rejects.toThrow(`CNI plugin "portmap" not found in ${partial} (is containernetworking-plugins installed?)`);
-      expect((await other.run("ip", "-o", "link", "show")).stdout).not.toContain("veth");
-      expect(fs.readdirSync(join(tmp, "root-partial", "networks")).sort()).toEqual(["attachments", "bridge.conflist"]);
+      const publish = [{ hostPort: 18085, containerPort: 80, protocol: "tcp" }];
+      await expect(other.call("attach", { containerId: "p1", netns: pin, network: "bridge", portMappings: publish })).rejects.toThrow(`CNI plugin "portmap" not found in ${partial} (is containernetworking-plugins installed?)`);
+      expect((await other.run("ip", "-o", "link", "show")).stdout).not.toMatch(/veth|bunker0/);
+      expect((await other.run("iptables-save")).stdout).not.toContain("bunker network");
+      expect(fs.readdirSync(join(tmp, "root-partial", "networks")).sort()).toEqual(["bridge.conflist"]);
+      // Without a published port portmap does not run, so the same plugins suffice.
+      const att = await other.call<Attachment>("attach", { containerId: "p1", netns: pin, network: "bridge" });
+      expect(att.ips[0]!.ip).toMatch(/^10\.14\.0\.\d+$/);
+      await other.call("detach", "p1");
       expect(fs.readdirSync(join(tmp, "root-partial", "networks", "attachments"))).toEqual([]);
-      await other.call("detach", "p1", { netns: pin });
       expect(fs.readdirSync(join(tmp, "state-partial"))).toEqual([]);
     } finally {
       await other.stop();
+    }
+  });
+
+  test("with FORWARD policy DROP: a container reaches an outside netns masqueraded (it has no route back), and the outside reaches a published port", async () => {
+    const outside = pinFor("outside");
+    await agent.call("createNetns", outside);
+    const setup = await agent.run("sh", "-c", [
+      "ip link add vout0 type veth peer name vout1",
+      `ip link set vout1 netns ${outside}`,
+      "ip addr add 10.16.0.1/24 dev vout0",
+      "ip link set vout0 up",
+      `nsenter --net=${outside} sh -c 'ip addr add 10.16.0.2/24 dev vout1 && ip link set vout1 up'`,
+      "iptables -P FORWARD DROP",
+    ].join(" && "));
+    expect(setup.stderr).toBe("");
+    const c = await container("bridge", [{ hostPort: 18096, containerPort: 80, protocol: "tcp" }]);
+    const outsideHttpd = await agent.spawn("nsenter", `--net=${outside}`, "busybox", "httpd", "-f", "-p", "80", "-h", www);
+    const containerHttpd = await agent.spawn("nsenter", `--net=${c.pin}`, "busybox", "httpd", "-f", "-p", "80", "-h", www);
+    try {
+      await waitListening(outside, 80);
+      await waitListening(c.pin, 80);
+      expect(await sh(`nsenter --net=${outside} ip route`)).not.toContain("10.14.0.");
+      expect(await sh(`nsenter --net=${c.pin} timeout 5 busybox wget -q -O- http://10.16.0.2/`)).toBe("hello from the container\n");
+      const counters = await sh("iptables -t nat -L POSTROUTING -v -n -x");
+      const masq = counters.split("\n").find((l) => l.includes("MASQUERADE") && l.includes("10.14.0.0/24"))!;
+      expect(Number(masq.trim().split(/\s+/)[0])).toBeGreaterThan(0);
+      // DNATed by portmap, forwarded through the bridge: the network's "-o bunker0 ... DNAT" accept lets it past the DROP policy.
+      expect(await sh(`nsenter --net=${outside} timeout 5 busybox wget -q -O- http://10.16.0.1:18096/`)).toBe("hello from the container\n");
+    } finally {
+      await agent.kill(outsideHttpd);
+      await agent.kill(containerHttpd);
+      await agent.run("iptables", "-P", "FORWARD", "ACCEPT");
+    }
+    await agent.call("detach", c.id);
+    await agent.run("ip", "link", "delete", "vout0");
+    await agent.call("removeNetns", outside);
+    expect(await snapshot()).toEqual(baseline);
+  });
+
+  test("detach while something else still holds the netns: the veth is deleted by name, nothing is left", async () => {
+    const c = await container("bridge", [{ hostPort: 18095, containerPort: 80, protocol: "tcp" }]);
+    const holder = await agent.spawn("nsenter", `--net=${c.pin}`, "sleep", "1000");
+    try {
+      const inode = (await sh(`stat -c %i ${c.pin}`)).trim();
+      for (let i = 0; i < 200 && (await sh(`readlink /proc/${holder}/ns/net`)).trim() !== `net:[${inode}]`; i++) await Bun.sleep(10);
+      expect((await sh(`readlink /proc/${holder}/ns/net`)).trim()).toBe(`net:[${inode}]`);
+      await agent.call("detach", c.id);
+      expect(await snapshot()).toEqual(baseline);
+      expect(await sh(`nsenter --net=/proc/${holder}/ns/net ip -o link show`)).not.toContain("eth0");
+    } finally {
+      await agent.kill(holder);
     }
   });
 

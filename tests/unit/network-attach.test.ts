@@ -1,17 +1,18 @@
 // attach/detach over fake plugins (tests/support/fake-cni.ts), without root: the kept record and
 // what DEL gets from it, interface naming across networks, rollback of a failed ADD, port
-// conflicts, a DEL that fails and is retried, and an attach SIGKILLed mid-ADD that detach still
-// cleans up. The "netns" is a symlink to /proc/self/ns/net (a live nsfs file the fake plugins
+// conflicts, a DEL that fails and is retried, an attach SIGKILLed mid-ADD that detach still
+// cleans up, portmap run only for published ports, and the short detach of bunker's own chain
+// (pin first, DELs at once with netns "", the IPAM plugin run directly, a veth left behind deleted). The "netns" is a symlink to /proc/self/ns/net (a live nsfs file the fake plugins
 // never enter), and FakeSyscalls takes the unmount.
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../../src/errdefs.ts";
-import { attach, attachedContainers, attachments, checkAttachment, detach } from "../../src/network/attach.ts";
+import { attach, attachedContainers, attachments, chainFor, checkAttachment, detach } from "../../src/network/attach.ts";
 import type { NetworkConfigList, PluginConfig } from "../../src/network/cni.ts";
 import { NetworkStore } from "../../src/network/networks.ts";
 import { FakeSyscalls, setSys } from "../../src/sys/index.ts";
-import { installFakePlugins, pidAlive, readCalls, type FakeBehaviour } from "../support/fake-cni.ts";
+import { installFakeHostTools, installFakePlugins, pidAlive, readCalls, type FakeBehaviour } from "../support/fake-cni.ts";
 
 let tmp: string;
 let log: string;
@@ -165,4 +166,70 @@ test("an attach SIGKILLed during ADD leaves a record that detach uses to DEL eve
   expect(dels.every((c) => c.stdin.prevResult === undefined)).toBe(true);
   expect(attachedContainers(store)).toEqual([]);
   expect(portFiles()).toEqual([]);
+});
+
+test("portmap runs only for a container that publishes ports; the record keeps the chain that ran, and DEL runs exactly that", async () => {
+  installFakePlugins(tmp, ["portmap"]);
+  const list: NetworkConfigList = {
+    cniVersion: "1.0.0", name: "pm",
+    plugins: [{ type: "ipam-ish", fake: { log, ip: "10.77.0.2/24" } }, { type: "portmap", capabilities: { portMappings: true }, fake: { log } }],
+  };
+  fs.mkdirSync(store.dir, { recursive: true });
+  fs.writeFileSync(join(store.dir, "pm.conflist"), JSON.stringify(list));
+  expect(chainFor(list, []).plugins.map((p) => p.type)).toEqual(["ipam-ish"]);
+  expect(chainFor(list, [web])).toBe(list);
+
+  await attach(store, { containerId: "c1", netns, network: "pm" });
+  const record = JSON.parse(fs.readFileSync(join(store.attachmentsDir, "c1", "pm.json"), "utf8"));
+  expect(record.config.plugins.map((p: PluginConfig) => p.type)).toEqual(["ipam-ish"]);
+  await detach(store, "c1");
+  expect(steps()).toEqual(["ADD ipam-ish eth0", "DEL ipam-ish eth0"]);
+
+  fs.writeFileSync(log, "");
+  const netns2 = join(tmp, "netns-c2");
+  fs.symlinkSync("/proc/self/ns/net", netns2);
+  await attach(store, { containerId: "c2", netns: netns2, network: "pm", portMappings: [web] });
+  await detach(store, "c2");
+  expect(steps()).toEqual(["ADD ipam-ish eth0", "ADD portmap eth0", "DEL portmap eth0", "DEL ipam-ish eth0"]);
+});
+
+test("bunker's chain: the network's host setup before ADD; detach unpins first, then runs portmap and the bridge's IPAM at once with netns \"\"", async () => {
+  installFakePlugins(tmp, ["bridge", "portmap", "host-local"]);
+  const procNet = join(tmp, "proc-net");
+  const hostLog = join(tmp, "host.log");
+  const host = installFakeHostTools(tmp, hostLog, procNet);
+  const bunkerStore = new NetworkStore(join(tmp, "root"), { cniPath: store.cni.cniPath, timeoutMs: 5000, procNet, hostTools: host });
+  const list = {
+    cniVersion: "1.0.0", name: "bunkerish", bunkerHostRules: true,
+    plugins: [
+      { type: "bridge", bridge: "br-test", isGateway: true, ipMasq: false, ipam: { type: "host-local", ranges: [[{ subnet: "10.77.0.0/24" }]] }, fake: { log, ip: "10.77.0.2/24", hostVeth: "veth0test", sleepMs: 300 } },
+      { type: "portmap", capabilities: { portMappings: true }, fake: { log, sleepMs: 300 } },
+    ],
+  };
+  fs.mkdirSync(bunkerStore.dir, { recursive: true });
+  fs.writeFileSync(join(bunkerStore.dir, "bunkerish.conflist"), JSON.stringify(list));
+
+  await attach(bunkerStore, { containerId: "c1", netns, network: "bunkerish", portMappings: [web] });
+  expect(fs.readFileSync(hostLog, "utf8")).toContain("ip link add name br-test type bridge");
+  expect(host.rules()).toHaveLength(3);
+  fs.writeFileSync(log, "");
+  await detach(bunkerStore, "c1");
+  const dels = readCalls(log);
+  expect(dels.map((c) => [c.binary, c.type, c.env.CNI_NETNS]).sort()).toEqual([["host-local", "bridge", ""], ["portmap", "portmap", ""]]);
+  const [a, b] = dels as [typeof dels[0], typeof dels[0]];
+  expect(a.start < b.end && b.start < a.end).toBe(true); // they overlapped
+  expect(fake.calls.filter((c) => c.method === "unmountAll").map((c) => c.args[0])).toEqual([netns]);
+  expect(fs.existsSync(netns)).toBe(false);
+  expect(attachedContainers(bunkerStore)).toEqual([]);
+  expect(portFiles()).toEqual([]);
+  expect(fs.readFileSync(hostLog, "utf8")).not.toContain("link delete"); // the fake veth was never in /proc/net/dev
+
+  // A netns something else keeps alive keeps its veth: detach deletes it by name after the wait.
+  fs.symlinkSync("/proc/self/ns/net", netns);
+  await attach(bunkerStore, { containerId: "c1", netns, network: "bunkerish" });
+  fs.appendFileSync(join(procNet, "dev"), "  veth0test: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+  await detach(bunkerStore, "c1");
+  expect(fs.readFileSync(hostLog, "utf8")).toContain("ip link delete veth0test");
+  expect(fs.readFileSync(join(procNet, "dev"), "utf8")).not.toContain("veth0test");
+  expect(attachedContainers(bunkerStore)).toEqual([]);
 });

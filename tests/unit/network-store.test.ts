@@ -1,6 +1,8 @@
 // Named networks and their subnets without root: prefix parsing and overlap (both families), the
-// host's routes read from /proc/net fixtures, the conflist bunker writes (nerdctl's bridge chain),
-// create/list/inspect/remove and their refusals, and published-port parsing and reservation.
+// host's routes read from /proc/net fixtures, the conflist bunker writes (bridge + host-local and
+// portmap, with per-network host rules), create/list/inspect/remove and their refusals, the host
+// rules and bridge a network gets once (over fake iptables/ip, tests/support/fake-cni.ts), and
+// published-port parsing and reservation.
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { join } from "node:path";
@@ -8,9 +10,12 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotF
 import { bridgeConflist, NetworkStore } from "../../src/network/networks.ts";
 import { parsePublish, portsInUse, releasePorts, reservePorts } from "../../src/network/ports.ts";
 import { formatIp, formatPrefix, hostRoutes, parseIp, parsePrefix, prefixesOverlap } from "../../src/network/subnets.ts";
+import { installFakeHostTools } from "../support/fake-cni.ts";
 
 let tmp: string;
 let procNet: string;
+let hostLog: string;
+let host: ReturnType<typeof installFakeHostTools>;
 
 beforeEach(() => {
   tmp = fs.mkdtempSync("/tmp/bunker-network-store-");
@@ -32,10 +37,13 @@ beforeEach(() => {
     "fd000000000000000000000000000002 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001       lo",
     "",
   ].join("\n"));
+  hostLog = join(tmp, "host.log");
+  host = installFakeHostTools(tmp, hostLog, procNet);
 });
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const store = () => new NetworkStore(tmp, { procNet });
+const store = () => new NetworkStore(tmp, { procNet, hostTools: host });
+const hostCalls = (): string[] => (fs.existsSync(hostLog) ? fs.readFileSync(hostLog, "utf8").trim().split("\n").filter(Boolean) : []).map((l) => l.replace(/^\S*\//, ""));
 
 test("prefixes: both families parse, print canonically, and refuse host bits and junk", () => {
   expect(formatPrefix(parsePrefix("10.14.0.0/24"))).toBe("10.14.0.0/24");
@@ -57,21 +65,83 @@ test("host routes: /proc/net/route and ipv6_route, without defaults, link-local 
   expect(hostRoutes(join(tmp, "absent"))).toEqual([]);
 });
 
-test("the conflist is nerdctl's bridge chain: bridge+host-local, portmap with the capability, firewall, tuning", () => {
+test("the conflist: bridge (no ipMasq) + host-local, portmap with the capability, host rules by bunker; no firewall or tuning", () => {
   expect(bridgeConflist("web", "br-x", "10.14.5.0/24", "10.14.5.1", "/var/lib/bunker/networks/ipam")).toEqual({
     cniVersion: "1.0.0",
     name: "web",
+    bunkerHostRules: true,
     plugins: [
       {
-        type: "bridge", bridge: "br-x", isGateway: true, ipMasq: true, hairpinMode: true,
+        type: "bridge", bridge: "br-x", isGateway: true, ipMasq: false, hairpinMode: true,
         ipam: { type: "host-local", ranges: [[{ subnet: "10.14.5.0/24", gateway: "10.14.5.1" }]], routes: [{ dst: "0.0.0.0/0" }], dataDir: "/var/lib/bunker/networks/ipam" },
       },
       { type: "portmap", capabilities: { portMappings: true } },
-      { type: "firewall" },
-      { type: "tuning" },
     ],
   });
   expect((bridgeConflist("v6", "br-y", "fd10::/64", "fd10::1", "/d").plugins[0]!.ipam as { routes: unknown }).routes).toEqual([{ dst: "::/0" }]);
+});
+
+test("host setup: the rules first, then the bridge; once the bridge exists nothing runs; a half-done setup is completed without duplicates", async () => {
+  const s = store();
+  s.create("front", { subnet: "10.50.0.0/24", bridge: "br-front" });
+  expect(hostCalls()).toEqual([]); // create only writes the conflist
+  await s.ensureHostSetup("front");
+  const comment = '-m comment --comment bunker network front';
+  expect(hostCalls()).toEqual([
+    `iptables -w 5 -t nat -C POSTROUTING -s 10.50.0.0/24 ! -o br-front ${comment} -j MASQUERADE`,
+    `iptables -w 5 -t nat -A POSTROUTING -s 10.50.0.0/24 ! -o br-front ${comment} -j MASQUERADE`,
+    `iptables -w 5 -t filter -C FORWARD -i br-front ${comment} -j ACCEPT`,
+    `iptables -w 5 -t filter -I FORWARD 1 -i br-front ${comment} -j ACCEPT`,
+    `iptables -w 5 -t filter -C FORWARD -o br-front -m conntrack --ctstate RELATED,ESTABLISHED,DNAT ${comment} -j ACCEPT`,
+    `iptables -w 5 -t filter -I FORWARD 1 -o br-front -m conntrack --ctstate RELATED,ESTABLISHED,DNAT ${comment} -j ACCEPT`,
+    "ip link add name br-front type bridge",
+  ]);
+  expect(host.rules()).toHaveLength(3);
+  fs.writeFileSync(hostLog, "");
+  await s.ensureHostSetup("front");
+  expect(hostCalls()).toEqual([]);
+
+  // A crash after the rules but before the bridge (or a bridge deleted by hand): only the bridge is made.
+  fs.writeFileSync(join(procNet, "dev"), fs.readFileSync(join(procNet, "dev"), "utf8").replace(/.*br-front:.*\n/, ""));
+  await s.ensureHostSetup("front");
+  expect(hostCalls().filter((c) => !c.includes(" -C "))).toEqual(["ip link add name br-front type bridge"]);
+  expect(host.rules()).toHaveLength(3);
+
+  // Concurrent ensures (racing first attaches) add each rule once.
+  fs.writeFileSync(join(procNet, "dev"), fs.readFileSync(join(procNet, "dev"), "utf8").replace(/.*br-front:.*\n/, ""));
+  for (const f of fs.readdirSync(join(tmp, "host-state"))) fs.rmSync(join(tmp, "host-state", f));
+  await Promise.all([s.ensureHostSetup("front"), s.ensureHostSetup("front"), s.ensureHostSetup("front")]);
+  expect(host.rules()).toHaveLength(3);
+
+  // IPv6 networks get ip6tables.
+  s.create("v6", { subnet: "fd10::/64", bridge: "br-v6" });
+  fs.writeFileSync(hostLog, "");
+  await s.ensureHostSetup("v6");
+  expect(hostCalls().filter((c) => c.startsWith("ip6tables")).length).toBe(6);
+  expect(hostCalls().filter((c) => c.startsWith("iptables"))).toEqual([]);
+});
+
+test("network rm takes the bridge and then the rules (each as often as it is there); a list without bunkerHostRules only loses its bridge", async () => {
+  const s = store();
+  s.create("front", { subnet: "10.50.0.0/24", bridge: "br-front" });
+  s.create("keep", { subnet: "10.51.0.0/24", bridge: "br-keep" });
+  await s.ensureHostSetup("front");
+  await s.ensureHostSetup("keep");
+  expect(host.rules()).toHaveLength(6);
+  fs.writeFileSync(hostLog, "");
+  await s.remove("front");
+  const calls = hostCalls();
+  expect(calls[0]).toBe("ip link delete br-front");
+  expect(calls.filter((c) => c.includes(" -D ")).length).toBe(6); // three found, three "no more"
+  expect(host.rules().every((r) => r.includes("br-keep"))).toBe(true);
+  expect(host.rules()).toHaveLength(3);
+  expect(s.list().map((n) => n.name)).toEqual(["keep"]);
+
+  fs.writeFileSync(join(s.dir, "plain.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "plain", plugins: [{ type: "bridge", bridge: "br-plain", ipam: { ranges: [[{ subnet: "10.52.0.0/24" }]] } }] }));
+  await s.ensureHostSetup("plain");
+  fs.writeFileSync(hostLog, "");
+  await s.remove("plain"); // the bridge is not there: fine
+  expect(hostCalls()).toEqual(["ip link delete br-plain"]);
 });
 
 test("the default network appears on first use (its own bridge's route is no overlap), once", () => {
@@ -80,7 +150,7 @@ test("the default network appears on first use (its own bridge's route is no ove
   const list = s.config("bridge");
   expect(list.plugins[0]).toMatchObject({ type: "bridge", bridge: "bunker0", ipam: { ranges: [[{ subnet: "10.14.0.0/24", gateway: "10.14.0.1" }]], dataDir: join(tmp, "networks/ipam") } });
   expect(s.config("bridge")).toEqual(list);
-  expect(s.list().map((n) => [n.name, n.bridge, n.subnet, n.gateway, n.plugins.join(",")])).toEqual([["bridge", "bunker0", "10.14.0.0/24", "10.14.0.1", "bridge,portmap,firewall,tuning"]]);
+  expect(s.list().map((n) => [n.name, n.bridge, n.subnet, n.gateway, n.plugins.join(",")])).toEqual([["bridge", "bunker0", "10.14.0.0/24", "10.14.0.1", "bridge,portmap"]]);
   expect(fs.readdirSync(join(tmp, "networks"))).toEqual(["bridge.conflist"]);
   return expect(s.remove("bridge")).rejects.toThrow(/default network and cannot be removed/);
 });
