@@ -21,13 +21,15 @@
 // cmdDel, for a config without ipMasq or macspoofchk, which bunker's lists never set), so detach
 // runs host-local so directly and saves the bridge exec. Measured (bench/network.ts): bridge DEL
 // with the netns ~50 ms, with "" ~22 ms, host-local alone ~9 ms. If something else still holds the
-// netns, the host end of the veth is still there after DEL and is deleted by name, which takes the
-// pair down: detach never returns with a veth left.
+// netns, the host end of the veth is still there after DEL (and a wait for the kernel's own
+// teardown) and is deleted by name, which takes the pair down: detach never returns with a veth
+// left. It is deleted only if it still has the MAC the ADD result names (a reboot may have given
+// its name to another container's veth).
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errdefs.ts";
 import { addNetworkList, checkNetworkList, delNetworkList, execPlugin, findPlugin, isRollbackIncomplete, pluginStdin, type CniResult, type NetworkConfigList, type RuntimeConf } from "./cni.ts";
-import { deleteLink, linkExists } from "./host-rules.ts";
+import { deleteLinkWithMac, linkExists } from "./host-rules.ts";
 import { isNetnsPin, removeNetns } from "./netns.ts";
 import type { BunkerConflist, NetworkStore } from "./networks.ts";
 import { releasePorts, reservePorts, type PortMapping } from "./ports.ts";
@@ -243,9 +245,9 @@ function isBunkerChain(r: AttachmentRecord): boolean {
 }
 
 /** The host end of the bridge plugin's veth pair: the result's interface that is neither in the sandbox nor the bridge. */
-function hostVeths(r: AttachmentRecord): string[] {
+function hostVeths(r: AttachmentRecord): ResultInterface[] {
   const bridge = String(r.config.plugins.find((p) => p.type === "bridge")?.bridge ?? "");
-  return summarizeResult(r.result).interfaces.filter((i) => !i.sandbox && i.name !== bridge).map((i) => i.name);
+  return summarizeResult(r.result).interfaces.filter((i) => !i.sandbox && i.name !== bridge);
 }
 
 /** How long the kernel gets to take a veth down with its netns before detach deletes it by name (typically ~7 ms). */
@@ -277,7 +279,10 @@ async function detachAllBunkerChains(store: NetworkStore, dir: string, records: 
     }));
     const failed = dels.find((d) => d.status === "rejected");
     if (failed) throw failed.reason;
-    for (const veth of hostVeths(r)) if (!(await linkGone(veth, store.procNet))) await deleteLink(veth, store.hostTools);
+    for (const veth of hostVeths(r)) {
+      // After a reboot a new veth may carry the old name: only the one with the kept MAC is ours.
+      if (!(await linkGone(veth.name, store.procNet))) await deleteLinkWithMac(veth.name, veth.mac, store.hostTools);
+    }
     dropRecord(store, dir, r);
   }));
   removeIfEmpty(dir);

@@ -65,15 +65,15 @@ export function linkExists(dev: string, procNet = "/proc/net"): boolean {
   return text.split("\n").slice(2).some((line) => line.slice(0, line.indexOf(":")).trim() === dev);
 }
 
-async function run(argv: string[]): Promise<{ code: number; stderr: string }> {
+async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let proc;
   try {
-    proc = spawnTracked(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe", env: { ...process.env, PATH: SBIN_PATH } });
+    proc = spawnTracked(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, PATH: SBIN_PATH } });
   } catch (err) {
     throw new FailedPreconditionError(`cannot run ${argv[0]}: ${errorMessage(err)}`);
   }
-  const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
-  return { code, stderr: stderr.trim().replace(/\s*\n\s*/g, "; ") };
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr: stderr.trim().replace(/\s*\n\s*/g, "; ") };
 }
 
 const tableArgs = (tools: HostTools, subnet: string, rule: HostRule): string[] =>
@@ -129,4 +129,13 @@ export async function removeNetworkHostSetup(net: NetworkHostSetup, lockPath: st
 export async function deleteLink(dev: string, tools: HostTools): Promise<void> {
   const r = await run([tools.ip, "link", "delete", dev]);
   if (r.code !== 0 && !/Cannot find device/.test(r.stderr)) throw new FailedPreconditionError(`deleting link ${dev}: ${r.stderr || `exit status ${r.code}`}`);
+}
+
+/** Deletes `dev` only if it has MAC `mac` (a device of that name made since is someone else's); without a MAC to compare, leaves it. */
+export async function deleteLinkWithMac(dev: string, mac: string | undefined, tools: HostTools): Promise<void> {
+  if (!mac) return;
+  const shown = await run([tools.ip, "-o", "link", "show", "dev", dev]);
+  if (shown.code !== 0) return; // gone meanwhile
+  if (!shown.stdout.toLowerCase().includes(`link/ether ${mac.toLowerCase()} `)) return;
+  await deleteLink(dev, tools);
 }

@@ -105,6 +105,10 @@ if [ "$1 $2 $3" = "link add name" ]; then
   grep -q "^ *$4:" "$dev" && { echo "RTNETLINK answers: File exists" >&2; exit 2; }
   echo "  $4: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0" >> "$dev"; exit 0
 fi
+if [ "$1 $2 $3 $4" = "-o link show dev" ]; then
+  grep -q "^ *$5:" "$dev" || { echo "Device \\"$5\\" does not exist." >&2; exit 1; }
+  echo "7: $5@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br-test state UP mode DEFAULT qlen 1000\\    link/ether $(cat "$FAKE_HOST_STATE/mac-$5" 2>/dev/null || echo 02:00:00:00:00:02) brd ff:ff:ff:ff:ff:ff link-netnsid 0"; exit 0
+fi
 if [ "$1 $2" = "link delete" ]; then
   grep -q "^ *$3:" "$dev" || { echo "Cannot find device \"$3\"" >&2; exit 1; }
   grep -v "^ *$3:" "$dev" > "$dev.new"; mv "$dev.new" "$dev"; exit 0

@@ -232,4 +232,15 @@ test("bunker's chain: the network's host setup before ADD; detach unpins first, 
   expect(fs.readFileSync(hostLog, "utf8")).toContain("ip link delete veth0test");
   expect(fs.readFileSync(join(procNet, "dev"), "utf8")).not.toContain("veth0test");
   expect(attachedContainers(bunkerStore)).toEqual([]);
+
+  // A device of that name with another MAC (a reboot reused the name) is someone else's: left alone.
+  fs.symlinkSync("/proc/self/ns/net", netns);
+  await attach(bunkerStore, { containerId: "c1", netns, network: "bunkerish" });
+  fs.appendFileSync(join(procNet, "dev"), "  veth0test: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+  fs.writeFileSync(join(tmp, "host-state", "mac-veth0test"), "02:00:00:00:00:99");
+  fs.writeFileSync(hostLog, "");
+  await detach(bunkerStore, "c1");
+  expect(fs.readFileSync(hostLog, "utf8").trim().split("\n").map((l) => l.replace(/^\S*\//, ""))).toEqual(["ip -o link show dev veth0test"]);
+  expect(fs.readFileSync(join(procNet, "dev"), "utf8")).toContain("veth0test");
+  expect(attachedContainers(bunkerStore)).toEqual([]);
 });
