@@ -201,7 +201,7 @@ export function psLines(tasks: readonly TaskInfo[]): string[] {
   const rows = [["ID", "PID", "STATUS", "EXIT", "RUNTIME", "IMAGE", "PORTS", "LABELS"]];
   for (const t of tasks) {
     const exit = t.status === Status.STOPPED ? String(t.exitStatus) : "";
-    rows.push([t.id, t.pid ? String(t.pid) : "-", STATUS_NAMES[t.status] ?? String(t.status), exit, t.runtime, t.image ? shortImageName(t.image) : "-", t.ports.join(",") || "-", formatLabels(t.labels)]);
+    rows.push([t.id, t.pid ? String(t.pid) : "-", STATUS_NAMES[t.status] ?? String(t.status), exit, t.runtime, t.image ? shortImageName(t.image) : "", t.ports.join(","), formatLabels(t.labels)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ").trimEnd());

@@ -39,7 +39,7 @@ import { mountFrom } from "../linux/mount.ts";
 export type SnapshotterKind = "overlayfs" | "native";
 /** "overlay": dir is an empty upper dir, write whiteouts as 0:0 char devices and opaque dirs as trusted.overlay.opaque=y; "remove": dir holds the parent's full tree, delete what the layer whites out. */
 export type WhiteoutMode = "overlay" | "remove";
-/** Writes one layer into dir. `lowers` (overlay mode) are the parent's committed dirs, top first, for hardlinks to files of lower layers. */
+/** Writes one layer into dir. `lowers` (overlay mode) are the parent's committed dirs, top first, where the applier finds the metadata of parent directories a layer writes into without listing them. */
 export type ApplyLayer = (dir: string, whiteouts: WhiteoutMode, lowers: readonly string[]) => Promise<void>;
 
 export interface CommittedSnapshot { chainId: string; parent?: string }

@@ -16,6 +16,7 @@ import { NAMESPACE_GROUP_KEY } from "../../src/contract/grouping.ts";
 import { until } from "../support/cli-harness.ts";
 import { mountsUnder, runcList, SlowRunc, zombiesOf } from "../support/crash-harness.ts";
 import { SHIM_BINARY, shimBinDir, shimServers } from "../support/shim-env.ts";
+import { removeAtEnd } from "../support/cleanup.ts";
 
 const SLOW_S = 2;
 const IDS = ["starting", "running", "exited", "deleting"];
@@ -121,6 +122,6 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "crash at every 
 async function mkdtempDir(): Promise<string> {
   const { mkdtemp } = await import("node:fs/promises");
   const dir = await mkdtemp("/tmp/bunker-crash-ctd-");
-  process.once("exit", () => Bun.spawnSync(["rm", "-rf", dir]));
+  removeAtEnd(dir);
   return dir;
 }

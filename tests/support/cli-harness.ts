@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { COMPILE_FLAGS } from "./compile.ts";
 import { copyRootfs } from "./rootfs.ts";
 import { allProcs, cmdline, killSame, waitGone } from "./procs.ts";
+import { removeAtEnd } from "./cleanup.ts";
 
 const REPO = resolve(import.meta.dir, "../..");
 
@@ -41,7 +42,7 @@ let built: Promise<string> | undefined;
 
 async function build(): Promise<string> {
   const dir = mkdtempSync("/tmp/bunker-cli-bin-");
-  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  removeAtEnd(dir);
   const target = join(dir, "bunker");
   const proc = Bun.spawn([process.execPath, "build", ...COMPILE_FLAGS, join(REPO, "src/cli/main.ts"), "--outfile", target], {
     cwd: REPO,

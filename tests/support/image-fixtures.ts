@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, linkSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
+import { removeAtEnd } from "./cleanup.ts";
 
 export const BIG_LAYER_BYTES = 48 << 20;
 const APPLETS = ["sh", "ls", "cat", "echo", "true", "false", "sleep", "id", "env"];
@@ -120,7 +121,7 @@ export function removeImageFixtures(): void {
 export function imageFixtures(): ImageFixtures {
   if (built) return built;
   const dir = mkdtempSync(join(tmpdir(), "bunker-images-"));
-  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  removeAtEnd(dir);
   const layout = join(dir, "oci");
   run(["umoci", "init", "--layout", layout]);
   buildBusybox(dir, layout);

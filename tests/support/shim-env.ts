@@ -12,6 +12,7 @@ import { NAMESPACE_GROUP_KEY } from "../../src/contract/grouping.ts";
 import { startContainerd, type TestContainerd } from "./containerd.ts";
 import { copyRootfs } from "./rootfs.ts";
 import { allProcs, cmdline, killSame, type ProcInfo, procInfo, waitGone } from "./procs.ts";
+import { removeAtEnd } from "./cleanup.ts";
 
 export const RUNTIME = "io.containerd.bunker.v1";
 export const SHIM_BINARY = "containerd-shim-bunker-v1";
@@ -27,7 +28,7 @@ async function build(): Promise<string> {
     return given;
   }
   const dir = mkdtempSync("/tmp/bunker-shim-bin-");
-  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  removeAtEnd(dir);
   const target = join(dir, SHIM_BINARY);
   if (process.env.BUNKER_SHIM_LAUNCHER === "script") {
     writeFileSync(target, `#!/bin/sh\nexec ${process.execPath} ${join(REPO, "src/shims/bunker/bin.ts")} "$@"\n`);

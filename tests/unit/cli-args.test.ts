@@ -147,7 +147,7 @@ test("ps lines: labels sorted as k=v,... in the last column; none leaves no trai
   ];
   expect(psLines(tasks)).toEqual([
     "ID    PID   STATUS    EXIT   RUNTIME                   IMAGE            PORTS          LABELS",
-    "web   42    RUNNING          io.containerd.bunker.v1   -                -              app=shop,tier=front",
+    "web   42    RUNNING          io.containerd.bunker.v1                                   app=shop,tier=front",
     "job   -     STOPPED   3      io.containerd.runc.v2     busybox:latest   8080->80/tcp",
   ]);
   expect(formatLabels({})).toBe("");

@@ -1,5 +1,5 @@
-import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, realpathSync, rmdirSync } from "node:fs";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NotImplementedError } from "../../src/errdefs.ts";
@@ -56,7 +56,9 @@ describe("rootfs mounts (containerd mount_linux.go)", () => {
 
 describe("overlay options past a page (containerd's compactLowerdirOption)", () => {
   // the store must exist: the mount runs from inside it
-  const store = `${mkdtempSync(join(tmpdir(), "bunker-mount-"))}/var/lib/bunker/snapshots/overlayfs`;
+  const base = mkdtempSync(join(tmpdir(), "bunker-mount-"));
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+  const store = `${base}/var/lib/bunker/snapshots/overlayfs`;
   mkdirSync(store, { recursive: true });
   const lowers = Array.from({ length: 150 }, (_, i) => `${store}/${i + 1}/fs`);
   const data = `workdir=${store}/900/work,upperdir=${store}/900/fs,lowerdir=${lowers.join(":")}`;
