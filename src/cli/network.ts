@@ -56,6 +56,8 @@ export async function runNetworkCommand(g: GlobalOptions, c: NetworkCommand): Pr
   switch (c.name) {
     case "network-create": {
       const info = store.create(c.network, { ...(c.subnet ? { subnet: c.subnet } : {}), ...(c.gateway ? { gateway: c.gateway } : {}) });
+      // the bridge and its rules now, as docker makes them at create (an attach would otherwise)
+      await store.ensureHostSetup(info.name);
       out(info.name);
       return 0;
     }

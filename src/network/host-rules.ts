@@ -27,7 +27,8 @@ export interface HostTools {
   ip: string;
 }
 
-const SBIN_PATH = `${process.env.PATH ?? "/usr/bin:/bin"}:/usr/sbin:/sbin`;
+/** Where util-linux's and iproute2's tools are, whatever PATH bunker was started with. */
+const SBIN_PATH = `${process.env.PATH ?? ""}:/usr/sbin:/usr/bin:/sbin:/bin`;
 
 export function defaultHostTools(): HostTools {
   const find = (name: string) => Bun.which(name, { PATH: SBIN_PATH }) ?? name;

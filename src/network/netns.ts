@@ -64,8 +64,10 @@ export interface CreateNetnsOptions extends CniOptions {
   ip?: string | null;
 }
 
-const SBIN_PATH = `${process.env.PATH ?? "/usr/bin:/bin"}:/usr/sbin:/sbin`;
+/** Where util-linux's and iproute2's tools are, whatever PATH bunker was started with. */
+const SBIN_PATH = `${process.env.PATH ?? ""}:/usr/sbin:/usr/bin:/sbin:/bin`;
 let foundIp: string | null | undefined;
+let foundUnshare: string | null | undefined;
 
 /** Makes and pins a new network namespace at `pin`; on any failure nothing is left there. */
 export async function createNetns(pin: string, opts: CreateNetnsOptions = {}): Promise<void> {
@@ -77,7 +79,9 @@ export async function createNetns(pin: string, opts: CreateNetnsOptions = {}): P
     const loopback = opts.loopback !== false;
     const ip = opts.ip !== undefined ? opts.ip : (foundIp ??= Bun.which("ip", { PATH: SBIN_PATH }));
     const inside = loopback && ip ? [ip, "link", "set", "lo", "up"] : ["true"];
-    const proc = spawnTracked(["unshare", `--net=${pin}`, ...inside], { stdout: "ignore", stderr: "pipe", env: { ...process.env, PATH: SBIN_PATH } });
+    const unshare = (foundUnshare ??= Bun.which("unshare", { PATH: SBIN_PATH }));
+    if (!unshare) throw new FailedPreconditionError("a network namespace needs util-linux's unshare, which is not installed (or run with --net none)");
+    const proc = spawnTracked([unshare, `--net=${pin}`, ...inside], { stdout: "ignore", stderr: "pipe", env: { ...process.env, PATH: SBIN_PATH } });
     const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
     if (code !== 0 || !isNetnsPin(pin)) throw new FailedPreconditionError(`creating network namespace ${pin}: unshare: ${oneLine(stderr) || `exit status ${code}`}`);
     if (loopback && !ip) {

@@ -27,7 +27,8 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
   /** What must be gone once every container is: links, CNI's per-container rules, leases, pins, records. */
   const leftovers = async () => ({
     veths: (await sh("ip -o link show type veth | wc -l")).trim(),
-    containerRules: (await sh("iptables-save | grep -c -- '-j CNI-[0-9a-f]\\{24\\}' || true")).trim(),
+    // portmap's per-container chains (CNI-DN-<hash>); the per-network rules stay until network rm
+    containerRules: (await sh("iptables-save -t nat | grep -c -- '^:CNI-DN-' || true")).trim(),
     dnat: (await sh("iptables-save -t nat | grep -c -- '-j DNAT' || true")).trim(),
     leases: (await sh(`ls ${dir}/root/networks/ipam/*/ 2>/dev/null | grep -c '^10\\.' || true`)).trim(),
     pins: (await sh(`ls ${dir}/state/networks/netns 2>/dev/null | wc -l`)).trim(),
@@ -75,6 +76,7 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
   test("-p: a published port answers on 127.0.0.1; a port already taken is a clear error that leaves nothing", async () => {
     await ok("run", "-d", "--net", "bridge", "--name", "web", "-p", "18080:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc");
     expect(await ok("ps")).toMatch(/^web .*18080->80\/tcp/m);
+    expect((await leftovers()).containerRules).toBe("1"); // the check sees portmap's chain while it exists
     const answer = await sh("for i in 1 2 3 4 5 6 7 8 9 10; do printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | timeout 3 busybox nc 127.0.0.1 18080 && exit 0; sleep 0.2; done");
     expect(answer).toContain("200 OK");
     expect(answer.trim().split("\n").at(-1)).toBe("web");
@@ -108,7 +110,10 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
     const busy = await run("network", "rm", "lab");
     expect(busy.code).toBe(1);
     await ok("rm", "-f", "peer");
+    expect(Number((await sh("iptables-save | grep -c 'bunker network lab' || true")).trim())).toBeGreaterThan(0);
     await ok("network", "rm", "lab");
+    // its bridge and its masquerade and forward rules went with it
+    expect((await sh("iptables-save | grep -c 'bunker network lab' || true")).trim()).toBe("0");
     const unknown = await run("run", "--rm", "--net", "nosuchnet", "busybox", "true");
     expect(unknown.code).toBe(125);
     expect(unknown.stderr.trim().split("\n")).toHaveLength(1);

@@ -42,7 +42,8 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "the bunker bina
     if (!runc) throw new Error("runc not found");
     symlinkSync(runc, join(runcDir, "runc"));
     mkdirSync(join(dir, "tmp"));
-    env = { PATH: `${runcDir}:${bin}`, TMPDIR: join(dir, "tmp"), HOME: "/root" };
+    // no network: bridge networking would make a bridge and rules in the machine's own namespace
+    env = { PATH: `${runcDir}:${bin}`, TMPDIR: join(dir, "tmp"), HOME: "/root", BUNKER_NETWORK: "none" };
   });
 
   afterAll(async () => {
