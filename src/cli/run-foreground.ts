@@ -77,7 +77,7 @@ function makeBundle(g: GlobalOptions, o: RunOptions, root: Root, rec: Foreground
  * The container's network, set up before runc runs and joined by the bundle's spec (the record's
  * network step releases it). `container:ID` joins a running container's namespace by its pid.
  */
-async function joinNetwork(bundle: string, g: GlobalOptions, o: RunOptions, networks: ContainerNetworks): Promise<void> {
+async function joinNetwork(bundle: string, g: GlobalOptions, o: RunOptions, networks: ContainerNetworks): Promise<unknown> {
   let peer: { pid: number; namespace: string; id: string } | undefined;
   if (o.network.mode.startsWith("container:")) {
     const other = o.network.mode.slice("container:".length);
@@ -87,6 +87,7 @@ async function joinNetwork(bundle: string, g: GlobalOptions, o: RunOptions, netw
   const setup = await networks.setup(g.namespace, o.id, o.network, peer);
   const path = join(bundle, CONFIG_FILE);
   writeFileSync(path, JSON.stringify(withNetwork(JSON.parse(readFileSync(path, "utf8")) as object, setup)), { mode: 0o600 });
+  return setup;
 }
 
 /** Mounts the container's own layer at <bundle>/rootfs (the record's snapshot step releases it). */
@@ -167,8 +168,13 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   const pidFile = join(bundle, FOREGROUND_PID_FILE);
   const logFile = join(bundle, "runc.log");
   try {
-    if ("image" in root) await mountImageLayer(bundle, g, o.id, root.image);
-    if (networks) await joinNetwork(bundle, g, o, networks);
+    // the layer and the network at once (mounts and CNI plugins, each tens of ms), both settled
+    // before anything goes on: the teardown below must not race a setup still under way
+    const made = await Promise.allSettled([
+      "image" in root ? mountImageLayer(bundle, g, o.id, root.image) : undefined,
+      networks ? joinNetwork(bundle, g, o, networks) : undefined,
+    ]);
+    for (const r of made) if (r.status === "rejected") throw r.reason;
     killAt("create:network");
     const argv = [runc, "--root", rec.runcRoot, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id];
     // pino only when asked for: loading it costs more than this whole path

@@ -1,7 +1,7 @@
 // The task manager (containerd runtime/v2/manager.go): creates tasks (bundle + shim + Create,
 // rolled back together on failure), keeps the task list, cleans up after shims that die, and on
 // start-up reloads every task a previous bunker left running, all namespaces and bundles at once.
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type Any, AnySchema, timestampDate } from "@bufbuild/protobuf/wkt";
@@ -270,8 +270,11 @@ export class TaskManager {
       peer = { pid: (await t.status()).pid, namespace: bundle.namespace, id: other };
     }
     const setup = await this.o.networks.setup(bundle.namespace, bundle.id, req, peer);
+    // replaced whole: the shim's start, running meanwhile, reads this file for its group
     const specPath = join(bundle.path, CONFIG_FILE);
-    writeFileSync(specPath, JSON.stringify(withNetwork(JSON.parse(readFileSync(specPath, "utf8")) as object, setup)), { mode: 0o600 });
+    const tmp = `${specPath}.net`;
+    writeFileSync(tmp, JSON.stringify(withNetwork(JSON.parse(readFileSync(specPath, "utf8")) as object, setup)), { mode: 0o600 });
+    renameSync(tmp, specPath);
     return setup;
   }
 
@@ -422,25 +425,42 @@ export class TaskManager {
     let shimLog: ShimLog | undefined;
     let task: ShimTask | undefined;
     try {
-      const net = opts.network ? await this.setupNetwork(bundle, opts.network) : undefined;
-      killAt("create:network");
+      // The network and the image layer are made while the shim starts (each is tens of ms of other
+      // processes' work: CNI plugins, mounts); all three settle before anything else, so that a
+      // rollback's release never races a setup still under way. The record names both already.
+      const made = Promise.allSettled([
+        opts.network ? this.setupNetwork(bundle, opts.network) : Promise.resolve(undefined),
+        opts.image ? layers!.prepare(namespace, id, opts.image.parent) : Promise.resolve(opts.rootfs),
+      ]);
       const meta: TaskMeta = { runtime: opts.runtime, labels: opts.labels ?? {}, created: new Date().toISOString() };
-      if (net?.summary) meta.network = net.summary;
       if (opts.logPath !== undefined) meta.logPath = opts.logPath;
       if (opts.image) meta.image = opts.image.image;
-      writeMeta(bundle, meta);
-      shimLog = new ShimLog(bundle, this.log);
       const cmd = this.command(bundle, binary);
       const runtimeOptions = withRuncRoot(opts.runtime, opts.options, this.o.runcRoot ?? managerRuncRoot(this.o.state));
       const options = runtimeOptions ? anyBytes(runtimeOptions) : undefined;
       const t0 = performance.now();
-      const { conn, spawned } = await this.actions.shimFor(opts.runtime, cmd, options);
+      let shim: Awaited<ReturnType<ShimActions["shimFor"]>>;
+      try {
+        writeMeta(bundle, meta);
+        shimLog = new ShimLog(bundle, this.log);
+        shim = await this.actions.shimFor(opts.runtime, cmd, options);
+      } finally {
+        await made;
+      }
+      const [netResult, rootfsResult] = await made;
+      if (netResult.status === "rejected") throw netResult.reason;
+      if (rootfsResult.status === "rejected") throw rootfsResult.reason;
+      killAt("create:network");
+      const { conn, spawned } = shim;
+      if (netResult.value?.summary) {
+        meta.network = netResult.value.summary;
+        writeMeta(bundle, meta);
+      }
+      const rootfs = rootfsResult.value;
       // "shim started": this create ran the binary's start action; "shim reused": it joined a live group
       this.log.debug({ id, address: conn.address, ms: Math.round(performance.now() - t0) }, spawned ? "shim started" : "shim reused");
       writeFileSync(join(bundle.path, SHIM_BINARY_FILE), binary, { mode: 0o600 });
       task = new ShimTask(bundle, conn, binary, meta, shimLog);
-      // the layer after the record: a crash from here on is finished by the record's snapshot step
-      const rootfs = opts.image ? await layers!.prepare(namespace, id, opts.image.parent) : opts.rootfs;
       await task.create({
         rootfs: rootfs.map((m) => create(MountSchema, m)),
         stdin: opts.stdin ?? "",
