@@ -1,6 +1,7 @@
 // Command-line parsing for `bunker`, in the style of ctr/nerdctl: global flags, then a command,
 // its flags, then positionals; flags stop at the first positional so a container's command keeps
 // its own flags (`bunker run --rootfs r id /bin/ls -l`).
+import { resolve } from "node:path";
 import { InvalidArgumentError } from "../errdefs.ts";
 import { DEFAULT_ADDRESS, DEFAULT_ROOT, DEFAULT_STATE } from "../runtime/paths.ts";
 import { parseImageCommand } from "./image-args.ts";
@@ -223,9 +224,10 @@ function checkEnv(items: string[]): string[] {
 export function parseArgs(argv: string[], env: Record<string, string | undefined> = {}): Parsed {
   const g = parseFlags(argv, GLOBAL_FLAGS, "bunker");
   const globals: GlobalOptions = {
-    root: str(g.values, "root") ?? env.BUNKER_ROOT ?? DEFAULT_GLOBALS.root,
-    state: str(g.values, "state") ?? env.BUNKER_STATE ?? DEFAULT_GLOBALS.state,
-    address: str(g.values, "address") ?? env.BUNKER_ADDRESS ?? DEFAULT_GLOBALS.address,
+    // relative paths are taken from the cwd, as every other tool does (bundles need absolute ones)
+    root: resolve(str(g.values, "root") ?? env.BUNKER_ROOT ?? DEFAULT_GLOBALS.root),
+    state: resolve(str(g.values, "state") ?? env.BUNKER_STATE ?? DEFAULT_GLOBALS.state),
+    address: resolve(str(g.values, "address") ?? env.BUNKER_ADDRESS ?? DEFAULT_GLOBALS.address),
     namespace: str(g.values, "namespace") ?? env.BUNKER_NAMESPACE ?? DEFAULT_GLOBALS.namespace,
     debug: bool(g.values, "debug"),
     insecureRegistries: [...list(g.values, "insecureRegistry"), ...(env.BUNKER_INSECURE_REGISTRIES ?? "").split(",").filter(Boolean)],
@@ -239,6 +241,8 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
   if (runtimeConfig !== undefined && runtimeConfig !== "") globals.runtimeConfig = runtimeConfig;
   const [name, ...tail] = g.rest;
   if (name === undefined || bool(g.values, "help")) return { globals, command: { name: "help", topic: name } };
+  // `bunker run --help`: every command's own help (its flags come before any positional)
+  if (tail[0] === "--help" || tail[0] === "-h") return { globals, command: { name: "help", topic: name === "image" || name === "network" ? `${name} ${tail[1] ?? ""}`.trim() : name } };
   const ctx = `bunker ${name}`;
   switch (name) {
     case "run": {
@@ -402,6 +406,20 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     default:
       throw new InvalidArgumentError(`unknown command ${JSON.stringify(name)} (try: bunker help)`);
   }
+}
+
+/** The usage lines of one command (its line and the indented lines after it), or all of them. */
+export function usageOf(topic: string | undefined): string {
+  if (!topic) return USAGE;
+  const lines = USAGE.split("\n");
+  const head = lines.findIndex((l) => new RegExp(`^  ${topic.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}( |$)`).test(l) || l.startsWith(`  ${topic.split(" ")[0]} `));
+  if (head < 0) return USAGE;
+  const out = [lines[head]!];
+  for (const l of lines.slice(head + 1)) {
+    if (!/^ {3,}\S/.test(l) && !l.startsWith(`  ${topic.split(" ")[0]} `)) break;
+    out.push(l);
+  }
+  return `usage: bunker [global flags] ${out.join("\n").trim()}\n`;
 }
 
 export const USAGE = `usage: bunker [--root DIR] [--state DIR] [--address SOCK] [--namespace NS] [--runtime-config FILE] [--debug] COMMAND

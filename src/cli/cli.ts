@@ -5,7 +5,7 @@
 // Every command loads only what it needs: pino and the protobuf descriptors each cost several
 // milliseconds at start-up, more than a foreground `bunker run --rm` takes in all.
 import { errorMessage } from "../errdefs.ts";
-import { imageStoreOptions, parseArgs, USAGE, type Parsed } from "./args.ts";
+import { imageStoreOptions, parseArgs, type Parsed, usageOf } from "./args.ts";
 import { daemonListening, foregroundEligible, runForeground } from "./run-foreground.ts";
 import { stdout } from "./stdout.ts";
 
@@ -20,7 +20,7 @@ export async function cli(argv: string[]): Promise<number> {
   const { globals: g, command: c } = parsed;
   const failCode = c.name === "run" || c.name === "exec" ? 125 : 1;
   if (c.name === "help") {
-    stdout().write(USAGE);
+    stdout().write(usageOf(c.topic));
     return 0;
   }
   let debugLog: ((err: unknown) => void) | undefined;
@@ -76,9 +76,21 @@ export async function cli(argv: string[]): Promise<number> {
     }
   } catch (err) {
     debugLog?.(err);
-    process.stderr.write(`bunker: ${errorMessage(err).split("\n")[0]}\n`);
-    return failCode;
+    const message = errorMessage(err).split("\n")[0]!;
+    process.stderr.write(`bunker: ${message}\n`);
+    return failCode === 125 ? (execFailureCode(message) ?? failCode) : failCode;
   }
+}
+
+/**
+ * docker's exit codes for a container command that could not be run (the runtime's words, as runc
+ * and crun put them): 127 when it does not exist, 126 when it cannot be executed; else undefined.
+ */
+export function execFailureCode(message: string): 126 | 127 | undefined {
+  if (!/exec: "[^"]*"/.test(message)) return undefined;
+  if (/executable file not found|no such file or directory/.test(message)) return 127;
+  if (/permission denied|exec format error|is a directory/.test(message)) return 126;
+  return undefined;
 }
 
 /** The image commands work on the stores under --root, daemon or not; undefined for any other command. */

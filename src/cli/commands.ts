@@ -3,7 +3,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
-import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
+import { InvalidArgumentError, isNotFound, NotFoundError } from "../errdefs.ts";
 import { applyShimGroup, loadRuntimeConfig } from "../config/runtime-config.ts";
 import { resolveRuntime } from "../executor/request.ts";
 import type { TaskInfo } from "../gen/bunker/v1/api_pb.ts";
@@ -228,6 +228,8 @@ export async function rm(api: Api, g: GlobalOptions, c: Extract<Command, { name:
     try {
       await api.delete({ namespace: g.namespace, id, force: c.force });
     } catch (err) {
+      // docker and nerdctl: rm -f of a container that does not exist is not an error
+      if (c.force && isNotFound(err)) continue;
       process.stderr.write(`bunker: rm ${id}: ${err instanceof Error ? err.message : String(err)}\n`);
       code = 1;
     }

@@ -1,7 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_GLOBALS, parseArgs, parseSignal } from "../../src/cli/args.ts";
+import { DEFAULT_GLOBALS, parseArgs, parseSignal, USAGE, usageOf } from "../../src/cli/args.ts";
 import { formatLabels, psLines } from "../../src/cli/commands.ts";
+import { execFailureCode } from "../../src/cli/cli.ts";
 import { InvalidArgumentError } from "../../src/errdefs.ts";
 import { TaskInfoSchema } from "../../src/gen/bunker/v1/api_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
@@ -65,6 +66,23 @@ describe("parseArgs", () => {
       mode: "mynet", publish: ["8080:80", "127.0.0.1:53:53/udp"], dns: ["10.0.0.2"], dnsSearch: ["lan"], addHosts: ["db:10.0.0.9"], hostname: "web1",
     });
     expect(parseArgs(["run", "busybox"], { BUNKER_NETWORK: "none" }).command).toMatchObject({ opts: { network: { mode: "none" } } });
+  });
+
+  test("every command has its own --help; relative global paths are made absolute", () => {
+    expect(parseArgs(["run", "--help"]).command).toEqual({ name: "help", topic: "run" });
+    expect(parseArgs(["network", "--help"]).command).toEqual({ name: "help", topic: "network" });
+    expect(usageOf("run")).toContain("--rootfs DIR ID CMD");
+    expect(usageOf("run")).toContain("--net bridge");
+    expect(usageOf("rm").split("\n")[0]).toContain("rm [-f] ID...");
+    expect(usageOf(undefined)).toBe(USAGE);
+    expect(parseArgs(["--state", "s", "--root", "r", "ps"]).globals).toMatchObject({ state: `${process.cwd()}/s`, root: `${process.cwd()}/r` });
+  });
+
+  test("a container command that cannot run exits as docker's do: 127 missing, 126 not executable", () => {
+    expect(execFailureCode('unable to start container process: exec: "nosuch": executable file not found in $PATH')).toBe(127);
+    expect(execFailureCode('runc create failed: unable to start container process: exec: "/x": stat /x: no such file or directory')).toBe(127);
+    expect(execFailureCode('unable to start container process: exec: "/etc/passwd": permission denied')).toBe(126);
+    expect(execFailureCode("rootfs /r does not exist")).toBeUndefined();
   });
 
   test("network commands", () => {

@@ -1,0 +1,50 @@
+// The everyday CLI as docker users drive it: exit codes of a command that cannot run, rm -f of a
+// container that is not there, every command's --help, relative global paths.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join, relative } from "node:path";
+import { describeWith } from "../support/require.ts";
+import { BunkerEnv } from "../support/cli-harness.ts";
+
+describeWith(["root", "bin:runc"], "bunker's everyday CLI", () => {
+  let env: BunkerEnv;
+  beforeAll(async () => {
+    env = await BunkerEnv.create("bunker-everyday-");
+  }, 60_000);
+  afterAll(async () => {
+    await env?.dispose();
+  }, 60_000);
+
+  test("a command that does not exist exits 127, one that cannot be executed 126 (foreground and -d); nothing is left", async () => {
+    for (const [args, code] of [[["nosuch"], 127], [["/nonexistent/x"], 127], [["/etc/passwd"], 126]] as const) {
+      const fg = await env.run(["run", "--rm", "--rootfs", env.rootfs, "ex1", ...args]);
+      expect([fg.code, fg.stderr.trim().split("\n").length]).toEqual([code, 1]);
+      const d = await env.run(["run", "-d", "--rootfs", env.rootfs, "ex2", ...args]);
+      expect(d.code).toBe(code);
+      expect((await env.run(["ps", "-q"])).stdout).toBe("");
+    }
+  }, 60_000);
+
+  test("rm -f of a container that is not there succeeds, as docker's; rm without -f says it is not there", async () => {
+    expect(await env.run(["rm", "-f", "ghost"])).toEqual({ code: 0, stdout: "", stderr: "" });
+    const plain = await env.run(["rm", "ghost"]);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toContain("ghost");
+  }, 60_000);
+
+  test("every command has its own --help", async () => {
+    for (const cmd of ["run", "ps", "exec", "rm", "pull", "network"]) {
+      const r = await env.run([cmd, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`usage: bunker [global flags] ${cmd}`);
+    }
+  }, 60_000);
+
+  test("relative --root and --state are taken from the cwd", async () => {
+    const cwd = env.dir;
+    const proc = Bun.spawnSync([env.bunker, "--root", "rel-root", "--state", relative(cwd, join(cwd, "rel-state")), "--address", join(cwd, "rel.sock"), "run", "--rm", "--rootfs", env.rootfs, "rel1", "echo", "ok"], {
+      cwd,
+      env: env.spawnEnv(),
+    });
+    expect([proc.exitCode, proc.stdout.toString(), proc.stderr.toString()]).toEqual([0, "ok\n", ""]);
+  }, 60_000);
+});
