@@ -4,10 +4,13 @@
 //
 // Every command loads only what it needs: pino and the protobuf descriptors each cost several
 // milliseconds at start-up, more than a foreground `bunker run --rm` takes in all.
-import { errorMessage } from "../errdefs.ts";
+import { errorMessage, PermissionDeniedError } from "../errdefs.ts";
 import { imageStoreOptions, parseArgs, type Parsed, usageOf } from "./args.ts";
 import { daemonListening, foregroundEligible, runForeground } from "./run-foreground.ts";
 import { stdout } from "./stdout.ts";
+
+/** What any user may run without root or a daemon: nothing of theirs touches bunker's state. */
+const USER_COMMANDS = new Set(["help", "version", "login", "logout"]);
 
 export async function cli(argv: string[]): Promise<number> {
   let parsed: Parsed;
@@ -25,7 +28,14 @@ export async function cli(argv: string[]): Promise<number> {
   }
   let debugLog: ((err: unknown) => void) | undefined;
   try {
-    if (c.name === "run" && foregroundEligible(g, c.opts) && !(await daemonListening(g.address))) {
+    // Without root, only a daemon's socket we may use can run containers: say so before anything is
+    // touched (the state dirs, runc, a half-made bundle), not with an EACCES from deep inside.
+    const asRoot = process.getuid?.() === 0;
+    const daemon = await daemonListening(g.address);
+    if (!asRoot && !daemon && !USER_COMMANDS.has(c.name)) {
+      throw new PermissionDeniedError(`this needs root (or access to a bunker daemon's socket, ${g.address})`);
+    }
+    if (c.name === "run" && foregroundEligible(g, c.opts) && !daemon) {
       return await runForeground(g, c.opts);
     }
     const { makeLogger } = await import("./log.ts");

@@ -2,7 +2,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { InvalidArgumentError, isNotFound, NotFoundError } from "../errdefs.ts";
 import { applyShimGroup, loadRuntimeConfig } from "../config/runtime-config.ts";
 import { resolveRuntime } from "../executor/request.ts";
@@ -51,6 +51,10 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
   // Checked here too, so a bad request creates nothing at all (not even our FIFOs).
   validateNamespace(g.namespace);
   validateIdentifier(o.id, "container id");
+  if (o.log !== undefined && !existsSync(dirname(resolve(o.log)))) {
+    // the shim would make the directory: a typo must not create paths on the host
+    throw new NotFoundError(`--log ${o.log}: directory ${dirname(resolve(o.log))} does not exist`);
+  }
   // Resolved before anything is made: an unknown runtime name or a bad options table creates nothing.
   const config = g.runtimeConfig === undefined ? undefined : await loadRuntimeConfig(g.runtimeConfig);
   const runtime = resolveRuntime(o.runtime, config);

@@ -39,6 +39,22 @@ describeWith(["root", "bin:runc"], "bunker's everyday CLI", () => {
     }
   }, 60_000);
 
+  test("without root and without a daemon socket to use: one line saying so, and nothing touched", async () => {
+    for (const args of [["ps"], ["run", "-d", "--rootfs", env.rootfs, "nr1", "true"], ["rm", "-f", "nr1"], ["images"]]) {
+      const p = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", env.bunker, ...env.globals(), ...args], { env: env.spawnEnv() });
+      expect(p.exitCode).not.toBe(0);
+      expect(p.stderr.toString()).toBe(`bunker: this needs root (or access to a bunker daemon's socket, ${env.address})\n`);
+    }
+    expect((await env.run(["ps", "-q"])).stdout).toBe("");
+  }, 60_000);
+
+  test("--log into a directory that does not exist is refused, and the directory is not made", async () => {
+    const r = await env.run(["run", "-d", "--log", join(env.dir, "no", "such", "f.log"), "--rootfs", env.rootfs, "lg1", "true"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("does not exist");
+    expect(Bun.spawnSync(["test", "-e", join(env.dir, "no")]).exitCode).toBe(1);
+  }, 60_000);
+
   test("relative --root and --state are taken from the cwd", async () => {
     const cwd = env.dir;
     const proc = Bun.spawnSync([env.bunker, "--root", "rel-root", "--state", relative(cwd, join(cwd, "rel-state")), "--address", join(cwd, "rel.sock"), "run", "--rm", "--rootfs", env.rootfs, "rel1", "echo", "ok"], {
