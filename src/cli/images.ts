@@ -9,7 +9,7 @@ import { RegistryClient } from "../registry/client.ts";
 import { familiarString, parseDockerRef } from "../registry/reference.ts";
 import type { Command, GlobalOptions } from "./args.ts";
 import { openImageStore } from "./image-run.ts";
-import { PullDisplay } from "./pull-display.ts";
+import { human, PullDisplay } from "./pull-display.ts";
 import { stdout } from "./stdout.ts";
 
 function out(line: string): void {
@@ -43,17 +43,6 @@ function ago(iso: string | undefined): string {
   if (s < 3600) return `${Math.round(s / 60)} minutes ago`;
   if (s < 86400) return `${Math.round(s / 3600)} hours ago`;
   return `${Math.round(s / 86400)} days ago`;
-}
-
-function human(bytes: number): string {
-  const units = ["B", "kB", "MB", "GB"];
-  let n = bytes;
-  let u = 0;
-  while (n >= 1000 && u < units.length - 1) {
-    n /= 1000;
-    u++;
-  }
-  return `${n.toFixed(u === 0 ? 0 : 1)}${units[u]}`;
 }
 
 export async function images(g: GlobalOptions, quiet: boolean): Promise<number> {

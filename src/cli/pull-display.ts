@@ -5,7 +5,8 @@ import type { PullProgressEvent } from "../registry/pull.ts";
 
 const REDRAW_MS = 100;
 
-function human(bytes: number): string {
+/** Bytes as docker prints them (decimal units: 2.1MB). */
+export function human(bytes: number): string {
   const units = ["B", "kB", "MB", "GB"];
   let n = bytes;
   let u = 0;

@@ -11,7 +11,7 @@ import { TaskExitSchema } from "../gen/containerd/events/task_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { Topics, unpackEvent } from "../runtime/events.ts";
-import type { TaskManager } from "../runtime/manager.ts";
+import type { CreateOptions, TaskManager } from "../runtime/manager.ts";
 import { sys } from "../sys/index.ts";
 import { cgroupParent, DEFAULT_ADDRESS, DEFAULT_ROOT } from "../runtime/paths.ts";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
@@ -51,16 +51,11 @@ export interface ExecutorOptions {
   insecureRegistries?: string[];
 }
 
-/** A container's network, as `bunker run` takes it (--net, -p, --dns, --dns-search, --add-host, --hostname). */
-export interface NetworkOptions {
-  /** "bridge", a network's name, "host", "none" or "container:<id>"; absent: an empty namespace (only lo). */
-  mode: string;
-  publish?: string[];
-  dns?: string[];
-  dnsSearch?: string[];
-  addHosts?: string[];
-  hostname?: string;
-}
+/**
+ * A container's network, as `bunker run` takes it (--net, -p, --dns, --dns-search, --add-host,
+ * --hostname): `mode` is "bridge", a network's name, "host", "none" or "container:<id>".
+ */
+export type NetworkOptions = NonNullable<CreateOptions["network"]>;
 
 /** What createFromImage runs: an image (pulled per `pull`, default "missing") and docker run's overrides. */
 export interface ImageRunRequest {
