@@ -17,7 +17,9 @@
 // The images are umoci-built (tests/support/image-fixtures.ts) and pushed with skopeo, so layers are
 // gzip-compressed as registries serve them. Everything started here (registry, containerd, its
 // shims) is ended by pid, and every temp dir is removed.
-// Usage: bun bench/images.ts [runs=5]. Prints a table and one JSON line.
+// Usage: bun bench/images.ts [runs=5]. Prints a table and one JSON line. With BENCH_BUNKER_BASELINE=
+// <path of another compiled bunker> its pulls are interleaved too (tool "base"): a before/after
+// comparison on one loaded machine means something only when measured in the same rounds.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -33,8 +35,9 @@ const EXTRA_LAYERS = 9; // on top of busybox's: 10 layers in all
 const NS = "bench";
 const MiB = 1024;
 
-type Tool = "bunker" | "ctr" | "skopeo";
-const TOOLS: Tool[] = ["bunker", "ctr", "skopeo"];
+type Tool = "bunker" | "ctr" | "skopeo" | "base";
+const BASELINE = process.env.BENCH_BUNKER_BASELINE;
+const TOOLS: Tool[] = BASELINE ? ["bunker", "ctr", "skopeo", "base"] : ["bunker", "ctr", "skopeo"];
 
 interface Sample {
   ms: number;
@@ -132,11 +135,12 @@ async function coldPulls(env: BunkerEnv, ctd: TestContainerd, cases: PullCase[])
         n++;
         let argv: string[];
         if (tool === "bunker") argv = [env.bunker, "--root", dir, "pull", "-q", c.ref];
+        else if (tool === "base") argv = [BASELINE!, "--root", dir, "pull", "-q", c.ref];
         else if (tool === "skopeo") argv = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", `docker://${c.ref}`, `oci:${dir}:latest`];
         else argv = ["ctr", "-a", ctd.address, "-n", ns, "images", "pull", "--plain-http", "--snapshotter", "overlayfs", c.ref];
         // what the previous run wrote must not be flushed on this one's time
         run(["sync"]);
-        const s = await measure(argv, tool === "bunker" ? bunkerEnv : ctrEnv, rssFile);
+        const s = await measure(argv, tool === "bunker" || tool === "base" ? bunkerEnv : ctrEnv, rssFile);
         if (round >= 0) samples.get(`${c.name}/${tool}`)!.push(s);
         if (tool === "ctr") {
           // ctr must have fetched every blob into this namespace and unpacked every layer
@@ -204,6 +208,7 @@ try {
     console.log(`${c.name.padEnd(16)}${TOOLS.map((t) => ms[t].toFixed(0).padStart(10)).join("")}${(ms.bunker / ms.ctr).toFixed(2).padStart(9)}${(ms.bunker / ms.skopeo).toFixed(2).padStart(10)}   ${TOOLS.map((t) => (rss[t] / MiB).toFixed(1)).join(" / ")}`);
   }
   console.log("  (ctr: fetch and unpack into containerd's overlayfs snapshotter; skopeo: fetch only, no unpack; goal: bunker <= both)");
+  if (BASELINE) for (const c of cases) console.log(`  ${c.name}: bunker / base (${BASELINE}) = ${(pullMs[c.name]!.bunker / pullMs[c.name]!.base).toFixed(2)}`);
   const bigRss = pullRssKiB[cases[0]!.name]!.bunker / MiB;
   console.log(`peak RSS of bunker pull, 100 MiB layer: ${bigRss.toFixed(1)} MiB (goal < 100 MiB)`);
   const lifeMs = { image: median(life.image), rootfs: median(life.rootfs) };
