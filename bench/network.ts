@@ -10,11 +10,24 @@
 //     tuning, `lo` by the loopback plugin, DEL in reverse with the netns) on a network of its own.
 // Every plugin exec is timed through the store's `onExec` hook, so the table also says where the
 // time goes.
-// Part 2: what that costs a whole `bunker run --rm busybox /bin/true` (the compiled CLI, the
-// foreground path, an image loaded from scripts/busybox-image.ts): --net none against --net
-// bridge, interleaved, in the same private namespace. (podman side by side is still to come: it
-// is not installed here.)
-// Run as root: bun bench/network.ts [runs=20]. Prints a table and one JSON line per part.
+// Part 2: what that costs a whole `run --rm busybox /bin/true` (an image loaded from
+// scripts/busybox-image.ts): bunker (the compiled CLI, the foreground path) and podman 4.3 (its
+// default network is a CNI bridge: bridge + portmap + firewall + tuning), each with
+// --net none and --net bridge, all four interleaved (the order rotates every round) in the same
+// private namespace. podman is measured only if installed (`apt-get install -y podman`; the bench
+// is not part of CI, so scripts/setup.sh does not install it). On this hybrid-cgroup host it runs
+// with runc and the cgroupfs manager (crun fails here), set in a private containers.conf with
+// `default_ulimits = []`, the CNI backend over /usr/lib/cni and an empty network config dir (so
+// its built-in default `podman` network is used), and private --root/--runroot; its fixed paths
+// (/run/netns, /var/lib/cni) get a tmpfs in the private mount namespace.
+// Part 3: loopback HTTP throughput through a published port: busybox httpd in a container with
+// `-p 18080:80` on the bridge against the same server on `--net host` (port 18081), and the bridge
+// server at its own address (no DNAT, to tell the NAT rules from the veth/bridge path), a 1 MiB
+// and a 1 KiB file (httpd closes every connection, so the small file measures the per-connection
+// path), loaded from the namespace's host side by wrk (`apt-get install -y wrk`; without it a Bun
+// fetch loop), 8 connections for 5 s, rounds interleaved. It ends with evidence of the path (the
+// DNAT rule's counters, no listener on the host port, the MTUs, br_netfilter).
+// Run as root: bun bench/network.ts [runs=20] [parts=1,2,3]. Prints a table and one JSON line per part.
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { spawnTracked } from "../src/sys/children.ts";
@@ -22,6 +35,7 @@ import type { PluginExecEvent } from "../src/network/cni.ts";
 import { bunkerBinDir } from "../tests/support/cli-harness.ts";
 
 const RUNS = Number(process.argv[2] ?? 20);
+const PARTS = new Set((process.argv[3] ?? "1,2,3").split(",").map(Number));
 const INNER = "BUNKER_NETWORK_BENCH_INNER";
 
 if (process.getuid?.() !== 0) {
@@ -31,7 +45,7 @@ if (process.getuid?.() !== 0) {
 
 if (process.env[INNER] !== "1") {
   // Re-run this file in a private net+mount namespace: everything it makes dies with it.
-  const proc = spawnTracked(["unshare", "--net", "--mount", "--propagation", "private", "--", process.execPath, import.meta.path, String(RUNS)], {
+  const proc = spawnTracked(["unshare", "--net", "--mount", "--propagation", "private", "--", process.execPath, import.meta.path, ...process.argv.slice(2)], {
     stdin: "ignore", stdout: "inherit", stderr: "inherit", env: { ...process.env, [INNER]: "1" },
   });
   process.exit(await proc.exited);
@@ -94,8 +108,36 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 const round = (x: number): number => Math.round(x * 10) / 10;
+const round2 = (x: number): number => Math.round(x * 100) / 100;
 
+interface Load {
+  rps: number;
+  mbps: number;
+  errors: number;
+}
+const LOAD_SECONDS = 5;
+const CONNECTIONS = 8;
+let setup: Promise<RunSetup> | undefined;
+const fixedMounts: string[] = [];
+const madeDirs: string[] = [];
+const madeCgroups: string[] = [];
 try {
+  const attachTotal = PARTS.has(1) ? await attachPart() : undefined;
+  if (PARTS.has(2)) await runPart(attachTotal);
+  if (PARTS.has(3)) await throughputPart();
+} finally {
+  // The pin dirs (and whatever a run left mounted) are mounts in this private mount namespace.
+  const mounts = fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m.startsWith(`${tmp}/`));
+  for (const m of mounts.sort((a, b) => b.length - a.length)) Bun.spawnSync(["umount", "-l", m]);
+  for (const m of fixedMounts) Bun.spawnSync(["umount", "-l", m]);
+  for (const d of madeDirs) fs.rmSync(d, { recursive: true, force: true });
+  // podman's cgroupfs parent (and its conmon group), if this run made it: rmdir only removes an empty group
+  for (const d of madeCgroups) for (const g of [join(d, "conmon"), d]) Bun.spawnSync(["rmdir", g], { stderr: "ignore" });
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+/** Part 1: create netns + attach + detach, both chains, with and without -p; returns bunker's total without -p. */
+async function attachPart(): Promise<number> {
   // Warm-up: the first attach makes each bridge, the shared CNI chains and the network's rules.
   for (const v of VARIANTS) await cycle(v);
   const samples = Object.fromEntries(VARIANTS.map((v) => [v, [] as Sample[]])) as Record<Variant, Sample[]>;
@@ -118,45 +160,232 @@ try {
   console.log(`${"".padEnd(24)}${VARIANTS.map((v) => v.padStart(17)).join("")}`);
   for (const k of rows) console.log(`${k.padEnd(24)}${VARIANTS.map((v) => String(summary[v]![k] ?? "-").padStart(17)).join("")}`);
   console.log(JSON.stringify({ bench: "network-attach", runs: RUNS, unit: "ms", median: summary }));
-  await runPart(summary["bunker none"]!.total!);
-} finally {
-  // The pin dirs (and whatever a run left mounted) are mounts in this private mount namespace.
-  const mounts = fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m.startsWith(`${tmp}/`));
-  for (const m of mounts.sort((a, b) => b.length - a.length)) Bun.spawnSync(["umount", "-l", m]);
-  fs.rmSync(tmp, { recursive: true, force: true });
+  return summary["bunker none"]!.total!;
 }
 
-/** Part 2: `bunker run --rm --net none|bridge busybox /bin/true`, median of RUNS each, interleaved. */
-async function runPart(attachTotal: number): Promise<void> {
-  const bin = await bunkerBinDir();
-  const dir = join(tmp, "run");
-  const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}:/usr/sbin:/sbin` };
-  const bunker = [join(bin, "bunker"), "--root", join(dir, "root"), "--state", join(dir, "state"), "--address", join(dir, "bunker.sock")];
-  const archive = join(tmp, "busybox.tar");
-  const built = Bun.spawnSync([process.execPath, join(import.meta.dir, "../scripts/busybox-image.ts"), archive], { stderr: "pipe" });
-  if (built.exitCode !== 0) throw new Error(`busybox-image.ts: ${built.stderr.toString()}`);
-  const timed = async (args: string[]): Promise<number> => {
-    const t0 = performance.now();
-    const proc = spawnTracked([...bunker, ...args], { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
-    if (code !== 0) throw new Error(`bunker ${args.join(" ")}: exit ${code}: ${stderr.trim()}`);
-    return performance.now() - t0;
+interface RunSetup {
+  env: Record<string, string | undefined>;
+  bunker: string[];
+  archive: string;
+}
+/** The compiled bunker with a root of its own, and the busybox archive loaded into it. */
+function runSetup(): Promise<RunSetup> {
+  setup ??= (async () => {
+    const bin = await bunkerBinDir();
+    const dir = join(tmp, "run");
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}:/usr/sbin:/sbin` };
+    const bunker = [join(bin, "bunker"), "--root", join(dir, "root"), "--state", join(dir, "state"), "--address", join(dir, "bunker.sock")];
+    const archive = join(tmp, "busybox.tar");
+    const built = Bun.spawnSync([process.execPath, join(import.meta.dir, "../scripts/busybox-image.ts"), archive], { stderr: "pipe" });
+    if (built.exitCode !== 0) throw new Error(`busybox-image.ts: ${built.stderr.toString()}`);
+    const s = { env, bunker, archive };
+    await timed(s.bunker, ["load", "-q", "-i", archive], env);
+    return s;
+  })();
+  return setup;
+}
+
+/** bunker args, its stdout. */
+async function runOut(s: RunSetup, args: string[]): Promise<string> {
+  const r = Bun.spawnSync([...s.bunker, ...args], { env: s.env, stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`bunker ${args.join(" ")}: exit ${r.exitCode}: ${r.stderr.toString().trim()}`);
+  return r.stdout.toString();
+}
+
+/** Runs argv + args to the end; its wall time in ms, or an error with its stderr. */
+async function timed(argv: string[], args: string[], env: Record<string, string | undefined>): Promise<number> {
+  const t0 = performance.now();
+  const proc = spawnTracked([...argv, ...args], { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`${argv[0]} ${args.join(" ")}: exit ${code}: ${stderr.trim()}`);
+  return performance.now() - t0;
+}
+
+/** podman 4.3 made to run here, on a root of its own, with the same busybox archive loaded; undefined if not installed. */
+async function podmanSetup(s: RunSetup): Promise<{ argv: string[]; env: Record<string, string | undefined> } | undefined> {
+  if (!Bun.which("podman")) return undefined;
+  const dir = join(tmp, "podman");
+  for (const d of ["cni", "tmp"]) fs.mkdirSync(join(dir, d), { recursive: true });
+  const conf = join(dir, "containers.conf");
+  fs.writeFileSync(conf, [
+    "[containers]", "default_ulimits = []",
+    "[network]", 'network_backend = "cni"', 'cni_plugin_dirs = ["/usr/lib/cni"]', `network_config_dir = "${join(dir, "cni")}"`,
+    "[engine]", 'cgroup_manager = "cgroupfs"', 'runtime = "runc"', 'events_logger = "file"', `tmp_dir = "${join(dir, "tmp")}"`,
+    `image_copy_tmp_dir = "${join(dir, "tmp")}"`, "",
+  ].join("\n"));
+  // podman pins its netns in /run/netns and host-local keeps podman's leases (and CNI its result
+  // cache) in /var/lib/cni: fixed paths, so each gets a tmpfs that lives only in this namespace.
+  for (const d of ["/run/netns", "/var/lib/cni"]) {
+    if (!fs.existsSync(d)) {
+      fs.mkdirSync(d, { recursive: true });
+      madeDirs.push(d);
+    }
+    if (Bun.spawnSync(["mount", "-t", "tmpfs", "tmpfs", d]).exitCode !== 0) throw new Error(`mount tmpfs on ${d} failed`);
+    fixedMounts.push(d);
+  }
+  const cgroupRoot = "/sys/fs/cgroup";
+  for (const c of fs.readdirSync(cgroupRoot)) {
+    const parent = join(cgroupRoot, c, "libpod_parent");
+    if (fs.statSync(join(cgroupRoot, c)).isDirectory() && !fs.existsSync(parent)) madeCgroups.push(parent);
+  }
+  if (fs.existsSync(join(cgroupRoot, "cgroup.controllers")) && !fs.existsSync(join(cgroupRoot, "libpod_parent"))) madeCgroups.push(join(cgroupRoot, "libpod_parent"));
+  const argv = ["podman", "--root", join(dir, "root"), "--runroot", join(dir, "runroot"), "--storage-driver", "overlay"];
+  const env = { ...s.env, CONTAINERS_CONF: conf };
+  await timed(argv, ["load", "-q", "-i", s.archive], env);
+  return { argv, env };
+}
+
+/** Part 2: `run --rm --net none|bridge busybox /bin/true`, bunker and podman, median of RUNS each, interleaved. */
+async function runPart(attachTotal: number | undefined): Promise<void> {
+  const s = await runSetup();
+  const podman = await podmanSetup(s);
+  type Variant = "bunker none" | "bunker bridge" | "podman none" | "podman bridge";
+  const variants: Variant[] = ["bunker none", "bunker bridge", ...(podman ? (["podman none", "podman bridge"] as const) : [])];
+  const runOnce = (v: Variant): Promise<number> => {
+    const [tool, net] = v.split(" ") as ["bunker" | "podman", string];
+    if (tool === "bunker") return timed(s.bunker, ["run", "--rm", "--net", net, "busybox", "/bin/true"], s.env);
+    return timed(podman!.argv, ["run", "--rm", "--network", net, "busybox", "/bin/true"], podman!.env);
   };
-  await timed(["load", "-q", "-i", archive]);
-  const modes = ["none", "bridge"] as const;
-  const times: Record<(typeof modes)[number], number[]> = { none: [], bridge: [] };
+  const times = Object.fromEntries(variants.map((v) => [v, [] as number[]])) as Record<Variant, number[]>;
+  // round -1 warms the image, each bridge and its rules; the order rotates so no variant always follows another
   for (let i = -1; i < RUNS; i++) {
-    for (const m of modes) {
-      const ms = await timed(["run", "--rm", "--net", m, "busybox", "/bin/true"]);
-      if (i >= 0) times[m].push(ms); // the first round warms the image, the bridge and its rules
+    for (let k = 0; k < variants.length; k++) {
+      const v = variants[(k + Math.max(i, 0)) % variants.length]!;
+      const ms = await runOnce(v);
+      if (i >= 0) times[v].push(ms);
     }
   }
-  const none = round(median(times.none));
-  const bridge = round(median(times.bridge));
-  const added = round(bridge - none);
-  console.log(`\nbunker run --rm busybox /bin/true, median of ${RUNS} (ms), private netns`);
-  console.log(`${"--net none".padEnd(24)}${String(none).padStart(10)}`);
-  console.log(`${"--net bridge".padEnd(24)}${String(bridge).padStart(10)}`);
-  console.log(`${"added by bridge".padEnd(24)}${String(added).padStart(10)}   (goal: <= 60; part 1's netns+attach+detach: ${attachTotal})`);
-  console.log(JSON.stringify({ bench: "network-run", runs: RUNS, unit: "ms", median: { none, bridge, added } }));
+  const med = Object.fromEntries(variants.map((v) => [v, round(median(times[v]))])) as Record<Variant, number>;
+  console.log(`\nrun --rm busybox /bin/true, median of ${RUNS} interleaved (ms), private netns${podman ? "" : " (podman not installed: bunker only)"}`);
+  console.log(`${"".padEnd(16)}${"none".padStart(10)}${"bridge".padStart(10)}${"added".padStart(10)}${"min none".padStart(10)}${"min bridge".padStart(12)}`);
+  const added: Record<string, number> = {};
+  for (const tool of podman ? ["bunker", "podman"] : ["bunker"]) {
+    const none = med[`${tool} none` as Variant];
+    const bridge = med[`${tool} bridge` as Variant];
+    added[tool] = round(bridge - none);
+    const min = (v: string) => round(Math.min(...times[v as Variant]));
+    console.log(`${tool.padEnd(16)}${String(none).padStart(10)}${String(bridge).padStart(10)}${String(added[tool]).padStart(10)}${String(min(`${tool} none`)).padStart(10)}${String(min(`${tool} bridge`)).padStart(12)}`);
+  }
+  console.log(`bunker's bridge adds ${added.bunker} ms (goal <= 60${attachTotal === undefined ? "" : `; part 1's netns+attach+detach: ${attachTotal}`})`);
+  const ratios: Record<string, number> = {};
+  if (podman) {
+    ratios["bunker/podman none"] = round2(med["bunker none"] / med["podman none"]);
+    ratios["bunker/podman bridge"] = round2(med["bunker bridge"] / med["podman bridge"]);
+    ratios["bunker bridge/podman none"] = round2(med["bunker bridge"] / med["podman none"]);
+    console.log(`podman's bridge adds ${added.podman} ms; ratios: ${Object.entries(ratios).map(([k, r]) => `${k} ${r}x`).join(", ")} (goal: bunker bridge/podman none < 1)`);
+  }
+  console.log(JSON.stringify({ bench: "network-run", runs: RUNS, unit: "ms", median: med, added, ratios }));
+}
+
+
+
+/** 8 connections for 5 s against url: wrk if installed, else a Bun fetch loop (which itself costs the 2 cores more). */
+async function load(url: string): Promise<Load> {
+  if (Bun.which("wrk")) {
+    const proc = spawnTracked(["wrk", "-t2", `-c${CONNECTIONS}`, `-d${LOAD_SECONDS}s`, "--timeout", "5s", url], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1]);
+    const [, amount, unit] = out.match(/Transfer\/sec:\s+([\d.]+)([KMG]?B)/) ?? [];
+    if (code !== 0 || !(rps >= 0) || !amount) throw new Error(`wrk ${url}: exit ${code}: ${out.trim()}`);
+    const scale: Record<string, number> = { B: 1 / 2 ** 20, KB: 1 / 1024, MB: 1, GB: 1024 };
+    const errors = [...out.matchAll(/(?:Socket errors:.*|Non-2xx or 3xx responses: \d+)/g)].map((m) => m[0]);
+    const errCount = errors.flatMap((e) => [...e.matchAll(/\d+/g)].map((n) => Number(n[0]))).reduce((a, b) => a + b, 0);
+    return { rps, mbps: Number(amount) * scale[unit!]!, errors: errCount };
+  }
+  let requests = 0;
+  let bytes = 0;
+  let errors = 0;
+  const end = performance.now() + LOAD_SECONDS * 1000;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+    while (performance.now() < end) {
+      try {
+        const res = await fetch(url);
+        bytes += (await res.arrayBuffer()).byteLength;
+        if (res.ok) requests++;
+        else errors++;
+      } catch {
+        errors++;
+      }
+    }
+  }));
+  const s = (performance.now() - t0) / 1000;
+  return { rps: requests / s, mbps: bytes / 2 ** 20 / s, errors };
+}
+
+/** Part 3: busybox httpd behind `-p 18080:80` on the bridge against the same server on --net host. */
+async function throughputPart(): Promise<void> {
+  const s = await runSetup();
+  const serve = (port: number) => `mkdir -p /www && head -c 1048576 /dev/urandom > /www/1m && head -c 1024 /dev/urandom > /www/1k && exec httpd -f -p ${port} -h /www`;
+  const servers = { bridge: { port: 18080, name: "bench-web-bridge" }, host: { port: 18081, name: "bench-web-host" } } as const;
+  try {
+    await timed(s.bunker, ["run", "-d", "--net", "bridge", "-p", "18080:80", "--name", servers.bridge.name, "busybox", "sh", "-c", serve(80)], s.env);
+    await timed(s.bunker, ["run", "-d", "--net", "host", "--name", servers.host.name, "busybox", "sh", "-c", serve(servers.host.port)], s.env);
+    for (const { port } of Object.values(servers)) {
+      const deadline = performance.now() + 15_000;
+      for (;;) {
+        const ok = await fetch(`http://127.0.0.1:${port}/1k`).then((r) => r.ok, () => false);
+        if (ok) break;
+        if (performance.now() > deadline) throw new Error(`httpd on 127.0.0.1:${port} never answered`);
+        await Bun.sleep(100);
+      }
+    }
+    // "direct" is the bridge server at its own address, no DNAT: it splits the published port's cost
+    // into the NAT rules and the veth/bridge path that any bridge traffic takes.
+    const ip = (await runOut(s, ["exec", servers.bridge.name, "ip", "-o", "-4", "addr", "show", "eth0"])).match(/inet ([\d.]+)/)?.[1];
+    if (!ip) throw new Error("no address on the bridge server's eth0");
+    const base = { bridge: "http://127.0.0.1:18080", direct: `http://${ip}:80`, host: `http://127.0.0.1:${servers.host.port}` } as const;
+    const variants = ["1m bridge", "1m direct", "1m host", "1k bridge", "1k direct", "1k host"] as const;
+    type V = (typeof variants)[number];
+    const url = (v: V) => `${base[v.split(" ")[1] as keyof typeof base]}/${v.split(" ")[0]}`;
+    const rounds = Math.max(3, Math.min(5, Math.round(RUNS / 5)));
+    const results = Object.fromEntries(variants.map((v) => [v, [] as Load[]])) as Record<V, Load[]>;
+    for (const v of variants) await load(url(v)); // warm-up
+    for (let r = 0; r < rounds; r++) {
+      for (let k = 0; k < variants.length; k++) {
+        const v = variants[(k + r) % variants.length]!;
+        results[v].push(await load(url(v)));
+      }
+    }
+    const med = Object.fromEntries(variants.map((v) => [v, {
+      rps: round(median(results[v].map((x) => x.rps))), mbps: round(median(results[v].map((x) => x.mbps))), errors: results[v].reduce((a, x) => a + x.errors, 0),
+    }])) as Record<V, Load>;
+    console.log(`\nHTTP from 127.0.0.1, busybox httpd, ${CONNECTIONS} connections x ${LOAD_SECONDS} s (${Bun.which("wrk") ? "wrk" : "Bun fetch loop"}), median of ${rounds} interleaved rounds`);
+    console.log(`${"".padEnd(28)}${"req/s".padStart(10)}${"MiB/s".padStart(10)}${"errors".padStart(8)}`);
+    const label = { bridge: "-p 18080:80 (DNAT)", direct: `bridge, ${ip}:80`, host: "--net host, :18081" };
+    for (const v of variants) console.log(`${`${label[v.split(" ")[1] as keyof typeof label]} ${v.split(" ")[0]}`.padEnd(28)}${String(med[v].rps).padStart(10)}${String(med[v].mbps).padStart(10)}${String(med[v].errors).padStart(8)}`);
+    const ratios = {
+      "1m": round2(med["1m bridge"].mbps / med["1m host"].mbps), "1k": round2(med["1k bridge"].rps / med["1k host"].rps),
+      "1m direct": round2(med["1m direct"].mbps / med["1m host"].mbps), "1k direct": round2(med["1k direct"].rps / med["1k host"].rps),
+    };
+    console.log(`-p/host: 1 MiB ${ratios["1m"]}x MiB/s, 1 KiB ${ratios["1k"]}x req/s (goal: >= 0.9); direct/host: ${ratios["1m direct"]}x, ${ratios["1k direct"]}x`);
+    console.log(`path: MTU eth0 in the container ${(await runOut(s, ["exec", servers.bridge.name, "cat", "/sys/class/net/eth0/mtu"])).trim()}, lo ${fs.readFileSync("/sys/class/net/lo/mtu", "utf8").trim()}; br_netfilter ${fs.existsSync("/proc/sys/net/bridge/bridge-nf-call-iptables") ? `loaded (call-iptables ${fs.readFileSync("/proc/sys/net/bridge/bridge-nf-call-iptables", "utf8").trim()})` : "not loaded"}`);
+    // Where the published port's path runs: a kernel DNAT rule (its counters count each connection's
+    // first packet), conntrack entries, and no process listening on the host port (no userspace proxy).
+    const sh = (cmd: string) => Bun.spawnSync(["sh", "-c", cmd], { env: s.env }).stdout.toString().trim();
+    console.log(`path: DNAT rule [packets:bytes]: ${sh("iptables-save -t nat -c | grep -- '--dport 18080' | grep -m1 DNAT") || "(none)"}`);
+    console.log(`path: listeners on :18080 in the host netns: ${sh("ss -Htln 'sport = :18080' | wc -l")}; conntrack entries now: ${sh("cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo n/a")}`);
+    console.log(JSON.stringify({ bench: "network-throughput", rounds, seconds: LOAD_SECONDS, connections: CONNECTIONS, median: med, ratios }));
+  } finally {
+    Bun.spawnSync([...s.bunker, "rm", "-f", servers.bridge.name, servers.host.name], { env: s.env, stdout: "ignore", stderr: "ignore" });
+    await endOwnShims(s.bunker[s.bunker.indexOf("--address") + 1]!);
+  }
+}
+
+/** The -d servers' shim should exit once its last container is removed; one still serving our own
+ * address after 5 s is ended by its pid (it would otherwise outlive the bench and its temp dir). */
+async function endOwnShims(address: string): Promise<void> {
+  const own = (): number[] => fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+      return argv[1] === "shim" && argv.includes(address);
+    } catch {
+      return false;
+    }
+  }).map(Number);
+  for (let waited = 0; own().length > 0 && waited < 5000; waited += 100) await Bun.sleep(100);
+  for (const pid of own()) {
+    console.log(`(the servers' shim, pid ${pid}, was still running 5 s after rm -f: ended by its pid)`);
+    process.kill(pid, "SIGKILL");
+  }
 }
