@@ -65,6 +65,7 @@ export interface RunOptions {
 export type Command =
   | { name: "run"; opts: RunOptions }
   | { name: "ps"; quiet: boolean }
+  | { name: "inspect"; ids: string[] }
   | { name: "exec"; tty: boolean; detach: boolean; execId?: string; env: string[]; cwd?: string; id: string; args: string[] }
   | { name: "kill"; signal: number; all: boolean; id: string }
   | { name: "rm"; force: boolean; ids: string[] }
@@ -327,6 +328,11 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       if (opts.log !== undefined && !opts.detach) throw new InvalidArgumentError(`${ctx}: --log needs --detach`);
       return { globals, command: { name: "run", opts } };
     }
+    case "inspect": {
+      const f = parseFlags(tail, [], ctx);
+      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: a container id is required`);
+      return { globals, command: { name: "inspect", ids: f.rest } };
+    }
     case "ps":
     case "ls": {
       const f = parseFlags(tail, [{ names: ["-q", "--quiet"], key: "quiet", kind: "bool" }], ctx);
@@ -436,6 +442,7 @@ commands:
                                  annotations go into the OCI spec: io.kubernetes.cri.sandbox-id or
                                  io.containerd.runc.v2.group equal means one shim for those containers
   ps [-q]                        list tasks (with their labels)
+  inspect ID...                  print containers as JSON: state, pid, exit, image, network, addresses, ports, labels
   exec [-t] [-d] [--exec-id ID] [--env K=V]... ID CMD [ARG...]
   kill [-s SIGNAL] [-a] ID       signal a task (default TERM)
   rm [-f] ID...                  delete stopped tasks (-f kills them first)

@@ -71,6 +71,8 @@ export async function cli(argv: string[]): Promise<number> {
           return await cmd.exec(conn.api, g, c);
         case "ps":
           return await cmd.ps(conn.api, g, c.quiet);
+        case "inspect":
+          return await cmd.inspect(conn.api, g, c.ids);
         case "kill":
           return await cmd.kill(conn.api, g, c);
         case "rm":

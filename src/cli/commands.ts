@@ -221,6 +221,34 @@ export async function ps(api: Api, g: GlobalOptions, quiet: boolean): Promise<nu
   return 0;
 }
 
+/** `inspect`: what the manager knows of each container, as JSON (docker inspect's fields that apply). */
+export async function inspect(api: Api, g: GlobalOptions, ids: string[]): Promise<number> {
+  const docs = [];
+  for (const id of ids) {
+    const t = (await api.list({ namespace: g.namespace, id })).tasks[0];
+    if (!t) throw new NotFoundError(`container ${id} not found`);
+    docs.push({
+      Id: t.id,
+      Namespace: t.namespace,
+      Runtime: t.runtime,
+      Image: t.image,
+      State: {
+        Status: STATUS_NAMES[t.status] ?? String(t.status),
+        Running: t.status === Status.RUNNING,
+        Pid: t.pid,
+        ExitCode: t.status === Status.STOPPED ? t.exitStatus : null,
+        FinishedAt: t.exitedAt ? timestampDate(t.exitedAt).toISOString() : null,
+      },
+      NetworkSettings: { Network: t.network, IPAddresses: t.ips, Ports: t.ports },
+      Labels: t.labels,
+      LogPath: t.logPath,
+      Bundle: t.bundle,
+    });
+  }
+  out(JSON.stringify(docs, null, 2));
+  return 0;
+}
+
 export async function kill(api: Api, g: GlobalOptions, c: Extract<Command, { name: "kill" }>): Promise<number> {
   await api.kill({ namespace: g.namespace, id: c.id, signal: c.signal, all: c.all });
   return 0;

@@ -8,10 +8,10 @@ import { join, resolve } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, UnknownError } from "../errdefs.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { FOREGROUND_PID_FILE, FOREGROUND_RUNTIME, foregroundPid, type ForegroundRecord, foregroundRuncRoot, releaseForegroundTask, writeForeground } from "../runtime/foreground.ts";
-import { type ContainerLayers, type ContainerNetworks, ContainerStore, killAt, stepsFor } from "../containers/record.ts";
+import { type ContainerLayers, type ContainerNetworks, ContainerStore, killAt, type NetworkSetup, stepsFor } from "../containers/record.ts";
 import { processStartTime } from "../proc.ts";
 import { makeBundleDir } from "../runtime/bundle.ts";
-import { writeMeta } from "../runtime/meta.ts";
+import { readMeta, writeMeta } from "../runtime/meta.ts";
 import { cgroupParent } from "../runtime/paths.ts";
 import { generateSpec, type OciSpec, withNetwork } from "../oci/spec.ts";
 import { type GlobalOptions, imageStoreOptions, type RunOptions } from "./args.ts";
@@ -77,7 +77,7 @@ function makeBundle(g: GlobalOptions, o: RunOptions, root: Root, rec: Foreground
  * The container's network, set up before runc runs and joined by the bundle's spec (the record's
  * network step releases it). `container:ID` joins a running container's namespace by its pid.
  */
-async function joinNetwork(bundle: string, g: GlobalOptions, o: RunOptions, networks: ContainerNetworks): Promise<unknown> {
+async function joinNetwork(bundle: string, g: GlobalOptions, o: RunOptions, networks: ContainerNetworks): Promise<NetworkSetup> {
   let peer: { pid: number; namespace: string; id: string } | undefined;
   if (o.network.mode.startsWith("container:")) {
     const other = o.network.mode.slice("container:".length);
@@ -176,6 +176,9 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
     ]);
     for (const r of made) if (r.status === "rejected") throw r.reason;
     killAt("create:network");
+    const net = made[1].status === "fulfilled" ? (made[1].value as NetworkSetup | undefined) : undefined;
+    const meta = net?.summary ? readMeta({ path: bundle }) : undefined;
+    if (meta && net?.summary) writeMeta({ path: bundle }, { ...meta, network: net.summary });
     const argv = [runc, "--root", rec.runcRoot, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle, "--pid-file", pidFile, o.id];
     // pino only when asked for: loading it costs more than this whole path
     const log = g.debug ? (await import("./log.ts")).makeLogger({ debug: true, daemon: false }) : undefined;

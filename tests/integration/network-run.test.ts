@@ -76,6 +76,10 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
   test("-p: a published port answers on 127.0.0.1; a port already taken is a clear error that leaves nothing", async () => {
     await ok("run", "-d", "--net", "bridge", "--name", "web", "-p", "18080:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc");
     expect(await ok("ps")).toMatch(/^web .*18080->80\/tcp/m);
+    const [doc] = JSON.parse(await ok("inspect", "web")) as { NetworkSettings: { Network: string; IPAddresses: string[]; Ports: string[] } }[];
+    expect(doc!.NetworkSettings.Network).toBe("bridge");
+    expect(doc!.NetworkSettings.IPAddresses[0]).toMatch(/^10\.14\.0\.\d+$/);
+    expect(doc!.NetworkSettings.Ports).toEqual(["18080->80/tcp"]);
     expect((await leftovers()).containerRules).toBe("1"); // the check sees portmap's chain while it exists
     const answer = await sh("for i in 1 2 3 4 5 6 7 8 9 10; do printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | timeout 3 busybox nc 127.0.0.1 18080 && exit 0; sleep 0.2; done");
     expect(answer).toContain("200 OK");
@@ -131,6 +135,24 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
       expect(await leftovers()).toEqual(nothingLeft);
       expect(await ok("ps", "-q")).not.toContain(id);
     }
+  }, T);
+
+  test("a reboot (every process gone, --state emptied) is finished by the next ps: DEL with the kept result frees the lease and the port", async () => {
+    await ok("run", "-d", "--net", "bridge", "-p", "18082:80", "--name", "rb", "busybox", "sleep", "1000");
+    expect((await leftovers()).leases).toBe("1");
+    // what a reboot does: the container and its shim die, /run (our --state) comes back empty
+    const pid = Number((await ok("ps")).match(/^rb\s+(\d+)/m)![1]);
+    const shims = (await sh(`grep -l -a -- '${dir}/bunker.sock' /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3`)).trim().split("\n").filter(Boolean).map(Number);
+    expect(shims.length).toBeGreaterThan(0);
+    for (const p of [pid, ...shims]) await agent.run("kill", "-9", String(p));
+    await sh(`for m in $(grep -o ' ${dir}/state[^ ]*' /proc/self/mountinfo | sort -r); do umount -l $m; done; rm -rf ${dir}/state`);
+    await ok("ps");
+    expect(await leftovers()).toEqual(nothingLeft);
+    expect(await ok("ps", "-q")).not.toContain("rb");
+    // the port is free again
+    await ok("run", "-d", "--net", "bridge", "-p", "18082:80", "--name", "rb", "busybox", "sleep", "1000");
+    await ok("rm", "-f", "rb");
+    expect(await leftovers()).toEqual(nothingLeft);
   }, T);
 
   test("20 containers started and removed leave no lease, link, rule, pin or record", async () => {
