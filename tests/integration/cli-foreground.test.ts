@@ -95,16 +95,16 @@ describeWith(["root", "bin:runc"], "bunker run --rm in the foreground (no daemon
     expect({ code, out, err }).toEqual({ code: 0, out: "fine\n", err: "" });
   }, 60_000);
 
-  test("runc's failures: one line, exit 125, nothing left", async () => {
-    const cases: [string[], RegExp][] = [
-      [["run", "--rm", "--rootfs", env.rootfs, "bad1", "/nope"], /^bunker: unable to start container process: exec: "\/nope": stat \/nope: no such file or directory\n$/],
-      [["run", "--rm", "--rootfs", env.rootfs, "../x", "true"], /^bunker: container id .* must match/],
-      [["run", "--rm", "--rootfs", join(env.dir, "missing"), "bad2", "true"], /^bunker: rootfs .*missing does not exist\n$/],
-      [["run", "--rm", "--rootfs", env.rootfs, "bad3", "/etc"], /^bunker: unable to start container process: exec: "\/etc": permission denied\n$/],
+  test("runc's failures: one line, exit 125 (docker's 127 and 126 for a command missing or not executable), nothing left", async () => {
+    const cases: [string[], RegExp, number][] = [
+      [["run", "--rm", "--rootfs", env.rootfs, "bad1", "/nope"], /^bunker: unable to start container process: exec: "\/nope": stat \/nope: no such file or directory\n$/, 127],
+      [["run", "--rm", "--rootfs", env.rootfs, "../x", "true"], /^bunker: container id .* must match/, 125],
+      [["run", "--rm", "--rootfs", join(env.dir, "missing"), "bad2", "true"], /^bunker: rootfs .*missing does not exist\n$/, 125],
+      [["run", "--rm", "--rootfs", env.rootfs, "bad3", "/etc"], /^bunker: unable to start container process: exec: "\/etc": permission denied\n$/, 126],
     ];
-    for (const [args, message] of cases) {
+    for (const [args, message, code] of cases) {
       const r = await env.run(args);
-      expect({ code: r.code, stdout: r.stdout, lines: r.stderr.split("\n").filter(Boolean).length }).toEqual({ code: 125, stdout: "", lines: 1 });
+      expect({ code: r.code, stdout: r.stdout, lines: r.stderr.split("\n").filter(Boolean).length }).toEqual({ code, stdout: "", lines: 1 });
       expect(r.stderr).toMatch(message);
       expect(env.leftovers()).toEqual([]);
       expect(runcIds(env)).toEqual([]);
