@@ -58,6 +58,9 @@ export interface RunOptions {
   entrypoint?: string;
   /** `-u user[:group]`: resolved against the image's /etc/passwd and /etc/group. */
   user?: string;
+  /** `--stop-signal` and `--stop-timeout` (seconds): what `stop` does (default: the image's StopSignal, else TERM; 10 s). */
+  stopSignal?: string;
+  stopTimeout?: number;
   /** `--net` (default bridge, or BUNKER_NETWORK) and its companions. */
   network: { mode: string; publish: string[]; dns: string[]; dnsSearch: string[]; addHosts: string[]; hostname?: string };
 }
@@ -66,6 +69,8 @@ export type Command =
   | { name: "run"; opts: RunOptions }
   | { name: "ps"; quiet: boolean }
   | { name: "inspect"; ids: string[] }
+  | { name: "stop"; timeout?: number; ids: string[] }
+  | { name: "wait"; ids: string[] }
   | { name: "exec"; tty: boolean; detach: boolean; execId?: string; env: string[]; cwd?: string; id: string; args: string[] }
   | { name: "kill"; signal: number; all: boolean; id: string }
   | { name: "rm"; force: boolean; ids: string[] }
@@ -98,6 +103,12 @@ export const SIGNALS: Record<string, number> = {
   PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22,
   URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, PWR: 30, SYS: 31,
 };
+
+/** A whole number of seconds (docker's -t/--stop-timeout). */
+function seconds(value: string, what: string): number {
+  if (!/^\d{1,6}$/.test(value)) throw new InvalidArgumentError(`${what} must be a whole number of seconds, not ${JSON.stringify(value)}`);
+  return Number(value);
+}
 
 /** `KILL`, `SIGKILL`, `sigkill` or `9` -> 9. */
 export function parseSignal(value: string): number {
@@ -269,6 +280,8 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         { names: ["--dns-search"], key: "dnsSearch", kind: "list" },
         { names: ["--add-host"], key: "addHost", kind: "list" },
         { names: ["--hostname"], key: "hostname", kind: "string" },
+        { names: ["--stop-signal"], key: "stopSignal", kind: "string" },
+        { names: ["--stop-timeout"], key: "stopTimeout", kind: "string" },
       ], ctx);
       const rootfs = str(f.values, "rootfs");
       const name = str(f.values, "name");
@@ -314,6 +327,13 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       };
       const hostname = str(f.values, "hostname");
       if (hostname !== undefined) opts.network.hostname = hostname;
+      const stopSignal = str(f.values, "stopSignal");
+      if (stopSignal !== undefined) {
+        parseSignal(stopSignal); // refused now, not at stop time
+        opts.stopSignal = stopSignal;
+      }
+      const stopTimeout = str(f.values, "stopTimeout");
+      if (stopTimeout !== undefined) opts.stopTimeout = seconds(stopTimeout, `${ctx}: --stop-timeout`);
       const entrypoint = str(f.values, "entrypoint");
       if (entrypoint !== undefined) opts.entrypoint = entrypoint;
       const user = str(f.values, "user");
@@ -327,6 +347,17 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       if (opts.rm && opts.detach) throw new InvalidArgumentError(`${ctx}: --rm and --detach cannot be combined`);
       if (opts.log !== undefined && !opts.detach) throw new InvalidArgumentError(`${ctx}: --log needs --detach`);
       return { globals, command: { name: "run", opts } };
+    }
+    case "stop": {
+      const f = parseFlags(tail, [{ names: ["-t", "--time", "--timeout"], key: "time", kind: "string" }], ctx);
+      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: a container id is required`);
+      const time = str(f.values, "time");
+      return { globals, command: { name: "stop", ids: f.rest, ...(time !== undefined ? { timeout: seconds(time, `${ctx}: -t`) } : {}) } };
+    }
+    case "wait": {
+      const f = parseFlags(tail, [], ctx);
+      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: a container id is required`);
+      return { globals, command: { name: "wait", ids: f.rest } };
     }
     case "inspect": {
       const f = parseFlags(tail, [], ctx);
@@ -434,7 +465,7 @@ commands:
   run [--rm] [-d] [-t] [--name ID] [--pull missing|always|never] [--platform P] [--entrypoint CMD] [-u USER]
       [--runtime NAME] [-e K=V|K]... [--label k=v]... [--annotation k=v]... [--log FILE] [-w DIR] IMAGE [CMD [ARG...]]
       [--net bridge|NAME|host|none|container:ID] [-p [IP:]HOST:CTR[/udp]]... [--dns IP]... [--dns-search D]...
-      [--add-host NAME:IP]... [--hostname NAME]
+      [--add-host NAME:IP]... [--hostname NAME] [--stop-signal SIG] [--stop-timeout SECONDS]
   run [same flags] --rootfs DIR ID CMD [ARG...]
                                  a container from an image (pulled when missing), or from a host directory;
                                  NAME: with --runtime-config, one of its [runtimes.NAME] (default: its default
@@ -442,6 +473,9 @@ commands:
                                  annotations go into the OCI spec: io.kubernetes.cri.sandbox-id or
                                  io.containerd.runc.v2.group equal means one shim for those containers
   ps [-q]                        list tasks (with their labels)
+  stop [-t SECONDS] ID...        send the stop signal (--stop-signal, the image's StopSignal, else TERM), SIGKILL after
+                                 SECONDS (--stop-timeout, else 10); the container stays, stopped, until rm
+  wait ID...                     wait until containers exit; print their exit codes
   inspect ID...                  print containers as JSON: state, pid, exit, image, network, addresses, ports, labels
   exec [-t] [-d] [--exec-id ID] [--env K=V]... ID CMD [ARG...]
   kill [-s SIGNAL] [-a] ID       signal a task (default TERM)

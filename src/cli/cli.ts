@@ -73,6 +73,10 @@ export async function cli(argv: string[]): Promise<number> {
           return await cmd.ps(conn.api, g, c.quiet);
         case "inspect":
           return await cmd.inspect(conn.api, g, c.ids);
+        case "stop":
+          return await cmd.stop(conn.api, g, c);
+        case "wait":
+          return await cmd.wait(conn.api, g, c.ids);
         case "kill":
           return await cmd.kill(conn.api, g, c);
         case "rm":

@@ -13,7 +13,7 @@ import { cgroupParent } from "../runtime/paths.ts";
 import { generateSpec } from "../oci/spec.ts";
 import { familiarString, parseDockerRef } from "../registry/reference.ts";
 import { sys } from "../sys/index.ts";
-import type { Command, GlobalOptions, RunOptions } from "./args.ts";
+import { type Command, type GlobalOptions, parseSignal, type RunOptions } from "./args.ts";
 import type { Api } from "../api/client.ts";
 import { openOutputFifos, type OutputFifos, streamSink } from "../api/stdio.ts";
 import { VERSION } from "../version.ts";
@@ -66,6 +66,7 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
     annotations: applyShimGroup(config, o.annotations),
   };
   let root: { rootfs: string } | { image: string; snapshotParent: string };
+  let imageStop: string | undefined;
   let spec;
   if ("rootfs" in o.source) {
     const rootfs = resolve(o.source.rootfs);
@@ -78,6 +79,7 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
     const r = await prepareImageRun(g, o, o.source, base);
     spec = r.spec;
     root = { image: r.image, snapshotParent: r.parent };
+    imageStop = r.stopSignal;
   }
   const io = o.detach ? undefined : fifos(o.tty);
   const ref = { namespace: g.namespace, id: o.id };
@@ -93,6 +95,8 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
       dnsSearch: o.network.dnsSearch,
       addHosts: o.network.addHosts,
       hostname: o.network.hostname ?? "",
+      stopSignal: o.stopSignal ?? imageStop ?? "",
+      stopTimeout: o.stopTimeout ?? 0,
       spec: encoder.encode(JSON.stringify(spec)),
       stdout: io?.stdout ?? "",
       stderr: io?.stderr ?? "",
@@ -221,6 +225,45 @@ export async function ps(api: Api, g: GlobalOptions, quiet: boolean): Promise<nu
   return 0;
 }
 
+/** docker stop: the container's stop signal, then SIGKILL to all its processes after the timeout; it stays, stopped. */
+export async function stop(api: Api, g: GlobalOptions, c: Extract<Command, { name: "stop" }>): Promise<number> {
+  let code = 0;
+  for (const id of c.ids) {
+    try {
+      const t = (await api.list({ namespace: g.namespace, id })).tasks[0];
+      if (!t) throw new NotFoundError(`container ${id} not found`);
+      if (t.status === Status.RUNNING || t.status === Status.PAUSED || t.status === Status.PAUSING) {
+        const ref = { namespace: g.namespace, id };
+        const waiting = api.wait(ref);
+        waiting.catch(() => undefined);
+        const seconds = c.timeout ?? (t.stopTimeout || 10);
+        if (seconds > 0) await api.kill({ ...ref, signal: parseSignal(t.stopSignal || "TERM") });
+        let timer: Timer | undefined;
+        const stopped = await Promise.race([waiting.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), seconds * 1000)))]);
+        clearTimeout(timer);
+        if (!stopped) {
+          await api.kill({ ...ref, signal: 9, all: true });
+          await waiting;
+        }
+      }
+      out(id);
+    } catch (err) {
+      process.stderr.write(`bunker: stop ${id}: ${err instanceof Error ? err.message : String(err)}\n`);
+      code = 1;
+    }
+  }
+  return code;
+}
+
+/** docker wait: blocks until each container exits, printing its exit code. */
+export async function wait(api: Api, g: GlobalOptions, ids: string[]): Promise<number> {
+  for (const id of ids) {
+    const r = await api.wait({ namespace: g.namespace, id });
+    out(String(r.exitStatus));
+  }
+  return 0;
+}
+
 /** `inspect`: what the manager knows of each container, as JSON (docker inspect's fields that apply). */
 export async function inspect(api: Api, g: GlobalOptions, ids: string[]): Promise<number> {
   const docs = [];
@@ -240,6 +283,7 @@ export async function inspect(api: Api, g: GlobalOptions, ids: string[]): Promis
         FinishedAt: t.exitedAt ? timestampDate(t.exitedAt).toISOString() : null,
       },
       NetworkSettings: { Network: t.network, IPAddresses: t.ips, Ports: t.ports },
+      Config: { StopSignal: t.stopSignal || "SIGTERM", StopTimeout: t.stopTimeout || 10 },
       Labels: t.labels,
       LogPath: t.logPath,
       Bundle: t.bundle,

@@ -5,7 +5,7 @@ import type { SpecOptions } from "../oci/spec.ts";
 import type { OciSpec } from "../oci/spec.ts";
 import { ImageStore } from "../images/store.ts";
 import { topChainId } from "../images/image.ts";
-import { imageSpec } from "../images/run-spec.ts";
+import { imageSpec, imageStopSignal } from "../images/run-spec.ts";
 import { type GlobalOptions, imageStoreOptions, type RunOptions } from "./args.ts";
 import { PullDisplay } from "./pull-display.ts";
 
@@ -18,7 +18,7 @@ export async function prepareImageRun(
   o: RunOptions,
   source: { image: string; pull: "missing" | "always" | "never"; platform?: string },
   base: Omit<SpecOptions, "args" | "env" | "cwd">,
-): Promise<{ spec: OciSpec; image: string; parent: string }> {
+): Promise<{ spec: OciSpec; image: string; parent: string; stopSignal?: string }> {
   const store = openImageStore(g);
   const display = new PullDisplay(process.stderr, source.image);
   let img;
@@ -37,5 +37,6 @@ export async function prepareImageRun(
     ...(o.user !== undefined ? { user: o.user } : {}),
     ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
   });
-  return { spec, image: img.name, parent: topChainId(img) };
+  const stopSignal = imageStopSignal(img);
+  return { spec, image: img.name, parent: topChainId(img), ...(stopSignal ? { stopSignal } : {}) };
 }

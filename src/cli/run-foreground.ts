@@ -44,6 +44,7 @@ interface ImageRoot {
   spec: OciSpec;
   image: string;
   parent: string;
+  stopSignal?: string;
   layers: ContainerLayers;
 }
 
@@ -64,7 +65,15 @@ function makeBundle(g: GlobalOptions, o: RunOptions, root: Root, rec: Foreground
       config = root.image.spec;
     }
     writeFileSync(join(path, CONFIG_FILE), JSON.stringify(config), { mode: 0o600 });
-    writeMeta({ path }, { runtime: FOREGROUND_RUNTIME, labels: o.labels, created: new Date().toISOString(), ...("image" in root ? { image: root.image.image } : {}) });
+    const stopSignal = o.stopSignal ?? ("image" in root ? root.image.stopSignal : undefined);
+    writeMeta({ path }, {
+      runtime: FOREGROUND_RUNTIME,
+      labels: o.labels,
+      created: new Date().toISOString(),
+      ...("image" in root ? { image: root.image.image } : {}),
+      ...(stopSignal ? { stopSignal } : {}),
+      ...(o.stopTimeout ? { stopTimeout: o.stopTimeout } : {}),
+    });
   } catch (err) {
     containers.remove(g.namespace, o.id);
     rmSync(path, { recursive: true, force: true });

@@ -71,6 +71,9 @@ export interface CreateOptions {
   image?: ImageSource;
   /** `--net` and its companions; absent: an empty network namespace of runc's (only lo). */
   network?: NetworkRequest;
+  /** What `stop` sends first and how long it waits (kept in the task's meta). */
+  stopSignal?: string;
+  stopTimeout?: number;
   stdin?: string;
   stdout?: string;
   stderr?: string;
@@ -435,6 +438,8 @@ export class TaskManager {
       const meta: TaskMeta = { runtime: opts.runtime, labels: opts.labels ?? {}, created: new Date().toISOString() };
       if (opts.logPath !== undefined) meta.logPath = opts.logPath;
       if (opts.image) meta.image = opts.image.image;
+      if (opts.stopSignal) meta.stopSignal = opts.stopSignal;
+      if (opts.stopTimeout) meta.stopTimeout = opts.stopTimeout;
       const cmd = this.command(bundle, binary);
       const runtimeOptions = withRuncRoot(opts.runtime, opts.options, this.o.runcRoot ?? managerRuncRoot(this.o.state));
       const options = runtimeOptions ? anyBytes(runtimeOptions) : undefined;

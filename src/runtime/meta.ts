@@ -13,6 +13,9 @@ export interface TaskMeta {
   logPath?: string;
   /** The image the container was made from (for ps). */
   image?: string;
+  /** What `stop` sends first, and how many seconds it waits before SIGKILL. */
+  stopSignal?: string;
+  stopTimeout?: number;
   /** Its network, addresses and published ports (for ps and inspect). */
   network?: { network: string; ips: string[]; ports: string[] };
   created: string;
@@ -29,6 +32,8 @@ export function readMeta(bundle: Pick<Bundle, "path">): TaskMeta | undefined {
     const meta: TaskMeta = { runtime: m.runtime, labels: m.labels ?? {}, created: m.created ?? "" };
     if (typeof m.logPath === "string") meta.logPath = m.logPath;
     if (typeof m.image === "string") meta.image = m.image;
+    if (typeof m.stopSignal === "string") meta.stopSignal = m.stopSignal;
+    if (typeof m.stopTimeout === "number") meta.stopTimeout = m.stopTimeout;
     if (m.network && typeof m.network.network === "string") meta.network = { network: m.network.network, ips: m.network.ips ?? [], ports: m.network.ports ?? [] };
     return meta;
   } catch {

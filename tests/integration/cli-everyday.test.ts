@@ -55,6 +55,28 @@ describeWith(["root", "bin:runc"], "bunker's everyday CLI", () => {
     expect(Bun.spawnSync(["test", "-e", join(env.dir, "no")]).exitCode).toBe(1);
   }, 60_000);
 
+  test("stop sends the stop signal, SIGKILLs after the timeout, and leaves the container listed until rm; wait prints the exit code", async () => {
+    // a process that exits 3 on TERM stops gracefully
+    const trap = `trap 'exit 3' TERM; while true; do sleep 0.1; done`;
+    expect((await env.run(["run", "-d", "--rootfs", env.rootfs, "st1", "sh", "-c", trap])).code).toBe(0);
+    const t0 = performance.now();
+    expect(await env.run(["stop", "st1"])).toEqual({ code: 0, stdout: "st1\n", stderr: "" });
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect((await env.run(["ps"])).stdout).toMatch(/^st1\s+\S+\s+STOPPED\s+3\b/m);
+    expect(await env.run(["wait", "st1"])).toEqual({ code: 0, stdout: "3\n", stderr: "" });
+    // one that ignores TERM is killed after -t; --stop-signal picks what is sent first
+    expect((await env.run(["run", "-d", "--rootfs", env.rootfs, "st2", "sh", "-c", `trap '' TERM; while true; do sleep 0.1; done`])).code).toBe(0);
+    const t1 = performance.now();
+    expect((await env.run(["stop", "-t", "1", "st2"])).code).toBe(0);
+    expect(performance.now() - t1).toBeGreaterThan(900);
+    expect((await env.run(["ps"])).stdout).toMatch(/^st2\s+\S+\s+STOPPED\s+137\b/m);
+    expect((await env.run(["run", "-d", "--stop-signal", "USR1", "--rootfs", env.rootfs, "st3", "sh", "-c", `trap 'exit 5' USR1; while true; do sleep 0.1; done`])).code).toBe(0);
+    expect((await env.run(["stop", "st3"])).code).toBe(0);
+    expect(await env.run(["wait", "st3"])).toEqual({ code: 0, stdout: "5\n", stderr: "" });
+    expect((await env.run(["rm", "st1", "st2", "st3"])).code).toBe(0);
+    expect((await env.run(["ps", "-q"])).stdout).toBe("");
+  }, 60_000);
+
   test("relative --root and --state are taken from the cwd", async () => {
     const cwd = env.dir;
     const proc = Bun.spawnSync([env.bunker, "--root", "rel-root", "--state", relative(cwd, join(cwd, "rel-state")), "--address", join(cwd, "rel.sock"), "run", "--rm", "--rootfs", env.rootfs, "rel1", "echo", "ok"], {

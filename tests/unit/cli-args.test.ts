@@ -85,6 +85,15 @@ describe("parseArgs", () => {
     expect(execFailureCode("rootfs /r does not exist")).toBeUndefined();
   });
 
+  test("stop and wait; --stop-signal and --stop-timeout are checked when run parses them", () => {
+    expect(parseArgs(["stop", "-t", "3", "a", "b"]).command).toEqual({ name: "stop", timeout: 3, ids: ["a", "b"] });
+    expect(parseArgs(["stop", "a"]).command).toEqual({ name: "stop", ids: ["a"] });
+    expect(parseArgs(["wait", "a"]).command).toEqual({ name: "wait", ids: ["a"] });
+    expect(parseArgs(["run", "--stop-signal", "SIGQUIT", "--stop-timeout", "30", "busybox"]).command).toMatchObject({ opts: { stopSignal: "SIGQUIT", stopTimeout: 30 } });
+    expect(() => parseArgs(["run", "--stop-signal", "NOPE", "busybox"])).toThrow("invalid signal");
+    expect(() => parseArgs(["stop", "-t", "soon", "a"])).toThrow("whole number of seconds");
+  });
+
   test("network commands", () => {
     expect(parseArgs(["network", "create", "--subnet", "10.20.0.0/24", "--gateway", "10.20.0.1", "n1"]).command).toEqual({ name: "network-create", network: "n1", subnet: "10.20.0.0/24", gateway: "10.20.0.1" });
     expect(parseArgs(["network", "ls", "-q"]).command).toEqual({ name: "network-ls", quiet: true });
