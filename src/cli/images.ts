@@ -1,6 +1,7 @@
 // The image commands: pull, images, image inspect, tag, rmi, login, logout, info (load, save and
 // prune live in images/archive.ts and images/prune.ts behind the same store). They work on the
 // stores under --root directly, with or without a daemon, as nerdctl's do against containerd's.
+import { existsSync } from "node:fs";
 import { FailedPreconditionError, InvalidArgumentError } from "../errdefs.ts";
 import { ContainerStore } from "../containers/record.ts";
 import { shortId } from "../images/image.ts";
@@ -134,12 +135,18 @@ export function logout(c: Extract<Command, { name: "logout" }>): number {
 }
 
 export async function info(g: GlobalOptions): Promise<number> {
+  const [{ VERSION }, { runcVersion }, { NetworkStore }] = await Promise.all([import("../version.ts"), import("./install.ts"), import("../network/networks.ts")]);
   const store = openImageStore(g);
   const s = store.snapshots;
+  out(`Version: bunker ${VERSION} (bun ${Bun.version})`);
+  out(`Runtime: ${runcVersion()}`);
+  out(`Cgroups: ${existsSync("/sys/fs/cgroup/cgroup.controllers") ? "v2 (unified)" : "v1 (or hybrid)"}`);
   out(`Root: ${g.root}`);
   out(`State: ${g.state}`);
+  out(`Daemon socket: ${g.address}`);
   out(`Snapshotter: ${s.kind}${s.fallbackReason ? ` (overlayfs cannot work here: ${s.fallbackReason})` : ""}`);
   out(`Images: ${store.content.names.listImages().length}`);
   out(`Containers: ${new ContainerStore(g.root).list().length}`);
+  out(`Networks: ${new NetworkStore(g.root).list().map((n) => `${n.name} (${n.subnet})`).join(", ") || "none yet (bridge is made on first use)"}`);
   return 0;
 }

@@ -77,6 +77,14 @@ describeWith(["root", "bin:runc"], "bunker's everyday CLI", () => {
     expect((await env.run(["ps", "-q"])).stdout).toBe("");
   }, 60_000);
 
+  test("info: versions, runc, cgroups, dirs, snapshotter, counts and networks", async () => {
+    const r = await env.run(["info"]);
+    expect(r.code).toBe(0);
+    for (const line of [/^Version: bunker /m, /^Runtime: runc version /m, /^Cgroups: v[12]/m, new RegExp(`^Root: ${env.root}$`, "m"), /^Snapshotter: (overlayfs|native)/m, /^Images: 0$/m, /^Networks: /m]) {
+      expect(r.stdout).toMatch(line);
+    }
+  }, 60_000);
+
   test("relative --root and --state are taken from the cwd", async () => {
     const cwd = env.dir;
     const proc = Bun.spawnSync([env.bunker, "--root", "rel-root", "--state", relative(cwd, join(cwd, "rel-state")), "--address", join(cwd, "rel.sock"), "run", "--rm", "--rootfs", env.rootfs, "rel1", "echo", "ok"], {
