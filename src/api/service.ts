@@ -121,6 +121,11 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
       return { exitStatus: r.exitStatus, ...(r.exitedAt ? { exitedAt: timestampFromDate(r.exitedAt) } : {}) };
     },
 
+    async closeStdin(req) {
+      const t = await m.task(ns(req.namespace), req.id);
+      await t.closeStdin(req.execId);
+    },
+
     async kill(req) {
       const t = await m.task(ns(req.namespace), req.id);
       await t.kill(req.signal || 15, req.all, req.execId);

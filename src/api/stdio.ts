@@ -3,7 +3,7 @@
 // finds a reader), read through a second O_RDONLY|O_NONBLOCK fd, and drop the O_RDWR one once
 // the shim holds its write end (after Create): from then on EOF means the shim closed its end,
 // i.e. all output has arrived, which is how `run` drains before it exits.
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 export interface FifoSys {
@@ -130,4 +130,60 @@ export function streamSink(stream: NodeJS.WriteStream): Sink {
         resolve();
       }
     });
+}
+
+/**
+ * A stdin FIFO for `run -i`: made and held open (O_RDWR, so the shim's open of its read end never
+ * blocks) before Create; after Create, `pump` copies `input` into it and closes our end at its EOF,
+ * which the process then reads as its own EOF (docker's attach of stdin).
+ */
+export class StdinFifo {
+  private keepAlive: number | undefined;
+
+  constructor(sys: FifoSys, readonly path: string) {
+    sys.mkfifo(path, 0o600);
+    this.keepAlive = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+  }
+
+  /** Copies input until its EOF (or until `stop`); the process sees EOF once we close. */
+  async pump(input: ReadableStream<Uint8Array>, stop: Promise<unknown>): Promise<void> {
+    // our own writer, then the hold goes: from here only this fd keeps the FIFO's write side open
+    const fd = openSync(this.path, constants.O_WRONLY | constants.O_NONBLOCK);
+    this.close();
+    let stopped = false;
+    void stop.finally(() => (stopped = true));
+    try {
+      const reader = input.getReader();
+      void stop.finally(() => reader.cancel().catch(() => undefined));
+      for (;;) {
+        const r = await reader.read().catch(() => ({ done: true as const, value: undefined }));
+        if (r.done || stopped) return;
+        await writeAll(fd, r.value, () => stopped);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  close(): void {
+    if (this.keepAlive !== undefined) {
+      closeSync(this.keepAlive);
+      this.keepAlive = undefined;
+    }
+  }
+}
+
+/** write(2) of all of `chunk` to a non-blocking fd, waiting while the pipe is full. */
+async function writeAll(fd: number, chunk: Uint8Array, stopped: () => boolean): Promise<void> {
+  let off = 0;
+  while (off < chunk.length && !stopped()) {
+    try {
+      off += writeSync(fd, chunk, off, chunk.length - off);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EPIPE") return; // the process closed its stdin: the rest is not wanted
+      if (code !== "EAGAIN") throw err;
+      await Bun.sleep(5);
+    }
+  }
 }

@@ -42,6 +42,8 @@ export interface RunOptions {
   rm: boolean;
   detach: boolean;
   tty: boolean;
+  /** -i: the process reads our stdin (else it gets none, as with docker). */
+  interactive?: boolean;
   /** A runtime name (of the runtime config, or bunker/runc), a runtime type, or a shim's absolute path. */
   runtime?: string;
   env: string[];
@@ -262,6 +264,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         { names: ["--rm"], key: "rm", kind: "bool" },
         { names: ["-d", "--detach"], key: "detach", kind: "bool" },
         { names: ["-t", "--tty"], key: "tty", kind: "bool" },
+        { names: ["-i", "--interactive"], key: "interactive", kind: "bool" },
         { names: ["--runtime"], key: "runtime", kind: "string" },
         { names: ["-e", "--env"], key: "env", kind: "list" },
         { names: ["-l", "--label"], key: "label", kind: "list" },
@@ -334,6 +337,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       }
       const stopTimeout = str(f.values, "stopTimeout");
       if (stopTimeout !== undefined) opts.stopTimeout = seconds(stopTimeout, `${ctx}: --stop-timeout`);
+      if (bool(f.values, "interactive")) opts.interactive = true;
       const entrypoint = str(f.values, "entrypoint");
       if (entrypoint !== undefined) opts.entrypoint = entrypoint;
       const user = str(f.values, "user");
@@ -462,7 +466,7 @@ export function usageOf(topic: string | undefined): string {
 export const USAGE = `usage: bunker [--root DIR] [--state DIR] [--address SOCK] [--namespace NS] [--runtime-config FILE] [--debug] COMMAND
 
 commands:
-  run [--rm] [-d] [-t] [--name ID] [--pull missing|always|never] [--platform P] [--entrypoint CMD] [-u USER]
+  run [--rm] [-d] [-i] [-t] [--name ID] [--pull missing|always|never] [--platform P] [--entrypoint CMD] [-u USER]
       [--runtime NAME] [-e K=V|K]... [--label k=v]... [--annotation k=v]... [--log FILE] [-w DIR] IMAGE [CMD [ARG...]]
       [--net bridge|NAME|host|none|container:ID] [-p [IP:]HOST:CTR[/udp]]... [--dns IP]... [--dns-search D]...
       [--add-host NAME:IP]... [--hostname NAME] [--stop-signal SIG] [--stop-timeout SECONDS]

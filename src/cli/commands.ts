@@ -2,7 +2,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { InvalidArgumentError, isNotFound, NotFoundError } from "../errdefs.ts";
 import { applyShimGroup, loadRuntimeConfig } from "../config/runtime-config.ts";
 import { resolveRuntime } from "../executor/request.ts";
@@ -15,7 +15,7 @@ import { familiarString, parseDockerRef } from "../registry/reference.ts";
 import { sys } from "../sys/index.ts";
 import { type Command, type GlobalOptions, parseSignal, type RunOptions } from "./args.ts";
 import type { Api } from "../api/client.ts";
-import { openOutputFifos, type OutputFifos, streamSink } from "../api/stdio.ts";
+import { openOutputFifos, type OutputFifos, StdinFifo, streamSink } from "../api/stdio.ts";
 import { VERSION } from "../version.ts";
 import { commit, runcVersion } from "./install.ts";
 import { stdout } from "./stdout.ts";
@@ -82,6 +82,8 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
     imageStop = r.stopSignal;
   }
   const io = o.detach ? undefined : fifos(o.tty);
+  // -i: the process reads our stdin through a FIFO beside the output ones (none: it gets /dev/null)
+  const stdin = io && o.interactive ? new StdinFifo(sys(), join(io.dir, "stdin")) : undefined;
   const ref = { namespace: g.namespace, id: o.id };
   try {
     await api.create({
@@ -98,6 +100,7 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
       stopSignal: o.stopSignal ?? imageStop ?? "",
       stopTimeout: o.stopTimeout ?? 0,
       spec: encoder.encode(JSON.stringify(spec)),
+      stdin: stdin?.path ?? "",
       stdout: io?.stdout ?? "",
       stderr: io?.stderr ?? "",
       terminal: o.tty,
@@ -105,6 +108,7 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
       logPath: o.log ? resolve(o.log) : "",
     });
   } catch (err) {
+    stdin?.close();
     io?.dispose();
     throw err;
   }
@@ -131,13 +135,20 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
           throw err;
         }
         io.releaseWriters();
+        // at our stdin's EOF the shim is told to close the process's (it holds the FIFO open itself)
+        const pumping = stdin
+          ?.pump(Bun.stdin.stream(), waiting.catch(() => undefined))
+          .then(() => api.closeStdin(ref))
+          .catch(() => undefined);
         const exit = await waiting;
         await io.drain(DRAIN_MS);
+        await pumping;
         if (o.rm) await api.delete(ref);
         return exit.exitStatus;
       },
     );
   } finally {
+    stdin?.close();
     io.dispose();
   }
 }

@@ -193,7 +193,8 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
     const log = g.debug ? (await import("./log.ts")).makeLogger({ debug: true, daemon: false }) : undefined;
     log?.debug({ argv }, "running in the foreground (no daemon, default runtime)");
     const proc = Bun.spawn(argv, {
-      stdin: "inherit",
+      // docker's: the process reads our stdin only with -i; else it has none (EOF at once)
+      stdin: o.interactive ? "inherit" : "ignore",
       stdout: "inherit",
       stderr: "pipe",
     });

@@ -163,6 +163,11 @@ export class ShimTask {
     await this.api.exec({ id: this.id, execId, spec, ...io });
   }
 
+  /** CloseIO{stdin}: the shim closes the process's stdin once what it read from the FIFO is written. */
+  async closeStdin(execId = ""): Promise<void> {
+    await this.api.closeIO({ id: this.id, execId, stdin: true });
+  }
+
   deleteProcess(execId = "") {
     return this.api.delete({ id: this.id, execId });
   }

@@ -47,6 +47,8 @@ export interface Task {
   exec(execId: string, spec: () => Any, io: ProcessIO): Promise<void>;
   /** Deletes an exec process. */
   deleteProcess(execId: string): Promise<ExitInfo>;
+  /** Closes a process's stdin (CloseIO): the end of what an attached client sends. */
+  closeStdin(execId: string): Promise<void>;
   /** Removes the container and all it holds: a running one only with force (it is killed first). */
   remove(force: boolean): Promise<{ pid: number; exitStatus: number }>;
 }
@@ -107,6 +109,10 @@ export class ShimBackedTask implements Task {
     return this.shim.kill(signal, all, execId);
   }
 
+  closeStdin(execId: string): Promise<void> {
+    return this.shim.closeStdin(execId);
+  }
+
   exec(execId: string, spec: () => Any, io: ProcessIO): Promise<void> {
     return this.shim.exec(execId, spec(), io);
   }
@@ -163,6 +169,9 @@ export class ForegroundTask implements Task {
   async exec(): Promise<void> {
     return this.refuse();
   }
+  async closeStdin(): Promise<void> {
+    return this.refuse();
+  }
   async deleteProcess(): Promise<ExitInfo> {
     return this.refuse();
   }
@@ -216,6 +225,9 @@ export class OrphanTask implements Task {
     return this.unavailable();
   }
   async exec(): Promise<void> {
+    return this.unavailable();
+  }
+  async closeStdin(): Promise<void> {
     return this.unavailable();
   }
   async deleteProcess(): Promise<ExitInfo> {

@@ -77,6 +77,30 @@ describeWith(["root", "bin:runc"], "bunker's everyday CLI", () => {
     expect((await env.run(["ps", "-q"])).stdout).toBe("");
   }, 60_000);
 
+  test("-i: the process reads our stdin, the same with or without a daemon; without -i it gets none", async () => {
+    const piped = async (args: string[], input: string) => {
+      const proc = Bun.spawn([env.bunker, ...env.globals(), ...args], { env: env.spawnEnv(), stdin: new TextEncoder().encode(input), stdout: "pipe", stderr: "pipe" });
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+      const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      clearTimeout(timer);
+      return { code, out, err };
+    };
+    const lines = Array.from({ length: 20_000 }, (_, i) => `line ${i}`).join("\n") + "\n";
+    // foreground (no daemon), then a shim of each kind
+    for (const rt of [[], ["--runtime", "io.containerd.bunker.v1"], ["--runtime", "io.containerd.runc.v2"]]) {
+      expect(await piped(["run", "--rm", "-i", ...rt, "--rootfs", env.rootfs, "in1", "wc", "-l"], lines)).toEqual({ code: 0, out: "20000\n", err: "" });
+      expect(await piped(["run", "--rm", ...rt, "--rootfs", env.rootfs, "in2", "cat"], "not read\n")).toEqual({ code: 0, out: "", err: "" });
+    }
+    const daemon = await env.startDaemon();
+    try {
+      expect(await piped(["run", "--rm", "-i", "--rootfs", env.rootfs, "in3", "cat"], "through the daemon\n")).toEqual({ code: 0, out: "through the daemon\n", err: "" });
+      expect(await piped(["run", "--rm", "--rootfs", env.rootfs, "in4", "cat"], "not read\n")).toEqual({ code: 0, out: "", err: "" });
+    } finally {
+      daemon.proc.kill("SIGTERM");
+      await daemon.proc.exited;
+    }
+  }, 120_000);
+
   test("info: versions, runc, cgroups, dirs, snapshotter, counts and networks", async () => {
     const r = await env.run(["info"]);
     expect(r.code).toBe(0);

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bunker/v1/api.proto.
  */
 export const file_bunker_v1_api: GenFile = /*@__PURE__*/
-  fileDesc("ChNidW5rZXIvdjEvYXBpLnByb3RvEglidW5rZXIudjEi/wMKDUNyZWF0ZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB3J1bnRpbWUYAyABKAkSDgoGcm9vdGZzGAQgASgJEgwKBHNwZWMYBSABKAwSDQoFc3RkaW4YBiABKAkSDgoGc3Rkb3V0GAcgASgJEg4KBnN0ZGVychgIIAEoCRIQCgh0ZXJtaW5hbBgJIAEoCBI0CgZsYWJlbHMYCiADKAsyJC5idW5rZXIudjEuQ3JlYXRlUmVxdWVzdC5MYWJlbHNFbnRyeRItCg9ydW50aW1lX29wdGlvbnMYCyABKAsyFC5nb29nbGUucHJvdG9idWYuQW55EhAKCGxvZ19wYXRoGAwgASgJEg0KBWltYWdlGA0gASgJEhcKD3NuYXBzaG90X3BhcmVudBgOIAEoCRIPCgduZXR3b3JrGA8gASgJEg8KB3B1Ymxpc2gYECADKAkSCwoDZG5zGBEgAygJEhIKCmRuc19zZWFyY2gYEiADKAkSEQoJYWRkX2hvc3RzGBMgAygJEhAKCGhvc3RuYW1lGBQgASgJEhMKC3N0b3Bfc2lnbmFsGBUgASgJEhQKDHN0b3BfdGltZW91dBgWIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIh0KDkNyZWF0ZVJlc3BvbnNlEgsKA3BpZBgBIAEoDSI+CgxTdGFydFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkiHAoNU3RhcnRSZXNwb25zZRILCgNwaWQYASABKA0iPQoLV2FpdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkiUgoMV2FpdFJlc3BvbnNlEhMKC2V4aXRfc3RhdHVzGAEgASgNEi0KCWV4aXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWgoLS2lsbFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkSDgoGc2lnbmFsGAQgASgNEgsKA2FsbBgFIAEoCCJOCg1EZWxldGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg0KBWZvcmNlGAQgASgIImEKDkRlbGV0ZVJlc3BvbnNlEgsKA3BpZBgBIAEoDRITCgtleGl0X3N0YXR1cxgCIAEoDRItCglleGl0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIo8BCgtFeGVjUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIPCgdwcm9jZXNzGAQgASgMEg0KBXN0ZGluGAUgASgJEg4KBnN0ZG91dBgGIAEoCRIOCgZzdGRlcnIYByABKAkSEAoIdGVybWluYWwYCCABKAgiLAoLTGlzdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJIqEDCghUYXNrSW5mbxIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHcnVudGltZRgDIAEoCRILCgNwaWQYBCABKA0SKwoGc3RhdHVzGAUgASgOMhsuY29udGFpbmVyZC52MS50eXBlcy5TdGF0dXMSEwoLZXhpdF9zdGF0dXMYBiABKA0SLQoJZXhpdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZsYWJlbHMYCCADKAsyHy5idW5rZXIudjEuVGFza0luZm8uTGFiZWxzRW50cnkSEAoIbG9nX3BhdGgYCSABKAkSDgoGYnVuZGxlGAogASgJEg0KBWltYWdlGAsgASgJEg8KB25ldHdvcmsYDCABKAkSCwoDaXBzGA0gAygJEg0KBXBvcnRzGA4gAygJEhMKC3N0b3Bfc2lnbmFsGA8gASgJEhQKDHN0b3BfdGltZW91dBgQIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjIKDExpc3RSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmJ1bmtlci52MS5UYXNrSW5mbyJVCg1FdmVudHNSZXF1ZXN0Eg0KBWFmdGVyGAEgASgEEhIKCnRpbWVvdXRfbXMYAiABKA0SEQoJbmFtZXNwYWNlGAMgASgJEg4KBnRvcGljcxgEIAMoCSKKAQoFRXZlbnQSCwoDc2VxGAEgASgEEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJbmFtZXNwYWNlGAMgASgJEg0KBXRvcGljGAQgASgJEiMKBWV2ZW50GAUgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueSJACg5FdmVudHNSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC5idW5rZXIudjEuRXZlbnQSDAoEbGFzdBgCIAEoBCI0Cg9WZXJzaW9uUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIQCghyZXZpc2lvbhgCIAEoCTKiBAoGQnVua2VyEj0KBkNyZWF0ZRIYLmJ1bmtlci52MS5DcmVhdGVSZXF1ZXN0GhkuYnVua2VyLnYxLkNyZWF0ZVJlc3BvbnNlEjoKBVN0YXJ0EhcuYnVua2VyLnYxLlN0YXJ0UmVxdWVzdBoYLmJ1bmtlci52MS5TdGFydFJlc3BvbnNlEjcKBFdhaXQSFi5idW5rZXIudjEuV2FpdFJlcXVlc3QaFy5idW5rZXIudjEuV2FpdFJlc3BvbnNlEjYKBEtpbGwSFi5idW5rZXIudjEuS2lsbFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSPQoGRGVsZXRlEhguYnVua2VyLnYxLkRlbGV0ZVJlcXVlc3QaGS5idW5rZXIudjEuRGVsZXRlUmVzcG9uc2USNgoERXhlYxIWLmJ1bmtlci52MS5FeGVjUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRI3CgRMaXN0EhYuYnVua2VyLnYxLkxpc3RSZXF1ZXN0GhcuYnVua2VyLnYxLkxpc3RSZXNwb25zZRI9CgZFdmVudHMSGC5idW5rZXIudjEuRXZlbnRzUmVxdWVzdBoZLmJ1bmtlci52MS5FdmVudHNSZXNwb25zZRI9CgdWZXJzaW9uEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GhouYnVua2VyLnYxLlZlcnNpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_any, file_google_protobuf_empty, file_google_protobuf_timestamp, file_containerd_types_task_task]);
+  fileDesc("ChNidW5rZXIvdjEvYXBpLnByb3RvEglidW5rZXIudjEi/wMKDUNyZWF0ZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB3J1bnRpbWUYAyABKAkSDgoGcm9vdGZzGAQgASgJEgwKBHNwZWMYBSABKAwSDQoFc3RkaW4YBiABKAkSDgoGc3Rkb3V0GAcgASgJEg4KBnN0ZGVychgIIAEoCRIQCgh0ZXJtaW5hbBgJIAEoCBI0CgZsYWJlbHMYCiADKAsyJC5idW5rZXIudjEuQ3JlYXRlUmVxdWVzdC5MYWJlbHNFbnRyeRItCg9ydW50aW1lX29wdGlvbnMYCyABKAsyFC5nb29nbGUucHJvdG9idWYuQW55EhAKCGxvZ19wYXRoGAwgASgJEg0KBWltYWdlGA0gASgJEhcKD3NuYXBzaG90X3BhcmVudBgOIAEoCRIPCgduZXR3b3JrGA8gASgJEg8KB3B1Ymxpc2gYECADKAkSCwoDZG5zGBEgAygJEhIKCmRuc19zZWFyY2gYEiADKAkSEQoJYWRkX2hvc3RzGBMgAygJEhAKCGhvc3RuYW1lGBQgASgJEhMKC3N0b3Bfc2lnbmFsGBUgASgJEhQKDHN0b3BfdGltZW91dBgWIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIh0KDkNyZWF0ZVJlc3BvbnNlEgsKA3BpZBgBIAEoDSI+CgxTdGFydFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkiHAoNU3RhcnRSZXNwb25zZRILCgNwaWQYASABKA0iQwoRQ2xvc2VTdGRpblJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkiPQoLV2FpdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkiUgoMV2FpdFJlc3BvbnNlEhMKC2V4aXRfc3RhdHVzGAEgASgNEi0KCWV4aXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWgoLS2lsbFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkSDgoGc2lnbmFsGAQgASgNEgsKA2FsbBgFIAEoCCJOCg1EZWxldGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg0KBWZvcmNlGAQgASgIImEKDkRlbGV0ZVJlc3BvbnNlEgsKA3BpZBgBIAEoDRITCgtleGl0X3N0YXR1cxgCIAEoDRItCglleGl0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIo8BCgtFeGVjUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIPCgdwcm9jZXNzGAQgASgMEg0KBXN0ZGluGAUgASgJEg4KBnN0ZG91dBgGIAEoCRIOCgZzdGRlcnIYByABKAkSEAoIdGVybWluYWwYCCABKAgiLAoLTGlzdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJIqEDCghUYXNrSW5mbxIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHcnVudGltZRgDIAEoCRILCgNwaWQYBCABKA0SKwoGc3RhdHVzGAUgASgOMhsuY29udGFpbmVyZC52MS50eXBlcy5TdGF0dXMSEwoLZXhpdF9zdGF0dXMYBiABKA0SLQoJZXhpdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZsYWJlbHMYCCADKAsyHy5idW5rZXIudjEuVGFza0luZm8uTGFiZWxzRW50cnkSEAoIbG9nX3BhdGgYCSABKAkSDgoGYnVuZGxlGAogASgJEg0KBWltYWdlGAsgASgJEg8KB25ldHdvcmsYDCABKAkSCwoDaXBzGA0gAygJEg0KBXBvcnRzGA4gAygJEhMKC3N0b3Bfc2lnbmFsGA8gASgJEhQKDHN0b3BfdGltZW91dBgQIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjIKDExpc3RSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmJ1bmtlci52MS5UYXNrSW5mbyJVCg1FdmVudHNSZXF1ZXN0Eg0KBWFmdGVyGAEgASgEEhIKCnRpbWVvdXRfbXMYAiABKA0SEQoJbmFtZXNwYWNlGAMgASgJEg4KBnRvcGljcxgEIAMoCSKKAQoFRXZlbnQSCwoDc2VxGAEgASgEEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJbmFtZXNwYWNlGAMgASgJEg0KBXRvcGljGAQgASgJEiMKBWV2ZW50GAUgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueSJACg5FdmVudHNSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC5idW5rZXIudjEuRXZlbnQSDAoEbGFzdBgCIAEoBCI0Cg9WZXJzaW9uUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIQCghyZXZpc2lvbhgCIAEoCTLmBAoGQnVua2VyEj0KBkNyZWF0ZRIYLmJ1bmtlci52MS5DcmVhdGVSZXF1ZXN0GhkuYnVua2VyLnYxLkNyZWF0ZVJlc3BvbnNlEjoKBVN0YXJ0EhcuYnVua2VyLnYxLlN0YXJ0UmVxdWVzdBoYLmJ1bmtlci52MS5TdGFydFJlc3BvbnNlEjcKBFdhaXQSFi5idW5rZXIudjEuV2FpdFJlcXVlc3QaFy5idW5rZXIudjEuV2FpdFJlc3BvbnNlEjYKBEtpbGwSFi5idW5rZXIudjEuS2lsbFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSPQoGRGVsZXRlEhguYnVua2VyLnYxLkRlbGV0ZVJlcXVlc3QaGS5idW5rZXIudjEuRGVsZXRlUmVzcG9uc2USNgoERXhlYxIWLmJ1bmtlci52MS5FeGVjUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJCCgpDbG9zZVN0ZGluEhwuYnVua2VyLnYxLkNsb3NlU3RkaW5SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EjcKBExpc3QSFi5idW5rZXIudjEuTGlzdFJlcXVlc3QaFy5idW5rZXIudjEuTGlzdFJlc3BvbnNlEj0KBkV2ZW50cxIYLmJ1bmtlci52MS5FdmVudHNSZXF1ZXN0GhkuYnVua2VyLnYxLkV2ZW50c1Jlc3BvbnNlEj0KB1ZlcnNpb24SFi5nb29nbGUucHJvdG9idWYuRW1wdHkaGi5idW5rZXIudjEuVmVyc2lvblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_any, file_google_protobuf_empty, file_google_protobuf_timestamp, file_containerd_types_task_task]);
 
 /**
  * @generated from message bunker.v1.CreateRequest
@@ -226,6 +226,33 @@ export const StartResponseSchema: GenMessage<StartResponse> = /*@__PURE__*/
   messageDesc(file_bunker_v1_api, 3);
 
 /**
+ * @generated from message bunker.v1.CloseStdinRequest
+ */
+export type CloseStdinRequest = Message<"bunker.v1.CloseStdinRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string exec_id = 3;
+   */
+  execId: string;
+};
+
+/**
+ * Describes the message bunker.v1.CloseStdinRequest.
+ * Use `create(CloseStdinRequestSchema)` to create a new message.
+ */
+export const CloseStdinRequestSchema: GenMessage<CloseStdinRequest> = /*@__PURE__*/
+  messageDesc(file_bunker_v1_api, 4);
+
+/**
  * @generated from message bunker.v1.WaitRequest
  */
 export type WaitRequest = Message<"bunker.v1.WaitRequest"> & {
@@ -250,7 +277,7 @@ export type WaitRequest = Message<"bunker.v1.WaitRequest"> & {
  * Use `create(WaitRequestSchema)` to create a new message.
  */
 export const WaitRequestSchema: GenMessage<WaitRequest> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 4);
+  messageDesc(file_bunker_v1_api, 5);
 
 /**
  * @generated from message bunker.v1.WaitResponse
@@ -272,7 +299,7 @@ export type WaitResponse = Message<"bunker.v1.WaitResponse"> & {
  * Use `create(WaitResponseSchema)` to create a new message.
  */
 export const WaitResponseSchema: GenMessage<WaitResponse> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 5);
+  messageDesc(file_bunker_v1_api, 6);
 
 /**
  * @generated from message bunker.v1.KillRequest
@@ -309,7 +336,7 @@ export type KillRequest = Message<"bunker.v1.KillRequest"> & {
  * Use `create(KillRequestSchema)` to create a new message.
  */
 export const KillRequestSchema: GenMessage<KillRequest> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 6);
+  messageDesc(file_bunker_v1_api, 7);
 
 /**
  * @generated from message bunker.v1.DeleteRequest
@@ -341,7 +368,7 @@ export type DeleteRequest = Message<"bunker.v1.DeleteRequest"> & {
  * Use `create(DeleteRequestSchema)` to create a new message.
  */
 export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 7);
+  messageDesc(file_bunker_v1_api, 8);
 
 /**
  * @generated from message bunker.v1.DeleteResponse
@@ -368,7 +395,7 @@ export type DeleteResponse = Message<"bunker.v1.DeleteResponse"> & {
  * Use `create(DeleteResponseSchema)` to create a new message.
  */
 export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 8);
+  messageDesc(file_bunker_v1_api, 9);
 
 /**
  * @generated from message bunker.v1.ExecRequest
@@ -422,7 +449,7 @@ export type ExecRequest = Message<"bunker.v1.ExecRequest"> & {
  * Use `create(ExecRequestSchema)` to create a new message.
  */
 export const ExecRequestSchema: GenMessage<ExecRequest> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 9);
+  messageDesc(file_bunker_v1_api, 10);
 
 /**
  * @generated from message bunker.v1.ListRequest
@@ -448,7 +475,7 @@ export type ListRequest = Message<"bunker.v1.ListRequest"> & {
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 10);
+  messageDesc(file_bunker_v1_api, 11);
 
 /**
  * @generated from message bunker.v1.TaskInfo
@@ -544,7 +571,7 @@ export type TaskInfo = Message<"bunker.v1.TaskInfo"> & {
  * Use `create(TaskInfoSchema)` to create a new message.
  */
 export const TaskInfoSchema: GenMessage<TaskInfo> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 11);
+  messageDesc(file_bunker_v1_api, 12);
 
 /**
  * @generated from message bunker.v1.ListResponse
@@ -561,7 +588,7 @@ export type ListResponse = Message<"bunker.v1.ListResponse"> & {
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 12);
+  messageDesc(file_bunker_v1_api, 13);
 
 /**
  * @generated from message bunker.v1.EventsRequest
@@ -595,7 +622,7 @@ export type EventsRequest = Message<"bunker.v1.EventsRequest"> & {
  * Use `create(EventsRequestSchema)` to create a new message.
  */
 export const EventsRequestSchema: GenMessage<EventsRequest> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 13);
+  messageDesc(file_bunker_v1_api, 14);
 
 /**
  * @generated from message bunker.v1.Event
@@ -632,7 +659,7 @@ export type Event = Message<"bunker.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 14);
+  messageDesc(file_bunker_v1_api, 15);
 
 /**
  * @generated from message bunker.v1.EventsResponse
@@ -656,7 +683,7 @@ export type EventsResponse = Message<"bunker.v1.EventsResponse"> & {
  * Use `create(EventsResponseSchema)` to create a new message.
  */
 export const EventsResponseSchema: GenMessage<EventsResponse> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 15);
+  messageDesc(file_bunker_v1_api, 16);
 
 /**
  * @generated from message bunker.v1.VersionResponse
@@ -678,7 +705,7 @@ export type VersionResponse = Message<"bunker.v1.VersionResponse"> & {
  * Use `create(VersionResponseSchema)` to create a new message.
  */
 export const VersionResponseSchema: GenMessage<VersionResponse> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 16);
+  messageDesc(file_bunker_v1_api, 17);
 
 /**
  * @generated from service bunker.v1.Bunker
@@ -740,6 +767,16 @@ export const Bunker: GenService<{
   exec: {
     methodKind: "unary";
     input: typeof ExecRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * The end of an attached client's stdin: the process's stdin is closed (containerd's CloseIO).
+   *
+   * @generated from rpc bunker.v1.Bunker.CloseStdin
+   */
+  closeStdin: {
+    methodKind: "unary";
+    input: typeof CloseStdinRequestSchema;
     output: typeof EmptySchema;
   },
   /**
