@@ -19,9 +19,8 @@
 //
 // Nothing here blocks Bun's event loop: the listener is polled (only while runc runs), the master is
 // made non-blocking so Bun polls it with epoll, and writes wait out EAGAIN with a short backoff.
-import { drainUntilIdle } from "./idle-drain.ts";
+import { StdioCopy } from "./stdio-copy.ts";
 import { closeSync, mkdtempSync, rmSync } from "node:fs";
-import { writeAllNonblocking } from "./fdwrite.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CanceledError, DeadlineExceededError, FailedPreconditionError, UnavailableError } from "../errdefs.ts";
@@ -131,17 +130,14 @@ export interface ConsoleStdio {
 const IDLE_DRAIN_MS = 2000;
 const VEOF = 0x04;
 
-export class ConsoleCopy {
+export class ConsoleCopy extends StdioCopy {
   private master: number | undefined;
   private outFd: number | undefined;
   private ownOut = false;
   private stdinFd: number | undefined;
-  private stdinHold: number | undefined;
   private readonly readers: { cancel(): Promise<void> }[] = [];
   private readonly output: Promise<void>;
-  private lastActivity = Date.now();
   private lastInput = 0x0a;
-  private closed = false;
 
   /** Starts copying right away. Takes ownership of `master`; opens the FIFOs now so bad paths fail early. */
   constructor(
@@ -149,6 +145,7 @@ export class ConsoleCopy {
     stdio: ConsoleStdio,
     private readonly opts: { sys?: Syscalls; idleDrainMs?: number } = {},
   ) {
+    super();
     this.master = master;
     const s = this.s;
     try {
@@ -216,18 +213,7 @@ export class ConsoleCopy {
     await this.writeAll(master, new Uint8Array(pending ? [VEOF, VEOF] : [VEOF]));
   }
 
-  private writeAll(fd: number, chunk: Uint8Array): Promise<boolean> {
-    return writeAllNonblocking(fd, chunk, () => this.closed, () => {
-      this.lastActivity = Date.now();
-    });
-  }
 
-  /** CloseIO{stdin}: drop our own write end; EOF reaches the terminal once the client's writer is closed too. */
-  closeStdin(): void {
-    if (this.stdinHold === undefined) return;
-    closeSync(this.stdinHold);
-    this.stdinHold = undefined;
-  }
 
   /**
    * After the process exited: waits until the pty reported EIO (the slave side is closed
@@ -235,8 +221,7 @@ export class ConsoleCopy {
    * left holding the terminal, or nobody reading the output FIFO).
    */
   async drain(): Promise<void> {
-    this.lastActivity = Date.now();
-    await drainUntilIdle(this.output, () => this.lastActivity, this.opts.idleDrainMs ?? IDLE_DRAIN_MS);
+    await this.drainUntilIdle(this.output, this.opts.idleDrainMs ?? IDLE_DRAIN_MS);
   }
 
   /** Stops both copies and closes the master, the FIFOs we opened and our stdin hold (idempotent). */

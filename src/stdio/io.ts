@@ -10,9 +10,8 @@
 // O_RDWR|O_NONBLOCK, which never waits for a reader and, holding a read end, never fails with
 // EPIPE while containerd restarts (the Go shim opens a reader for the same reason); the stdin FIFO
 // is opened O_RDONLY|O_NONBLOCK plus a write end of our own, so it reports EOF only after CloseIO.
-import { drainUntilIdle } from "./idle-drain.ts";
+import { StdioCopy } from "./stdio-copy.ts";
 import { closeSync, constants, fstatSync, openSync, readSync, unlinkSync } from "node:fs";
-import { writeAllNonblocking } from "./fdwrite.ts";
 import { join } from "node:path";
 import { InvalidArgumentError, NotImplementedError } from "../errdefs.ts";
 import type { Syscalls } from "../sys/types.ts";
@@ -92,17 +91,14 @@ const IDLE_DRAIN_MS = 2000;
 const READ_BUFFER = new Uint8Array(64 * 1024);
 
 /** One process's stdio copy. Per-container state is a few fds and up to three epoll registrations. */
-export class PipeIO {
+export class PipeIO extends StdioCopy {
   private readonly owned = new Set<number>();
   private readonly childEnds: number[] = [];
-  private stdinHold: number | undefined;
   private io: ProcessIO = { stdin: "ignore", stdout: "ignore", stderr: "ignore" };
   private copies: Promise<void>[] = [];
   private readonly finishers = new Set<() => void>();
   private readonly ready: Readiness;
   private plan: Array<() => void> = [];
-  private lastActivity = Date.now();
-  private closed = false;
 
   /** Opens the FIFOs and makes the pipes now, so a bad path fails Create before runc runs. */
   constructor(
@@ -110,6 +106,7 @@ export class PipeIO {
     sys: Syscalls,
     pipeDir: string,
   ) {
+    super();
     this.ready = readinessOf(sys);
     try {
       const stdout = stdioPath(paths.stdout);
@@ -215,26 +212,14 @@ export class PipeIO {
     if (this.owned.delete(dst)) closeSync(dst);
   }
 
-  private writeAll(fd: number, chunk: Uint8Array): Promise<boolean> {
-    return writeAllNonblocking(fd, chunk, () => this.closed, () => {
-      this.lastActivity = Date.now();
-    });
-  }
 
-  /** CloseIO{stdin}: drop our own write end; the copy ends when the client's writer closes too. */
-  closeStdin(): void {
-    if (this.stdinHold === undefined) return;
-    closeSync(this.stdinHold);
-    this.stdinHold = undefined;
-  }
 
   /**
    * Waits until the output copies reached EOF (the process and everything that inherited its pipes
    * are gone), or until nothing moved for IDLE_DRAIN_MS (a leftover holder, or nobody reading).
    */
   async drain(): Promise<void> {
-    this.lastActivity = Date.now(); // the idle clock starts at the exit, not at the last output
-    await drainUntilIdle(Promise.all(this.copies), () => this.lastActivity, IDLE_DRAIN_MS);
+    await this.drainUntilIdle(Promise.all(this.copies), IDLE_DRAIN_MS);
   }
 
   /** Stops every copy and closes every fd (idempotent). */
