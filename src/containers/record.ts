@@ -155,8 +155,8 @@ export class ContainerStore {
   /** Records in a namespace (or all), read from disk. */
   list(namespace?: string): ContainerRecord[] {
     const base = join(this.root, CONTAINERS_DIR);
-    const namespaces = namespace ? [namespace] : dirs(base).filter((d) => !RESERVED_NAMESPACES.includes(d));
-    return namespaces.flatMap((ns) => dirs(join(base, ns)).flatMap((id) => this.read(ns, id) ?? []));
+    const namespaces = namespace ? [namespace] : visibleDirs(base).filter((d) => !RESERVED_NAMESPACES.includes(d));
+    return namespaces.flatMap((ns) => visibleDirs(join(base, ns)).flatMap((id) => this.read(ns, id) ?? []));
   }
 
   /**
@@ -238,7 +238,8 @@ export class ContainerStore {
   }
 }
 
-function dirs(path: string): string[] {
+/** The dirs in `path`, without the dot-named temps of a write in progress; none when it is missing. */
+export function visibleDirs(path: string): string[] {
   try {
     return readdirSync(path, { withFileTypes: true })
       .filter((d) => d.isDirectory() && !d.name.startsWith("."))

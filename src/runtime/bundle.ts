@@ -6,6 +6,7 @@ import { basename, dirname, join } from "node:path";
 import { errorMessage, FailedPreconditionError } from "../errdefs.ts";
 import { RESERVED_NAMESPACES, validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { CONFIG_FILE } from "../contract/bundle.ts";
+import { visibleDirs } from "../containers/record.ts";
 
 /** The two kernel calls a bundle needs (a subset of src/sys's Syscalls, so tests can fake them). */
 export interface BundleSys {
@@ -138,16 +139,6 @@ export function exists(path: string): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-function visibleDirs(dir: string): string[] {
-  try {
-    return readdirSync(dir, { withFileTypes: true })
-      .filter((d) => d.isDirectory() && !d.name.startsWith("."))
-      .map((d) => d.name);
-  } catch {
-    return [];
   }
 }
 
