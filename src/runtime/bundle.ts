@@ -1,7 +1,7 @@
 // The bundle of one task on disk (containerd runtime/v2 bundle.go): a state directory
 // `<state>/<ns>/<id>` (0700) holding config.json, rootfs/, the shim's `log` FIFO and a `work`
 // symlink to the persistent `<root>/<ns>/<id>`. Creation rolls back everything it made.
-import { lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { errorMessage, FailedPreconditionError } from "../errdefs.ts";
 import { RESERVED_NAMESPACES, validateIdentifier, validateNamespace } from "../identifiers.ts";
