@@ -30,12 +30,14 @@ export async function cli(argv: string[]): Promise<number> {
   try {
     // Without root, only a daemon's socket we may use can run containers: say so before anything is
     // touched (the state dirs, runc, a half-made bundle), not with an EACCES from deep inside.
+    // The daemon is probed only where the answer decides something: the commands below dial it anyway.
     const asRoot = process.getuid?.() === 0;
-    const daemon = await daemonListening(g.address);
+    const foreground = c.name === "run" && foregroundEligible(g, c.opts);
+    const daemon = !asRoot || foreground ? await daemonListening(g.address) : undefined;
     if (!asRoot && !daemon && !USER_COMMANDS.has(c.name)) {
       throw new PermissionDeniedError(`this needs root (or access to a bunker daemon's socket, ${g.address})`);
     }
-    if (c.name === "run" && foregroundEligible(g, c.opts) && !daemon) {
+    if (c.name === "run" && foreground && !daemon) {
       return await runForeground(g, c.opts);
     }
     const { makeLogger } = await import("./log.ts");
