@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bunker/v1/api.proto.
  */
 export const file_bunker_v1_api: GenFile = /*@__PURE__*/
-  fileDesc("ChNidW5rZXIvdjEvYXBpLnByb3RvEglidW5rZXIudjEi/wMKDUNyZWF0ZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB3J1bnRpbWUYAyABKAkSDgoGcm9vdGZzGAQgASgJEgwKBHNwZWMYBSABKAwSDQoFc3RkaW4YBiABKAkSDgoGc3Rkb3V0GAcgASgJEg4KBnN0ZGVychgIIAEoCRIQCgh0ZXJtaW5hbBgJIAEoCBI0CgZsYWJlbHMYCiADKAsyJC5idW5rZXIudjEuQ3JlYXRlUmVxdWVzdC5MYWJlbHNFbnRyeRItCg9ydW50aW1lX29wdGlvbnMYCyABKAsyFC5nb29nbGUucHJvdG9idWYuQW55EhAKCGxvZ19wYXRoGAwgASgJEg0KBWltYWdlGA0gASgJEhcKD3NuYXBzaG90X3BhcmVudBgOIAEoCRIPCgduZXR3b3JrGA8gASgJEg8KB3B1Ymxpc2gYECADKAkSCwoDZG5zGBEgAygJEhIKCmRuc19zZWFyY2gYEiADKAkSEQoJYWRkX2hvc3RzGBMgAygJEhAKCGhvc3RuYW1lGBQgASgJEhMKC3N0b3Bfc2lnbmFsGBUgASgJEhQKDHN0b3BfdGltZW91dBgWIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIh0KDkNyZWF0ZVJlc3BvbnNlEgsKA3BpZBgBIAEoDSI+CgxTdGFydFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkiHAoNU3RhcnRSZXNwb25zZRILCgNwaWQYASABKA0iQwoRQ2xvc2VTdGRpblJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkiPQoLV2FpdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkiUgoMV2FpdFJlc3BvbnNlEhMKC2V4aXRfc3RhdHVzGAEgASgNEi0KCWV4aXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWgoLS2lsbFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkSDgoGc2lnbmFsGAQgASgNEgsKA2FsbBgFIAEoCCJOCg1EZWxldGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg0KBWZvcmNlGAQgASgIImEKDkRlbGV0ZVJlc3BvbnNlEgsKA3BpZBgBIAEoDRITCgtleGl0X3N0YXR1cxgCIAEoDRItCglleGl0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIo8BCgtFeGVjUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIPCgdwcm9jZXNzGAQgASgMEg0KBXN0ZGluGAUgASgJEg4KBnN0ZG91dBgGIAEoCRIOCgZzdGRlcnIYByABKAkSEAoIdGVybWluYWwYCCABKAgiLAoLTGlzdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJIqEDCghUYXNrSW5mbxIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHcnVudGltZRgDIAEoCRILCgNwaWQYBCABKA0SKwoGc3RhdHVzGAUgASgOMhsuY29udGFpbmVyZC52MS50eXBlcy5TdGF0dXMSEwoLZXhpdF9zdGF0dXMYBiABKA0SLQoJZXhpdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZsYWJlbHMYCCADKAsyHy5idW5rZXIudjEuVGFza0luZm8uTGFiZWxzRW50cnkSEAoIbG9nX3BhdGgYCSABKAkSDgoGYnVuZGxlGAogASgJEg0KBWltYWdlGAsgASgJEg8KB25ldHdvcmsYDCABKAkSCwoDaXBzGA0gAygJEg0KBXBvcnRzGA4gAygJEhMKC3N0b3Bfc2lnbmFsGA8gASgJEhQKDHN0b3BfdGltZW91dBgQIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjIKDExpc3RSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmJ1bmtlci52MS5UYXNrSW5mbyJVCg1FdmVudHNSZXF1ZXN0Eg0KBWFmdGVyGAEgASgEEhIKCnRpbWVvdXRfbXMYAiABKA0SEQoJbmFtZXNwYWNlGAMgASgJEg4KBnRvcGljcxgEIAMoCSKKAQoFRXZlbnQSCwoDc2VxGAEgASgEEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJbmFtZXNwYWNlGAMgASgJEg0KBXRvcGljGAQgASgJEiMKBWV2ZW50GAUgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueSJACg5FdmVudHNSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC5idW5rZXIudjEuRXZlbnQSDAoEbGFzdBgCIAEoBCI0Cg9WZXJzaW9uUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIQCghyZXZpc2lvbhgCIAEoCTLmBAoGQnVua2VyEj0KBkNyZWF0ZRIYLmJ1bmtlci52MS5DcmVhdGVSZXF1ZXN0GhkuYnVua2VyLnYxLkNyZWF0ZVJlc3BvbnNlEjoKBVN0YXJ0EhcuYnVua2VyLnYxLlN0YXJ0UmVxdWVzdBoYLmJ1bmtlci52MS5TdGFydFJlc3BvbnNlEjcKBFdhaXQSFi5idW5rZXIudjEuV2FpdFJlcXVlc3QaFy5idW5rZXIudjEuV2FpdFJlc3BvbnNlEjYKBEtpbGwSFi5idW5rZXIudjEuS2lsbFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSPQoGRGVsZXRlEhguYnVua2VyLnYxLkRlbGV0ZVJlcXVlc3QaGS5idW5rZXIudjEuRGVsZXRlUmVzcG9uc2USNgoERXhlYxIWLmJ1bmtlci52MS5FeGVjUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJCCgpDbG9zZVN0ZGluEhwuYnVua2VyLnYxLkNsb3NlU3RkaW5SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EjcKBExpc3QSFi5idW5rZXIudjEuTGlzdFJlcXVlc3QaFy5idW5rZXIudjEuTGlzdFJlc3BvbnNlEj0KBkV2ZW50cxIYLmJ1bmtlci52MS5FdmVudHNSZXF1ZXN0GhkuYnVua2VyLnYxLkV2ZW50c1Jlc3BvbnNlEj0KB1ZlcnNpb24SFi5nb29nbGUucHJvdG9idWYuRW1wdHkaGi5idW5rZXIudjEuVmVyc2lvblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_any, file_google_protobuf_empty, file_google_protobuf_timestamp, file_containerd_types_task_task]);
+  fileDesc("ChNidW5rZXIvdjEvYXBpLnByb3RvEglidW5rZXIudjEinQUKDUNyZWF0ZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB3J1bnRpbWUYAyABKAkSDgoGcm9vdGZzGAQgASgJEgwKBHNwZWMYBSABKAwSDQoFc3RkaW4YBiABKAkSDgoGc3Rkb3V0GAcgASgJEg4KBnN0ZGVychgIIAEoCRIQCgh0ZXJtaW5hbBgJIAEoCBI0CgZsYWJlbHMYCiADKAsyJC5idW5rZXIudjEuQ3JlYXRlUmVxdWVzdC5MYWJlbHNFbnRyeRItCg9ydW50aW1lX29wdGlvbnMYCyABKAsyFC5nb29nbGUucHJvdG9idWYuQW55EhAKCGxvZ19wYXRoGAwgASgJEg0KBWltYWdlGA0gASgJEhcKD3NuYXBzaG90X3BhcmVudBgOIAEoCRIPCgduZXR3b3JrGA8gASgJEg8KB3B1Ymxpc2gYECADKAkSCwoDZG5zGBEgAygJEhIKCmRuc19zZWFyY2gYEiADKAkSEQoJYWRkX2hvc3RzGBMgAygJEhAKCGhvc3RuYW1lGBQgASgJEhMKC3N0b3Bfc2lnbmFsGBUgASgJEhQKDHN0b3BfdGltZW91dBgWIAEoDRIWCg5yZXN0YXJ0X3BvbGljeRgXIAEoCRISCgpsb2dfZHJpdmVyGBggASgJEj0KC2xvZ19vcHRpb25zGBkgAygLMiguYnVua2VyLnYxLkNyZWF0ZVJlcXVlc3QuTG9nT3B0aW9uc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMQoPTG9nT3B0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiHQoOQ3JlYXRlUmVzcG9uc2USCwoDcGlkGAEgASgNIj4KDFN0YXJ0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCSIcCg1TdGFydFJlc3BvbnNlEgsKA3BpZBgBIAEoDSJDChFDbG9zZVN0ZGluUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCSI9CgtXYWl0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCSJSCgxXYWl0UmVzcG9uc2USEwoLZXhpdF9zdGF0dXMYASABKA0SLQoJZXhpdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJaCgtLaWxsUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHZXhlY19pZBgDIAEoCRIOCgZzaWduYWwYBCABKA0SCwoDYWxsGAUgASgIIk4KDURlbGV0ZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4ZWNfaWQYAyABKAkSDQoFZm9yY2UYBCABKAgiYQoORGVsZXRlUmVzcG9uc2USCwoDcGlkGAEgASgNEhMKC2V4aXRfc3RhdHVzGAIgASgNEi0KCWV4aXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijwEKC0V4ZWNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRIPCgdleGVjX2lkGAMgASgJEg8KB3Byb2Nlc3MYBCABKAwSDQoFc3RkaW4YBSABKAkSDgoGc3Rkb3V0GAYgASgJEg4KBnN0ZGVychgHIAEoCRIQCgh0ZXJtaW5hbBgIIAEoCCI/CgtMaXN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSEQoJd2l0aF9zcGVjGAMgASgIItIECghUYXNrSW5mbxIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDwoHcnVudGltZRgDIAEoCRILCgNwaWQYBCABKA0SKwoGc3RhdHVzGAUgASgOMhsuY29udGFpbmVyZC52MS50eXBlcy5TdGF0dXMSEwoLZXhpdF9zdGF0dXMYBiABKA0SLQoJZXhpdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgZsYWJlbHMYCCADKAsyHy5idW5rZXIudjEuVGFza0luZm8uTGFiZWxzRW50cnkSEAoIbG9nX3BhdGgYCSABKAkSDgoGYnVuZGxlGAogASgJEg0KBWltYWdlGAsgASgJEg8KB25ldHdvcmsYDCABKAkSCwoDaXBzGA0gAygJEg0KBXBvcnRzGA4gAygJEhMKC3N0b3Bfc2lnbmFsGA8gASgJEhQKDHN0b3BfdGltZW91dBgQIAEoDRIWCg5yZXN0YXJ0X3BvbGljeRgRIAEoCRIVCg1yZXN0YXJ0X2NvdW50GBIgASgNEi4KCmNyZWF0ZWRfYXQYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmxvZ19kcml2ZXIYFSABKAkSDAoEc3BlYxgWIAEoDBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjIKDExpc3RSZXNwb25zZRIiCgV0YXNrcxgBIAMoCzITLmJ1bmtlci52MS5UYXNrSW5mbyJVCg1FdmVudHNSZXF1ZXN0Eg0KBWFmdGVyGAEgASgEEhIKCnRpbWVvdXRfbXMYAiABKA0SEQoJbmFtZXNwYWNlGAMgASgJEg4KBnRvcGljcxgEIAMoCSKKAQoFRXZlbnQSCwoDc2VxGAEgASgEEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJbmFtZXNwYWNlGAMgASgJEg0KBXRvcGljGAQgASgJEiMKBWV2ZW50GAUgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueSJACg5FdmVudHNSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC5idW5rZXIudjEuRXZlbnQSDAoEbGFzdBgCIAEoBCItCgxQYXVzZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJIi0KDFN0YXRzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkiNAoNU3RhdHNSZXNwb25zZRIjCgVzdGF0cxgBIAEoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkiKwoKVG9wUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkiGwoLVG9wUmVzcG9uc2USDAoEcGlkcxgBIAMoDSI0Cg9WZXJzaW9uUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIQCghyZXZpc2lvbhgCIAEoCTLNBgoGQnVua2VyEj0KBkNyZWF0ZRIYLmJ1bmtlci52MS5DcmVhdGVSZXF1ZXN0GhkuYnVua2VyLnYxLkNyZWF0ZVJlc3BvbnNlEjoKBVN0YXJ0EhcuYnVua2VyLnYxLlN0YXJ0UmVxdWVzdBoYLmJ1bmtlci52MS5TdGFydFJlc3BvbnNlEjcKBFdhaXQSFi5idW5rZXIudjEuV2FpdFJlcXVlc3QaFy5idW5rZXIudjEuV2FpdFJlc3BvbnNlEjYKBEtpbGwSFi5idW5rZXIudjEuS2lsbFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSPQoGRGVsZXRlEhguYnVua2VyLnYxLkRlbGV0ZVJlcXVlc3QaGS5idW5rZXIudjEuRGVsZXRlUmVzcG9uc2USNgoERXhlYxIWLmJ1bmtlci52MS5FeGVjUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJCCgpDbG9zZVN0ZGluEhwuYnVua2VyLnYxLkNsb3NlU3RkaW5SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EjcKBExpc3QSFi5idW5rZXIudjEuTGlzdFJlcXVlc3QaFy5idW5rZXIudjEuTGlzdFJlc3BvbnNlEj0KBkV2ZW50cxIYLmJ1bmtlci52MS5FdmVudHNSZXF1ZXN0GhkuYnVua2VyLnYxLkV2ZW50c1Jlc3BvbnNlEj0KB1ZlcnNpb24SFi5nb29nbGUucHJvdG9idWYuRW1wdHkaGi5idW5rZXIudjEuVmVyc2lvblJlc3BvbnNlEjgKBVBhdXNlEhcuYnVua2VyLnYxLlBhdXNlUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRI5CgZSZXN1bWUSFy5idW5rZXIudjEuUGF1c2VSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EjoKBVN0YXRzEhcuYnVua2VyLnYxLlN0YXRzUmVxdWVzdBoYLmJ1bmtlci52MS5TdGF0c1Jlc3BvbnNlEjQKA1RvcBIVLmJ1bmtlci52MS5Ub3BSZXF1ZXN0GhYuYnVua2VyLnYxLlRvcFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_any, file_google_protobuf_empty, file_google_protobuf_timestamp, file_containerd_types_task_task]);
 
 /**
  * @generated from message bunker.v1.CreateRequest
@@ -155,6 +155,28 @@ export type CreateRequest = Message<"bunker.v1.CreateRequest"> & {
    * @generated from field: uint32 stop_timeout = 22;
    */
   stopTimeout: number;
+
+  /**
+   * docker's --restart: "no" (or empty), "always", "unless-stopped", "on-failure[:N]". A container
+   * with a policy other than no is brought back by the daemon (after an exit, after a reboot).
+   *
+   * @generated from field: string restart_policy = 23;
+   */
+  restartPolicy: string;
+
+  /**
+   * How detached output is kept: "json-file" (docker's default: one JSON object per line with the
+   * stream and time, rotated), "file" (raw bytes, as before), "none". Empty: json-file when log_path
+   * is set by the daemon's default, raw file for an explicit --log. Options: max-size, max-file.
+   *
+   * @generated from field: string log_driver = 24;
+   */
+  logDriver: string;
+
+  /**
+   * @generated from field: map<string, string> log_options = 25;
+   */
+  logOptions: { [key: string]: string };
 };
 
 /**
@@ -468,6 +490,13 @@ export type ListRequest = Message<"bunker.v1.ListRequest"> & {
    * @generated from field: string id = 2;
    */
   id: string;
+
+  /**
+   * Include each container's OCI spec (inspect's Mounts and Config).
+   *
+   * @generated from field: bool with_spec = 3;
+   */
+  withSpec: boolean;
 };
 
 /**
@@ -564,6 +593,40 @@ export type TaskInfo = Message<"bunker.v1.TaskInfo"> & {
    * @generated from field: uint32 stop_timeout = 16;
    */
   stopTimeout: number;
+
+  /**
+   * @generated from field: string restart_policy = 17;
+   */
+  restartPolicy: string;
+
+  /**
+   * How many times the daemon restarted it (docker's RestartCount).
+   *
+   * @generated from field: uint32 restart_count = 18;
+   */
+  restartCount: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 19;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 20;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string log_driver = 21;
+   */
+  logDriver: string;
+
+  /**
+   * The OCI spec (config.json), only when ListRequest.with_spec (inspect).
+   *
+   * @generated from field: bytes spec = 22;
+   */
+  spec: Uint8Array;
 };
 
 /**
@@ -686,6 +749,106 @@ export const EventsResponseSchema: GenMessage<EventsResponse> = /*@__PURE__*/
   messageDesc(file_bunker_v1_api, 16);
 
 /**
+ * @generated from message bunker.v1.PauseRequest
+ */
+export type PauseRequest = Message<"bunker.v1.PauseRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bunker.v1.PauseRequest.
+ * Use `create(PauseRequestSchema)` to create a new message.
+ */
+export const PauseRequestSchema: GenMessage<PauseRequest> = /*@__PURE__*/
+  messageDesc(file_bunker_v1_api, 17);
+
+/**
+ * @generated from message bunker.v1.StatsRequest
+ */
+export type StatsRequest = Message<"bunker.v1.StatsRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bunker.v1.StatsRequest.
+ * Use `create(StatsRequestSchema)` to create a new message.
+ */
+export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
+  messageDesc(file_bunker_v1_api, 18);
+
+/**
+ * @generated from message bunker.v1.StatsResponse
+ */
+export type StatsResponse = Message<"bunker.v1.StatsResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Any stats = 1;
+   */
+  stats?: Any | undefined;
+};
+
+/**
+ * Describes the message bunker.v1.StatsResponse.
+ * Use `create(StatsResponseSchema)` to create a new message.
+ */
+export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
+  messageDesc(file_bunker_v1_api, 19);
+
+/**
+ * @generated from message bunker.v1.TopRequest
+ */
+export type TopRequest = Message<"bunker.v1.TopRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bunker.v1.TopRequest.
+ * Use `create(TopRequestSchema)` to create a new message.
+ */
+export const TopRequestSchema: GenMessage<TopRequest> = /*@__PURE__*/
+  messageDesc(file_bunker_v1_api, 20);
+
+/**
+ * @generated from message bunker.v1.TopResponse
+ */
+export type TopResponse = Message<"bunker.v1.TopResponse"> & {
+  /**
+   * @generated from field: repeated uint32 pids = 1;
+   */
+  pids: number[];
+};
+
+/**
+ * Describes the message bunker.v1.TopResponse.
+ * Use `create(TopResponseSchema)` to create a new message.
+ */
+export const TopResponseSchema: GenMessage<TopResponse> = /*@__PURE__*/
+  messageDesc(file_bunker_v1_api, 21);
+
+/**
  * @generated from message bunker.v1.VersionResponse
  */
 export type VersionResponse = Message<"bunker.v1.VersionResponse"> & {
@@ -705,7 +868,7 @@ export type VersionResponse = Message<"bunker.v1.VersionResponse"> & {
  * Use `create(VersionResponseSchema)` to create a new message.
  */
 export const VersionResponseSchema: GenMessage<VersionResponse> = /*@__PURE__*/
-  messageDesc(file_bunker_v1_api, 17);
+  messageDesc(file_bunker_v1_api, 22);
 
 /**
  * @generated from service bunker.v1.Bunker
@@ -804,6 +967,44 @@ export const Bunker: GenService<{
     methodKind: "unary";
     input: typeof EmptySchema;
     output: typeof VersionResponseSchema;
+  },
+  /**
+   * Pause freezes every process of the task (runc pause); Resume thaws them.
+   *
+   * @generated from rpc bunker.v1.Bunker.Pause
+   */
+  pause: {
+    methodKind: "unary";
+    input: typeof PauseRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc bunker.v1.Bunker.Resume
+   */
+  resume: {
+    methodKind: "unary";
+    input: typeof PauseRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * Stats: the shim's Stats (a cgroups v1 or v2 Metrics message in an Any), as containerd returns it.
+   *
+   * @generated from rpc bunker.v1.Bunker.Stats
+   */
+  stats: {
+    methodKind: "unary";
+    input: typeof StatsRequestSchema;
+    output: typeof StatsResponseSchema;
+  },
+  /**
+   * Top: the pids of every process in the task (the shim's Pids); the CLI renders them as docker top.
+   *
+   * @generated from rpc bunker.v1.Bunker.Top
+   */
+  top: {
+    methodKind: "unary";
+    input: typeof TopRequestSchema;
+    output: typeof TopResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bunker_v1_api, 0);
