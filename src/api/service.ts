@@ -12,6 +12,7 @@ import type { ServiceImpl } from "../ttrpc/index.ts";
 import type { TaskManager } from "../runtime/manager.ts";
 import { execProcess, type OciSpec } from "../oci/spec.ts";
 import { VERSION } from "../version.ts";
+import { formatRestartPolicy, parseRestartPolicy } from "../containers/restart-policy.ts";
 
 import { BUNKER_RUNTIME } from "../contract/runtime.ts";
 import { readBundleSpec } from "../contract/bundle.ts";
@@ -76,6 +77,15 @@ function checkSpec(spec: Uint8Array): void {
   }
 }
 
+/** A container's spec for inspect: its bundle's config.json, or the saved one when it has no bundle. */
+function specOf(bundlePath: string, saved: string | undefined): Uint8Array {
+  try {
+    return new TextEncoder().encode(JSON.stringify(readBundleSpec(bundlePath)));
+  } catch {
+    return new TextEncoder().encode(saved ?? "");
+  }
+}
+
 export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<typeof Bunker> {
   return {
     async create(req) {
@@ -91,7 +101,9 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
         // outlives this process and the daemon.
         stdout = stderr = `file://${req.logPath}`;
       }
+      const restart = parseRestartPolicy(req.restartPolicy);
       const t = await m.create(namespace, req.id, {
+        ...(restart.name !== "no" ? { restart } : {}),
         runtime: req.runtime || DEFAULT_RUNTIME,
         spec: req.spec,
         rootfs: rootfs ? [create(MountSchema, { type: "bind", source: rootfs, options: ["rbind", "rw"] })] : [],
@@ -128,6 +140,9 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
 
     async kill(req) {
       const t = await m.task(ns(req.namespace), req.id);
+      // a user's stop or kill holds the restart policy (docker's HasBeenManuallyStopped), set before
+      // the signal so that the exit it causes is never taken for a crash
+      if (req.execId === "") m.noteUserStop(t.namespace, t.id);
       await t.kill(req.signal || 15, req.all, req.execId);
     },
 
@@ -167,7 +182,15 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
       const infos: TaskInfo[] = await Promise.all(
         tasks.map(async (t) => {
           const st = await t.status(STATE_TIMEOUT_MS);
+          const saved = m.saved(t.namespace, t.id);
+          const created = t.meta?.created || undefined;
+          const started = saved?.state.startedAt;
           return create(TaskInfoSchema, {
+            restartPolicy: saved ? formatRestartPolicy(saved.config.restart) : "",
+            restartCount: saved?.state.restartCount ?? 0,
+            ...(created ? { createdAt: timestampFromDate(new Date(created)) } : {}),
+            ...(started ? { startedAt: timestampFromDate(new Date(started)) } : {}),
+            ...(req.withSpec ? { spec: specOf(t.bundlePath, saved?.config.spec) } : {}),
             namespace: t.namespace,
             id: t.id,
             runtime: t.meta?.runtime ?? "",

@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { InvalidArgumentError } from "../errdefs.ts";
 import { DEFAULT_ADDRESS, DEFAULT_ROOT, DEFAULT_STATE } from "../runtime/paths.ts";
 import { parseImageCommand } from "./image-args.ts";
+import { formatRestartPolicy, parseRestartPolicy } from "../containers/restart-policy.ts";
 import { type NetworkCommand, parseNetworkCommand } from "./network.ts";
 
 export interface GlobalOptions {
@@ -63,13 +64,17 @@ export interface RunOptions {
   /** `--stop-signal` and `--stop-timeout` (seconds): what `stop` does (default: the image's StopSignal, else TERM; 10 s). */
   stopSignal?: string;
   stopTimeout?: number;
+  /** docker's --restart: no, always, unless-stopped, on-failure[:N] (applied by bunker daemon). */
+  restart?: string;
   /** `--net` (default bridge, or BUNKER_NETWORK) and its companions. */
   network: { mode: string; publish: string[]; dns: string[]; dnsSearch: string[]; addHosts: string[]; hostname?: string };
 }
 
 export type Command =
   | { name: "run"; opts: RunOptions }
-  | { name: "ps"; quiet: boolean }
+  | { name: "ps"; quiet: boolean; all: boolean }
+  | { name: "start"; ids: string[] }
+  | { name: "restart"; timeout?: number; ids: string[] }
   | { name: "inspect"; ids: string[] }
   | { name: "stop"; timeout?: number; ids: string[] }
   | { name: "wait"; ids: string[] }
@@ -285,6 +290,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         { names: ["--hostname"], key: "hostname", kind: "string" },
         { names: ["--stop-signal"], key: "stopSignal", kind: "string" },
         { names: ["--stop-timeout"], key: "stopTimeout", kind: "string" },
+        { names: ["--restart"], key: "restart", kind: "string" },
       ], ctx);
       const rootfs = str(f.values, "rootfs");
       const name = str(f.values, "name");
@@ -348,6 +354,11 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       if (log !== undefined) opts.log = log;
       const cwd = str(f.values, "cwd");
       if (cwd !== undefined) opts.cwd = cwd;
+      const restart = str(f.values, "restart");
+      if (restart !== undefined) {
+        opts.restart = formatRestartPolicy(parseRestartPolicy(restart)); // refused now, not at the first exit
+        if (opts.rm && opts.restart !== "no") throw new InvalidArgumentError(`${ctx}: --restart and --rm cannot be combined`);
+      }
       if (opts.rm && opts.detach) throw new InvalidArgumentError(`${ctx}: --rm and --detach cannot be combined`);
       if (opts.log !== undefined && !opts.detach) throw new InvalidArgumentError(`${ctx}: --log needs --detach`);
       return { globals, command: { name: "run", opts } };
@@ -370,9 +381,23 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     }
     case "ps":
     case "ls": {
-      const f = parseFlags(tail, [{ names: ["-q", "--quiet"], key: "quiet", kind: "bool" }], ctx);
+      const f = parseFlags(tail, [
+        { names: ["-q", "--quiet"], key: "quiet", kind: "bool" },
+        { names: ["-a", "--all"], key: "all", kind: "bool" },
+      ], ctx);
       noMore(f.rest, 0, ctx);
-      return { globals, command: { name: "ps", quiet: bool(f.values, "quiet") } };
+      return { globals, command: { name: "ps", quiet: bool(f.values, "quiet"), all: bool(f.values, "all") } };
+    }
+    case "start": {
+      const f = parseFlags(tail, [], ctx);
+      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: a container id is required`);
+      return { globals, command: { name: "start", ids: f.rest } };
+    }
+    case "restart": {
+      const f = parseFlags(tail, [{ names: ["-t", "--time", "--timeout"], key: "time", kind: "string" }], ctx);
+      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: a container id is required`);
+      const time = str(f.values, "time");
+      return { globals, command: { name: "restart", ids: f.rest, ...(time !== undefined ? { timeout: seconds(time, `${ctx}: -t`) } : {}) } };
     }
     case "exec": {
       const f = parseFlags(tail, [
@@ -470,13 +495,16 @@ commands:
       [--runtime NAME] [-e K=V|K]... [--label k=v]... [--annotation k=v]... [--log FILE] [-w DIR] IMAGE [CMD [ARG...]]
       [--net bridge|NAME|host|none|container:ID] [-p [IP:]HOST:CTR[/udp]]... [--dns IP]... [--dns-search D]...
       [--add-host NAME:IP]... [--hostname NAME] [--stop-signal SIG] [--stop-timeout SECONDS]
+      [--restart no|always|unless-stopped|on-failure[:N]]
   run [same flags] --rootfs DIR ID CMD [ARG...]
                                  a container from an image (pulled when missing), or from a host directory;
                                  NAME: with --runtime-config, one of its [runtimes.NAME] (default: its default
                                  runtime); else bunker, runc, a runtime type (io.containerd.runc.v2) or a shim's path;
                                  annotations go into the OCI spec: io.kubernetes.cri.sandbox-id or
                                  io.containerd.runc.v2.group equal means one shim for those containers
-  ps [-q]                        list tasks (with their labels)
+  ps [-a] [-q]                   list running containers (-a: stopped ones too, until rm)
+  start ID...                    start created or stopped containers (again: the same config, layer and logs)
+  restart [-t SECONDS] ID...     stop (as stop does), then start
   stop [-t SECONDS] ID...        send the stop signal (--stop-signal, the image's StopSignal, else TERM), SIGKILL after
                                  SECONDS (--stop-timeout, else 10); the container stays, stopped, until rm
   wait ID...                     wait until containers exit; print their exit codes

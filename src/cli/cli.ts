@@ -68,15 +68,22 @@ export async function cli(argv: string[]): Promise<number> {
     try {
       switch (c.name) {
         case "run":
+          if (conn.embedded && c.opts.restart !== undefined && c.opts.restart !== "no") {
+            process.stderr.write(`bunker: note: restart policies are applied by bunker daemon; with none running, --restart ${c.opts.restart} takes effect when one starts\n`);
+          }
           return await cmd.run(conn.api, g, c.opts);
         case "exec":
           return await cmd.exec(conn.api, g, c);
         case "ps":
-          return await cmd.ps(conn.api, g, c.quiet);
+          return await cmd.ps(conn.api, g, c.quiet, c.all);
+        case "start":
+          return await (await import("./lifecycle.ts")).start(conn.api, g, c);
+        case "restart":
+          return await (await import("./lifecycle.ts")).restart(conn.api, g, c);
         case "inspect":
           return await cmd.inspect(conn.api, g, c.ids);
         case "stop":
-          return await cmd.stop(conn.api, g, c);
+          return await (await import("./lifecycle.ts")).stop(conn.api, g, c);
         case "wait":
           return await cmd.wait(conn.api, g, c.ids);
         case "kill":

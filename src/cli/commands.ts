@@ -98,6 +98,7 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
       addHosts: o.network.addHosts,
       hostname: o.network.hostname ?? "",
       stopSignal: o.stopSignal ?? imageStop ?? "",
+      restartPolicy: o.restart ?? "",
       stopTimeout: o.stopTimeout ?? 0,
       spec: encoder.encode(JSON.stringify(spec)),
       stdin: stdin?.path ?? "",
@@ -226,44 +227,19 @@ export function psLines(tasks: readonly TaskInfo[]): string[] {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ").trimEnd());
 }
 
-export async function ps(api: Api, g: GlobalOptions, quiet: boolean): Promise<number> {
-  const { tasks } = await api.list({ namespace: g.namespace });
+/** What `ps` lists without -a: docker's running containers (paused ones are), and those nothing answers for. */
+function listedByDefault(t: TaskInfo): boolean {
+  return t.status === Status.RUNNING || t.status === Status.PAUSED || t.status === Status.PAUSING || t.status === Status.UNKNOWN;
+}
+
+export async function ps(api: Api, g: GlobalOptions, quiet: boolean, all: boolean): Promise<number> {
+  const tasks = (await api.list({ namespace: g.namespace })).tasks.filter((t) => all || listedByDefault(t));
   if (quiet) {
     for (const t of tasks) out(t.id);
     return 0;
   }
   for (const line of psLines(tasks)) out(line);
   return 0;
-}
-
-/** docker stop: the container's stop signal, then SIGKILL to all its processes after the timeout; it stays, stopped. */
-export async function stop(api: Api, g: GlobalOptions, c: Extract<Command, { name: "stop" }>): Promise<number> {
-  let code = 0;
-  for (const id of c.ids) {
-    try {
-      const t = (await api.list({ namespace: g.namespace, id })).tasks[0];
-      if (!t) throw new NotFoundError(`container ${id} not found`);
-      if (t.status === Status.RUNNING || t.status === Status.PAUSED || t.status === Status.PAUSING) {
-        const ref = { namespace: g.namespace, id };
-        const waiting = api.wait(ref);
-        waiting.catch(() => undefined);
-        const seconds = c.timeout ?? (t.stopTimeout || 10);
-        if (seconds > 0) await api.kill({ ...ref, signal: parseSignal(t.stopSignal || "TERM") });
-        let timer: Timer | undefined;
-        const stopped = await Promise.race([waiting.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), seconds * 1000)))]);
-        clearTimeout(timer);
-        if (!stopped) {
-          await api.kill({ ...ref, signal: 9, all: true });
-          await waiting;
-        }
-      }
-      out(id);
-    } catch (err) {
-      process.stderr.write(`bunker: stop ${id}: ${err instanceof Error ? err.message : String(err)}\n`);
-      code = 1;
-    }
-  }
-  return code;
 }
 
 /** docker wait: blocks until each container exits, printing its exit code. */

@@ -8,6 +8,7 @@ import { errorMessage } from "../errdefs.ts";
 import { Bunker } from "../gen/bunker/v1/api_pb.ts";
 import { Exchange, registerForwardService } from "../runtime/events.ts";
 import { TaskManager } from "../runtime/manager.ts";
+import { RestartSupervisor } from "../runtime/restarts.ts";
 import { lazyLayers } from "../images/lazy-layers.ts";
 import { lazyNetworks } from "../network/lazy-networks.ts";
 import { sameUidPeers, sys } from "../sys/index.ts";
@@ -51,12 +52,21 @@ export async function daemon(g: GlobalOptions, logger: Logger): Promise<number> 
   }
   resolve(manager);
   logger.info({ address: g.address, tasks: manager.shimTasks().length, loadMs: Math.round(performance.now() - t0) }, "bunker daemon ready");
+  // restart policies: watched from now on, and applied to what a reboot ended (after the API
+  // listens: clients see those containers as exited until they are back)
+  const restarts = new RestartSupervisor(manager, events, logger);
+  restarts.watch();
+  void restarts.restoreAtStart().then(
+    (r) => logger.info({ ...r, ms: Math.round(performance.now() - t0) }, "containers restored"),
+    (err) => logger.error({ err: errorMessage(err) }, "restoring containers"),
+  );
   const { promise: stop, resolve: onStop } = Promise.withResolvers<string>();
   const onSignal = (s: NodeJS.Signals): void => onStop(s);
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   const signal = await stop;
   logger.info({ signal }, "bunker daemon stopping; shims keep running");
+  restarts.close();
   listener.close();
   server.close();
   manager.close();

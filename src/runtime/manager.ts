@@ -1,9 +1,9 @@
 // The task manager (containerd runtime/v2/manager.go): creates tasks (bundle + shim + Create,
 // rolled back together on failure), keeps the task list, cleans up after shims that die, and on
 // start-up reloads every task a previous bunker left running, all namespaces and bundles at once.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Any, AnySchema, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import { AlreadyExistsError, errorMessage, FailedPreconditionError, isNotFound, NotFoundError, UnavailableError } from "../errdefs.ts";
@@ -13,9 +13,11 @@ import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
 import { type ContainerLayers, type ContainerNetworks, ContainerStore, killAt, type ImageSource, type NetworkRequest, type NetworkSetup, type Step } from "../containers/record.ts";
+import { CONFIG_FILE as SAVED_CONFIG, type ContainerConfig, type ContainerState, readConfig, readState, updateState, writeConfig } from "../containers/config.ts";
+import { NO_RESTART, type RestartPolicy } from "../containers/restart-policy.ts";
 import { withNetwork } from "../oci/spec.ts";
 import { foregroundPid, type ForegroundRecord, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, releaseForegroundTask } from "./foreground.ts";
-import { ForegroundTask, isRunning, OrphanTask, ShimBackedTask, type Task } from "./task.ts";
+import { ExitedTask, ForegroundTask, isRunning, OrphanTask, ShimBackedTask, type Task } from "./task.ts";
 import { type Exchange, type ExitInfo, Topics, unpackEvent } from "./events.ts";
 import { TaskDeleteSchema } from "../gen/containerd/events/task_pb.ts";
 import {
@@ -82,6 +84,58 @@ export interface CreateOptions {
   options?: Any;
   labels?: Record<string, string>;
   logPath?: string;
+  logDriver?: string;
+  /** docker's --restart (kept with the container; the daemon's RestartSupervisor applies it). */
+  restart?: RestartPolicy;
+}
+
+/** Output that outlives an attached client: a file or a logging binary, not a client's FIFO. */
+function lasting(uri: string | undefined): string {
+  return uri !== undefined && (uri.startsWith("file://") || uri.startsWith("binary://")) ? uri : "";
+}
+
+/** What a create keeps to make the container again (containers/config.ts). */
+function savedConfig(o: CreateOptions): ContainerConfig {
+  const c: ContainerConfig = {
+    runtime: o.runtime,
+    spec: typeof o.spec === "string" ? o.spec : new TextDecoder().decode(o.spec),
+    rootfs: o.rootfs.map((m) => ({ type: m.type, source: m.source, ...(m.target ? { target: m.target } : {}), options: [...m.options] })),
+    stdout: lasting(o.stdout),
+    stderr: lasting(o.stderr),
+    terminal: o.terminal ?? false,
+    labels: o.labels ?? {},
+    restart: o.restart ?? NO_RESTART,
+  };
+  if (o.image) c.image = o.image;
+  if (o.network) c.network = o.network;
+  if (o.options) c.options = Buffer.from(toBinary(AnySchema, o.options)).toString("base64");
+  if (o.logPath !== undefined) c.logPath = o.logPath;
+  if (o.logDriver !== undefined) c.logDriver = o.logDriver;
+  if (o.stopSignal) c.stopSignal = o.stopSignal;
+  if (o.stopTimeout) c.stopTimeout = o.stopTimeout;
+  return c;
+}
+
+/** The create options of a saved container, for making it again. */
+function optionsOf(c: ContainerConfig): CreateOptions {
+  const o: CreateOptions = {
+    runtime: c.runtime,
+    spec: c.spec,
+    rootfs: c.rootfs.map((m) => create(MountSchema, m)),
+    stdout: c.stdout,
+    stderr: c.stderr,
+    terminal: c.terminal,
+    labels: c.labels,
+    restart: c.restart,
+  };
+  if (c.image) o.image = c.image;
+  if (c.network) o.network = c.network;
+  if (c.options) o.options = fromBinary(AnySchema, Buffer.from(c.options, "base64"));
+  if (c.logPath !== undefined) o.logPath = c.logPath;
+  if (c.logDriver !== undefined) o.logDriver = c.logDriver;
+  if (c.stopSignal) o.stopSignal = c.stopSignal;
+  if (c.stopTimeout) o.stopTimeout = c.stopTimeout;
+  return o;
 }
 
 /** Whether a request makes something the network step must release (none: runc's own empty netns). */
@@ -172,9 +226,15 @@ export class TaskManager {
     validateIdentifier(id, "container id");
     // a listed task is live in this process: no record to read on the hot path of every call
     if (this.tasks.has(namespace, id)) return this.shimTask(this.tasks.get(namespace, id));
+    await this.restarting.get(taskKey(namespace, id))?.catch(() => undefined);
+    if (this.tasks.has(namespace, id)) return this.shimTask(this.tasks.get(namespace, id));
     await this.finishTeardowns(namespace, id);
     const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
-    if (!exists(path)) throw new NotFoundError(`task ${namespace}/${id} not found`);
+    if (!exists(path)) {
+      const exited = this.exitedTask(namespace, id);
+      if (exited) return exited;
+      throw new NotFoundError(`task ${namespace}/${id} not found`);
+    }
     const fg = liveForeground(this.o.state, namespace, id);
     if (fg) return this.foregroundTask(fg);
     await this.loadTask(namespace, id, false);
@@ -194,11 +254,15 @@ export class TaskManager {
       const { namespace: ns, id, path } = u.bundle;
       out.push(new OrphanTask(ns, id, path, u.meta, u.error, () => this.cleanupDead(ns, id)));
     }
+    for (const c of this.bundleless(namespace)) {
+      const exited = this.exitedTask(c.namespace, c.id);
+      if (exited) out.push(exited);
+    }
     return out;
   }
 
   private shimTask(t: ShimTask): ShimBackedTask {
-    return new ShimBackedTask(t, () => this.deleteTask(t.namespace, t.id));
+    return new ShimBackedTask(t, () => this.deleteTask(t.namespace, t.id), () => this.restart(t.namespace, t.id));
   }
 
   private foregroundTask(fg: LiveForeground): ForegroundTask {
@@ -313,6 +377,8 @@ export class TaskManager {
         const bundle = loadBundle(this.o.state, rec.namespace, rec.id);
         const present = exists(bundle.path);
         if (present && !rec.removing) return false;
+        // a reboot ended it, and it can run again: listed as exited until started or removed
+        if (!present && !rec.removing && existsSync(join(this.containers.dir(rec.namespace, rec.id), SAVED_CONFIG))) return false;
         const fg = present ? readForeground(bundle.path) : undefined;
         if (fg && ownerAlive(fg)) return false;
         this.log.info({ namespace: rec.namespace, id: rec.id, released: rec.released }, "finishing a teardown cut short");
@@ -421,10 +487,22 @@ export class TaskManager {
     // someone else is making; a crash between the two leaves a bundle that reload cleans up
     try {
       this.containers.create(namespace, id, opts.image, { network: hasNetwork(opts.network) });
+      writeConfig(this.containers.dir(namespace, id), savedConfig(opts));
     } catch (err) {
       deleteBundle(bundle, this.o.sys);
       throw err;
     }
+    return this.build(bundle, binary, opts, "create");
+  }
+
+  /**
+   * Makes the container's network, writable layer, shim and task in a reserved bundle. On failure
+   * a create rolls back everything (the record included); a restart releases what this run made
+   * (task, network, bundle) and leaves the container stopped, with its layer and its record.
+   */
+  private async build(bundle: Bundle, binary: string, opts: CreateOptions, why: "create" | "restart"): Promise<ShimTask> {
+    const { namespace, id } = bundle;
+    const layers = this.o.layers;
     let shimLog: ShimLog | undefined;
     let task: ShimTask | undefined;
     try {
@@ -478,33 +556,37 @@ export class TaskManager {
       this.log.debug({ id, pid: task.pid, ms: Math.round(performance.now() - t0) }, "task created");
       return task;
     } catch (err) {
-      await this.rollback(bundle, binary, task, shimLog, err);
+      if (why === "create") await this.rollback(bundle, binary, task, shimLog, err);
+      else await this.releaseRun(bundle, () => this.releaseFailedTask(bundle, binary, task, shimLog)).catch((e) => this.log.error({ id, err: errorMessage(e) }, "releasing a failed restart"));
       throw err;
     }
   }
 
   private async rollback(bundle: Bundle, binary: string, task: ShimTask | undefined, shimLog: ShimLog | undefined, cause: unknown): Promise<void> {
     this.log.warn({ id: bundle.id, namespace: bundle.namespace, err: errorMessage(cause) }, "create failed; rolling back");
-    await this.tryTeardown(bundle, async () => {
-      if (task) {
-        try {
-          await task.deleteProcess();
-        } catch {
-          // Nothing was created in the shim, or it is gone: the binary's delete cleans up below.
-        }
-        await task.shutdown();
-        task.release();
-      } else {
-        shimLog?.close();
+    await this.tryTeardown(bundle, () => this.releaseFailedTask(bundle, binary, task, shimLog));
+  }
+
+  /** The task step of a failed create or restart: whatever the shim made of it, and the shim's own clean-up. */
+  private async releaseFailedTask(bundle: Bundle, binary: string, task: ShimTask | undefined, shimLog: ShimLog | undefined): Promise<void> {
+    if (task) {
+      try {
+        await task.deleteProcess();
+      } catch {
+        // Nothing was created in the shim, or it is gone: the binary's delete cleans up below.
       }
-      if (exists(join(bundle.path, ADDRESS_FILE))) {
-        try {
-          await this.actions.delete(this.command(bundle, binary));
-        } catch (err) {
-          this.log.debug({ id: bundle.id, err: errorMessage(err) }, "shim delete during rollback");
-        }
+      await task.shutdown();
+      task.release();
+    } else {
+      shimLog?.close();
+    }
+    if (exists(join(bundle.path, ADDRESS_FILE))) {
+      try {
+        await this.actions.delete(this.command(bundle, binary));
+      } catch (err) {
+        this.log.debug({ id: bundle.id, err: errorMessage(err) }, "shim delete during rollback");
       }
-    });
+    }
   }
 
   /** A shared connection per shim address (grouping shims serve several tasks on one socket). */
@@ -582,6 +664,145 @@ export class TaskManager {
     }
     if (deadShim) await removeStaleSocket(t.conn.address);
     return exit ?? { pid: 0, exitStatus: 255, exitedAt: new Date() };
+  }
+
+  private readonly restarting = new Map<string, Promise<number>>();
+
+  /**
+   * Runs a stopped container again: `start` of an exited container, its restart policy, the
+   * daemon's start after a reboot. Releases what its last run held (task, network, bundle; never
+   * its writable layer, its record or its logs), makes them again from the saved config and starts
+   * the init. Returns its pid. One at a time per container.
+   */
+  restart(namespace: string, id: string, { byPolicy = false }: { byPolicy?: boolean } = {}): Promise<number> {
+    validateNamespace(namespace);
+    validateIdentifier(id, "container id");
+    const key = taskKey(namespace, id);
+    const inFlight = this.restarting.get(key);
+    if (inFlight) return inFlight;
+    const p = this.runAgain(namespace, id, byPolicy).finally(() => this.restarting.delete(key));
+    this.restarting.set(key, p);
+    return p;
+  }
+
+  private async runAgain(namespace: string, id: string, byPolicy: boolean): Promise<number> {
+    const dir = this.containers.dir(namespace, id);
+    const rec = this.containers.read(namespace, id);
+    if (!rec || rec.removing) throw new NotFoundError(`container ${namespace}/${id} not found`);
+    const config = readConfig(dir);
+    if (!config) throw new FailedPreconditionError(`container ${id} was made before bunker kept containers' configs and cannot be started again; remove it`);
+    await this.releaseRun(loadBundle(this.o.state, namespace, id), (b) => this.releaseStoppedTask(b));
+    const opts = optionsOf(config);
+    const binary = resolveShimBinary(opts.runtime, this.o.selfDir === undefined ? {} : { selfDir: this.o.selfDir });
+    const bundle = newBundle({ root: this.o.root, state: this.o.state, namespace, id, spec: opts.spec, sys: this.o.sys });
+    const t = await this.build(bundle, binary, opts, "restart");
+    let pid: number;
+    try {
+      pid = await t.start("");
+    } catch (err) {
+      this.tasks.delete(namespace, id);
+      await this.releaseRun(bundle, () => this.releaseFailedTask(bundle, binary, t, undefined)).catch(() => undefined);
+      throw err;
+    }
+    updateState(dir, (s) => {
+      s.startedAt = new Date().toISOString();
+      s.manuallyStopped = false;
+      if (byPolicy) s.restartCount++;
+    });
+    return pid;
+  }
+
+  /** What one run of a container holds, released in the record's order: its task, network and bundle. */
+  private async releaseRun(bundle: Bundle, releaseTask: (bundle: Bundle) => Promise<void>): Promise<void> {
+    await releaseTask(bundle);
+    if (this.containers.read(bundle.namespace, bundle.id)?.steps.includes("network")) await this.releaseNetwork(bundle.namespace, bundle.id);
+    await this.releaseBundle(bundle);
+  }
+
+  /** The task of a stopped container, before it runs again (a running one is refused, nothing released). */
+  private async releaseStoppedTask(bundle: Bundle): Promise<void> {
+    if (!exists(bundle.path)) return; // rebooted, or released already: nothing of it runs
+    const { namespace, id } = bundle;
+    const key = taskKey(namespace, id);
+    if (!this.tasks.has(namespace, id)) await this.loadTask(namespace, id, false);
+    if (!this.tasks.has(namespace, id)) {
+      this.unreachable.delete(key);
+      await this.deadShims.releaseTask(bundle, readShimBinary(bundle), false);
+      return;
+    }
+    const t = this.tasks.get(namespace, id);
+    const st = await t.state("", LOAD_TIMEOUT_MS);
+    if (isRunning(st.status)) throw new FailedPreconditionError(`container ${id} is running`);
+    this.deleting.add(key);
+    try {
+      const r = await t.deleteProcess();
+      updateState(this.containers.dir(namespace, id), (s) => {
+        s.lastExit = { status: r.exitStatus, at: (r.exitedAt ? timestampDate(r.exitedAt) : new Date()).toISOString() };
+      });
+      this.tasks.delete(namespace, id);
+      await t.shutdown();
+      t.release();
+    } finally {
+      this.deleting.delete(key);
+    }
+  }
+
+  /**
+   * At the daemon's start, a container whose last run a reboot (or a crash of everything) ended and
+   * that will not run again: its exit is unknown (255) unless one was seen, and its network is
+   * released now (DEL, so no lease waits for an rm); its layer and logs stay until rm.
+   */
+  async settleStopped(namespace: string, id: string): Promise<void> {
+    const dir = this.containers.dir(namespace, id);
+    updateState(dir, (s) => {
+      if (!s.lastExit || (s.startedAt !== undefined && s.startedAt > s.lastExit.at)) s.lastExit = { status: 255, at: new Date().toISOString() };
+    });
+    await this.releaseRun(loadBundle(this.o.state, namespace, id), async () => {});
+  }
+
+  /** A user's stop or kill of a container's init: its restart policy holds until it is started again. */
+  noteUserStop(namespace: string, id: string): void {
+    const dir = this.containers.dir(namespace, id);
+    if (readConfig(dir)?.restart.name === "no") return;
+    updateState(dir, (s) => {
+      s.manuallyStopped = true;
+    });
+  }
+
+  /** `<root>/containers/<ns>/<id>`: the record, the saved config and state, the logs. */
+  containerDir(namespace: string, id: string): string {
+    return this.containers.dir(namespace, id);
+  }
+
+  /** The saved config and state of a container (undefined for one made before configs were kept). */
+  saved(namespace: string, id: string): { config: ContainerConfig; state: ContainerState } | undefined {
+    const dir = this.containers.dir(namespace, id);
+    const config = readConfig(dir);
+    return config ? { config, state: readState(dir) } : undefined;
+  }
+
+  /** Containers with a saved config and no bundle: stopped by a reboot or a failed restart (listed as exited). */
+  bundleless(namespace?: string): { namespace: string; id: string }[] {
+    return this.containers
+      .list(namespace)
+      .filter((r) => !r.removing && !this.tasks.has(r.namespace, r.id) && !exists(bundlePaths(this.o.root, this.o.state, r.namespace, r.id).path) && existsSync(join(this.containers.dir(r.namespace, r.id), SAVED_CONFIG)))
+      .map((r) => ({ namespace: r.namespace, id: r.id }));
+  }
+
+  private exitedTask(namespace: string, id: string): ExitedTask | undefined {
+    const saved = this.saved(namespace, id);
+    if (!saved) return undefined;
+    const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
+    return new ExitedTask(namespace, id, path, metaOf(saved.config), saved.state, {
+      start: () => this.restart(namespace, id),
+      remove: () => this.removeExited(namespace, id),
+    });
+  }
+
+  private async removeExited(namespace: string, id: string): Promise<ExitInfo> {
+    const exit = this.saved(namespace, id)?.state.lastExit;
+    await this.teardown(loadBundle(this.o.state, namespace, id), async () => {});
+    return { pid: 0, exitStatus: exit?.status ?? 255, exitedAt: exit ? new Date(exit.at) : new Date() };
   }
 
   /** Closes every shim connection without touching the shims (they keep running). */
@@ -696,6 +917,16 @@ export class TaskManager {
       rmSync(join(this.o.root, namespace, d), { recursive: true, force: true });
     }
   }
+}
+
+/** What ps shows of a container that has no bundle (and so no bunker.json). */
+function metaOf(c: ContainerConfig): TaskMeta {
+  const meta: TaskMeta = { runtime: c.runtime, labels: c.labels, created: "" };
+  if (c.logPath !== undefined) meta.logPath = c.logPath;
+  if (c.image) meta.image = c.image.image;
+  if (c.stopSignal) meta.stopSignal = c.stopSignal;
+  if (c.stopTimeout) meta.stopTimeout = c.stopTimeout;
+  return meta;
 }
 
 function anyBytes(any: Any): Uint8Array {

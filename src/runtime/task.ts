@@ -1,6 +1,7 @@
 // One Task kind for everything the manager knows about: a task served by a shim, a foreground run
-// (`runc run` under a live bunker CLI, see foreground.ts), and an orphan (its shim or its CLI is
-// gone, waiting for rm or a daemon start to clean it up). The API and the CLI see only this
+// (`runc run` under a live bunker CLI, see foreground.ts), an orphan (its shim or its CLI is
+// gone, waiting for rm or a daemon start to clean it up), and an exited container with no task
+// (a reboot ended it; start makes it again). The API and the CLI see only this
 // interface; what differs between the kinds lives in its implementation here, not in `if` branches
 // of the callers.
 import { type Any, type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
@@ -68,6 +69,8 @@ export class ShimBackedTask implements Task {
     readonly shim: ShimTask,
     /** The manager's delete: the task in its shim, the shim, the bundle (manager.deleteTask). */
     private readonly deleteTask: () => Promise<ExitInfo>,
+    /** The manager's restart: a stopped container made again and started (manager.restart). */
+    private readonly runAgain?: () => Promise<number>,
   ) {}
 
   get namespace(): string {
@@ -96,8 +99,16 @@ export class ShimBackedTask implements Task {
     }
   }
 
-  start(execId: string): Promise<number> {
-    return this.shim.start(execId);
+  /** A stopped init runs again (docker start): the shim cannot restart a process, so the manager remakes the task. */
+  async start(execId: string): Promise<number> {
+    try {
+      return await this.shim.start(execId);
+    } catch (err) {
+      if (execId !== "" || !this.runAgain) throw err;
+      const st = await this.shim.state().catch(() => undefined);
+      if (st?.status !== Status.STOPPED) throw err;
+      return this.runAgain();
+    }
   }
 
   async wait(execId: string, signal?: AbortSignal): Promise<{ exitStatus: number; exitedAt: Date | undefined }> {
@@ -237,6 +248,58 @@ export class OrphanTask implements Task {
   /** Nothing answers for it: removal is the clean-up, forced or not. */
   async remove(): Promise<{ pid: number; exitStatus: number }> {
     const exit = await this.cleanup();
+    return { pid: exit.pid, exitStatus: exit.exitStatus };
+  }
+}
+
+/**
+ * A container that can run again but has no task: a reboot (or a crash of everything) ended its
+ * last run, or a restart failed. Listed as stopped with its last exit; start makes it again, rm
+ * releases what it still holds (its layer, its record, its logs).
+ */
+export class ExitedTask implements Task {
+  constructor(
+    readonly namespace: string,
+    readonly id: string,
+    readonly bundlePath: string,
+    readonly meta: TaskMeta,
+    private readonly state: { lastExit?: { status: number; at: string } },
+    private readonly manager: { start: () => Promise<number>; remove: () => Promise<ExitInfo> },
+  ) {}
+
+  async status(): Promise<TaskStatus> {
+    const exit = this.state.lastExit;
+    return { pid: 0, status: Status.STOPPED, exitStatus: exit?.status ?? 255, ...(exit ? { exitedAt: new Date(exit.at) } : {}) };
+  }
+
+  private notRunning(): never {
+    throw new FailedPreconditionError(`container ${this.id} is not running`);
+  }
+
+  start(execId: string): Promise<number> {
+    if (execId !== "") this.notRunning();
+    return this.manager.start();
+  }
+  async wait(execId: string): Promise<{ exitStatus: number; exitedAt: Date | undefined }> {
+    if (execId !== "") this.notRunning();
+    const st = await this.status();
+    return { exitStatus: st.exitStatus, exitedAt: st.exitedAt };
+  }
+  async kill(): Promise<void> {
+    return this.notRunning();
+  }
+  async exec(): Promise<void> {
+    return this.notRunning();
+  }
+  async closeStdin(): Promise<void> {
+    return this.notRunning();
+  }
+  async deleteProcess(): Promise<ExitInfo> {
+    return this.notRunning();
+  }
+
+  async remove(): Promise<{ pid: number; exitStatus: number }> {
+    const exit = await this.manager.remove();
     return { pid: exit.pid, exitStatus: exit.exitStatus };
   }
 }

@@ -25,7 +25,7 @@ const ALLOWED: Record<string, string[]> = {
   "shims/bunker": ["contract", "gen", "linux", "oci", "runc", "shim", "stdio", "sys", "ttrpc"],
   containers: [],
   runtime: ["containers", "contract", "gen", "oci", "ttrpc"],
-  api: ["contract", "gen", "oci", "runtime", "sys", "ttrpc"],
+  api: ["containers", "contract", "gen", "oci", "runtime", "sys", "ttrpc"],
   executor: ["api", "config", "contract", "gen", "images", "network", "runtime", "sys", "ttrpc"],
   archive: ["sys"],
   content: ["sys"],

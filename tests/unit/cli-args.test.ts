@@ -126,7 +126,13 @@ describe("parseArgs", () => {
     expect(parseArgs(["kill", "c"]).command).toEqual({ name: "kill", signal: 15, all: false, id: "c" });
     expect(parseArgs(["rm", "-f", "a", "b"]).command).toEqual({ name: "rm", force: true, ids: ["a", "b"] });
     expect(parseArgs(["logs", "c"]).command).toEqual({ name: "logs", id: "c", follow: false });
-    expect(parseArgs(["ps", "-q"]).command).toEqual({ name: "ps", quiet: true });
+    expect(parseArgs(["ps", "-q"]).command).toEqual({ name: "ps", quiet: true, all: false });
+    expect(parseArgs(["ps", "-a"]).command).toEqual({ name: "ps", quiet: false, all: true });
+    expect(parseArgs(["start", "a", "b"]).command).toEqual({ name: "start", ids: ["a", "b"] });
+    expect(parseArgs(["restart", "-t", "3", "a"]).command).toEqual({ name: "restart", timeout: 3, ids: ["a"] });
+    expect(parseArgs(["run", "--restart", "on-failure:3", "-d", "busybox"]).command).toMatchObject({ name: "run", opts: { restart: "on-failure:3" } });
+    expect(() => parseArgs(["run", "--restart", "sometimes", "busybox"])).toThrow("invalid restart policy");
+    expect(() => parseArgs(["run", "--restart", "always", "--rm", "busybox"])).toThrow("--restart and --rm cannot be combined");
     expect(parseArgs([]).command).toEqual({ name: "help", topic: undefined });
   });
 
