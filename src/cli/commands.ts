@@ -251,26 +251,65 @@ export async function wait(api: Api, g: GlobalOptions, ids: string[]): Promise<n
   return 0;
 }
 
+/** The parts of an OCI spec docker inspect shows (its Config and Mounts). */
+interface SpecView {
+  process?: { args?: string[]; env?: string[]; cwd?: string; user?: { uid?: number; gid?: number }; terminal?: boolean };
+  hostname?: string;
+  root?: { readonly?: boolean };
+  mounts?: { destination: string; type?: string; source?: string; options?: string[] }[];
+}
+
+/** Mounts a user asked for (binds and tmpfs), not the ones every container gets (/proc, /dev, ...). */
+const DEFAULT_DESTINATIONS = new Set(["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/run"]);
+
+function specView(bytes: Uint8Array): SpecView {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as SpecView;
+  } catch {
+    return {};
+  }
+}
+
 /** `inspect`: what the manager knows of each container, as JSON (docker inspect's fields that apply). */
 export async function inspect(api: Api, g: GlobalOptions, ids: string[]): Promise<number> {
   const docs = [];
   for (const id of ids) {
-    const t = (await api.list({ namespace: g.namespace, id })).tasks[0];
+    const t = (await api.list({ namespace: g.namespace, id, withSpec: true })).tasks[0];
     if (!t) throw new NotFoundError(`container ${id} not found`);
+    const spec = specView(t.spec);
+    const [policy, retries] = (t.restartPolicy || "no").split(":");
     docs.push({
       Id: t.id,
       Namespace: t.namespace,
+      Created: t.createdAt ? timestampDate(t.createdAt).toISOString() : null,
       Runtime: t.runtime,
       Image: t.image,
       State: {
         Status: STATUS_NAMES[t.status] ?? String(t.status),
         Running: t.status === Status.RUNNING,
+        Paused: t.status === Status.PAUSED,
         Pid: t.pid,
         ExitCode: t.status === Status.STOPPED ? t.exitStatus : null,
+        StartedAt: t.startedAt ? timestampDate(t.startedAt).toISOString() : null,
         FinishedAt: t.exitedAt ? timestampDate(t.exitedAt).toISOString() : null,
       },
+      RestartCount: t.restartCount,
+      HostConfig: { RestartPolicy: { Name: policy, MaximumRetryCount: Number(retries ?? 0) }, ReadonlyRootfs: spec.root?.readonly === true, LogConfig: { Type: t.logDriver || (t.logPath ? "file" : "none") } },
       NetworkSettings: { Network: t.network, IPAddresses: t.ips, Ports: t.ports },
-      Config: { StopSignal: t.stopSignal || "SIGTERM", StopTimeout: t.stopTimeout || 10 },
+      Config: {
+        Cmd: spec.process?.args ?? [],
+        Env: spec.process?.env ?? [],
+        WorkingDir: spec.process?.cwd ?? "",
+        User: spec.process?.user ? `${spec.process.user.uid ?? 0}:${spec.process.user.gid ?? 0}` : "",
+        Tty: spec.process?.terminal === true,
+        Hostname: spec.hostname ?? "",
+        StopSignal: t.stopSignal || "SIGTERM",
+        StopTimeout: t.stopTimeout || 10,
+        Labels: t.labels,
+      },
+      Mounts: (spec.mounts ?? [])
+        .filter((m) => !DEFAULT_DESTINATIONS.has(m.destination) && !m.destination.startsWith("/etc/"))
+        .map((m) => ({ Type: m.type === "tmpfs" ? "tmpfs" : "bind", Source: m.source ?? "", Destination: m.destination, RW: !(m.options ?? []).includes("ro") })),
       Labels: t.labels,
       LogPath: t.logPath,
       Bundle: t.bundle,

@@ -45,6 +45,8 @@ export interface ContainerState {
   startedAt?: string;
   /** The last exit seen (255 when bunker never saw one, as after a reboot). */
   lastExit?: { status: number; at: string };
+  /** What the last run held (task, network, bundle) is released: set when a reboot's leftovers are settled, cleared by a run. */
+  settled?: boolean;
 }
 
 export function writeConfig(dir: string, config: ContainerConfig): void {
@@ -65,6 +67,7 @@ export function readState(dir: string): ContainerState {
     const s = JSON.parse(readFileSync(join(dir, STATE_FILE), "utf8")) as Partial<ContainerState>;
     const out: ContainerState = { restartCount: typeof s.restartCount === "number" ? s.restartCount : 0, manuallyStopped: s.manuallyStopped === true };
     if (typeof s.startedAt === "string") out.startedAt = s.startedAt;
+    if (s.settled === true) out.settled = true;
     if (typeof s.lastExit?.status === "number" && typeof s.lastExit.at === "string") out.lastExit = { status: s.lastExit.status, at: s.lastExit.at };
     return out;
   } catch {

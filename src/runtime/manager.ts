@@ -377,8 +377,14 @@ export class TaskManager {
         const bundle = loadBundle(this.o.state, rec.namespace, rec.id);
         const present = exists(bundle.path);
         if (present && !rec.removing) return false;
-        // a reboot ended it, and it can run again: listed as exited until started or removed
-        if (!present && !rec.removing && existsSync(join(this.containers.dir(rec.namespace, rec.id), SAVED_CONFIG))) return false;
+        // a reboot ended it, and it can run again: listed as exited until started or removed, its
+        // network released once (by whichever bunker process sees it first)
+        if (!present && !rec.removing && existsSync(join(this.containers.dir(rec.namespace, rec.id), SAVED_CONFIG))) {
+          if (!this.restarting.has(taskKey(rec.namespace, rec.id)) && !readState(this.containers.dir(rec.namespace, rec.id)).settled) {
+            await this.settleStopped(rec.namespace, rec.id).catch((err) => this.log.warn({ id: rec.id, err: errorMessage(err) }, "releasing what a reboot left"));
+          }
+          return false;
+        }
         const fg = present ? readForeground(bundle.path) : undefined;
         if (fg && ownerAlive(fg)) return false;
         this.log.info({ namespace: rec.namespace, id: rec.id, released: rec.released }, "finishing a teardown cut short");
@@ -707,6 +713,7 @@ export class TaskManager {
     updateState(dir, (s) => {
       s.startedAt = new Date().toISOString();
       s.manuallyStopped = false;
+      delete s.settled;
       if (byPolicy) s.restartCount++;
     });
     return pid;
@@ -748,16 +755,17 @@ export class TaskManager {
   }
 
   /**
-   * At the daemon's start, a container whose last run a reboot (or a crash of everything) ended and
-   * that will not run again: its exit is unknown (255) unless one was seen, and its network is
-   * released now (DEL, so no lease waits for an rm); its layer and logs stay until rm.
+   * A container whose last run a reboot (or a crash of everything) ended and that does not run
+   * again now: its exit is unknown (255) unless one was seen, and its network is released (DEL, so
+   * no lease waits for an rm); its layer and logs stay until rm. Idempotent.
    */
   async settleStopped(namespace: string, id: string): Promise<void> {
     const dir = this.containers.dir(namespace, id);
+    await this.releaseRun(loadBundle(this.o.state, namespace, id), async () => {});
     updateState(dir, (s) => {
       if (!s.lastExit || (s.startedAt !== undefined && s.startedAt > s.lastExit.at)) s.lastExit = { status: 255, at: new Date().toISOString() };
+      s.settled = true;
     });
-    await this.releaseRun(loadBundle(this.o.state, namespace, id), async () => {});
   }
 
   /** A user's stop or kill of a container's init: its restart policy holds until it is started again. */

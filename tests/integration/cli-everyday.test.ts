@@ -20,7 +20,7 @@ describeWith(["root", "bin:runc"], "bunker's everyday CLI", () => {
       expect([fg.code, fg.stderr.trim().split("\n").length]).toEqual([code, 1]);
       const d = await env.run(["run", "-d", "--rootfs", env.rootfs, "ex2", ...args]);
       expect(d.code).toBe(code);
-      expect((await env.run(["ps", "-q"])).stdout).toBe("");
+      expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
     }
   }, 60_000);
 
@@ -40,12 +40,12 @@ describeWith(["root", "bin:runc"], "bunker's everyday CLI", () => {
   }, 60_000);
 
   test("without root and without a daemon socket to use: one line saying so, and nothing touched", async () => {
-    for (const args of [["ps"], ["run", "-d", "--rootfs", env.rootfs, "nr1", "true"], ["rm", "-f", "nr1"], ["images"]]) {
+    for (const args of [["ps", "-a"], ["run", "-d", "--rootfs", env.rootfs, "nr1", "true"], ["rm", "-f", "nr1"], ["images"]]) {
       const p = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", env.bunker, ...env.globals(), ...args], { env: env.spawnEnv() });
       expect(p.exitCode).not.toBe(0);
       expect(p.stderr.toString()).toBe(`bunker: this needs root (or access to a bunker daemon's socket, ${env.address})\n`);
     }
-    expect((await env.run(["ps", "-q"])).stdout).toBe("");
+    expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
   }, 60_000);
 
   test("--log into a directory that does not exist is refused, and the directory is not made", async () => {
@@ -62,19 +62,19 @@ describeWith(["root", "bin:runc"], "bunker's everyday CLI", () => {
     const t0 = performance.now();
     expect(await env.run(["stop", "st1"])).toEqual({ code: 0, stdout: "st1\n", stderr: "" });
     expect(performance.now() - t0).toBeLessThan(5_000);
-    expect((await env.run(["ps"])).stdout).toMatch(/^st1\s+\S+\s+STOPPED\s+3\b/m);
+    expect((await env.run(["ps", "-a"])).stdout).toMatch(/^st1\s+\S+\s+STOPPED\s+3\b/m);
     expect(await env.run(["wait", "st1"])).toEqual({ code: 0, stdout: "3\n", stderr: "" });
     // one that ignores TERM is killed after -t; --stop-signal picks what is sent first
     expect((await env.run(["run", "-d", "--rootfs", env.rootfs, "st2", "sh", "-c", `trap '' TERM; while true; do sleep 0.1; done`])).code).toBe(0);
     const t1 = performance.now();
     expect((await env.run(["stop", "-t", "1", "st2"])).code).toBe(0);
     expect(performance.now() - t1).toBeGreaterThan(900);
-    expect((await env.run(["ps"])).stdout).toMatch(/^st2\s+\S+\s+STOPPED\s+137\b/m);
+    expect((await env.run(["ps", "-a"])).stdout).toMatch(/^st2\s+\S+\s+STOPPED\s+137\b/m);
     expect((await env.run(["run", "-d", "--stop-signal", "USR1", "--rootfs", env.rootfs, "st3", "sh", "-c", `trap 'exit 5' USR1; while true; do sleep 0.1; done`])).code).toBe(0);
     expect((await env.run(["stop", "st3"])).code).toBe(0);
     expect(await env.run(["wait", "st3"])).toEqual({ code: 0, stdout: "5\n", stderr: "" });
     expect((await env.run(["rm", "st1", "st2", "st3"])).code).toBe(0);
-    expect((await env.run(["ps", "-q"])).stdout).toBe("");
+    expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
   }, 60_000);
 
   test("-i: the process reads our stdin, the same with or without a daemon; without -i it gets none", async () => {

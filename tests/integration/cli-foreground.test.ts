@@ -53,7 +53,7 @@ describeWith(["root", "bin:runc"], "bunker run --rm in the foreground (no daemon
 
   test("another bunker lists it, kills it, and refuses what needs a shim", async () => {
     const running = env.run(["run", "--rm", "--label", "tier=edge", "--rootfs", env.rootfs, "fg3", "sleep", "1000"]);
-    await until(async () => /^fg3\s+\d+\s+RUNNING\s+runc\s+tier=edge$/m.test((await env.run(["ps"])).stdout), 20_000, "fg3 to be listed RUNNING");
+    await until(async () => /^fg3\s+\d+\s+RUNNING\s+runc\s+tier=edge$/m.test((await env.run(["ps", "-a"])).stdout), 20_000, "fg3 to be listed RUNNING");
     const ex = await env.run(["exec", "fg3", "true"]);
     expect(ex.code).toBe(125);
     expect(ex.stderr).toMatch(/^bunker: task .*\/fg3 runs in the foreground of bunker pid \d+ .*\n$/);
@@ -63,7 +63,7 @@ describeWith(["root", "bin:runc"], "bunker run --rm in the foreground (no daemon
     expect(await running).toEqual({ code: 137, stdout: "", stderr: "" });
 
     const second = env.run(["run", "--rm", "--rootfs", env.rootfs, "fg4", "sleep", "1000"]);
-    await until(async () => /^fg4\s+\d+\s+RUNNING/m.test((await env.run(["ps"])).stdout), 20_000, "fg4 to run");
+    await until(async () => /^fg4\s+\d+\s+RUNNING/m.test((await env.run(["ps", "-a"])).stdout), 20_000, "fg4 to run");
     const dup = await env.run(["run", "--rm", "--rootfs", env.rootfs, "fg4", "true"]);
     expect(dup).toEqual({ code: 125, stdout: "", stderr: `bunker: task ${env.namespace}/fg4 already exists\n` });
     expect(await env.run(["rm", "-f", "fg4"])).toEqual({ code: 0, stdout: "", stderr: "" });
@@ -78,7 +78,7 @@ describeWith(["root", "bin:runc"], "bunker run --rm in the foreground (no daemon
       stdout: "pipe",
       stderr: "pipe",
     });
-    await until(async () => /^fg5\s+\d+\s+RUNNING/m.test((await env.run(["ps"])).stdout), 20_000, "fg5 to run");
+    await until(async () => /^fg5\s+\d+\s+RUNNING/m.test((await env.run(["ps", "-a"])).stdout), 20_000, "fg5 to run");
     await Bun.sleep(200); // the trap is set once sh runs its first command
     proc.kill("SIGTERM");
     const [code, out] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
@@ -114,9 +114,9 @@ describeWith(["root", "bin:runc"], "bunker run --rm in the foreground (no daemon
   test("its CLI killed -9: listed UNKNOWN, then removed by rm; a starting daemon cleans up another", async () => {
     for (const id of ["orph1", "orph2"]) {
       void env.run(["run", "--rm", "--rootfs", env.rootfs, id, "sleep", "1000"]);
-      await until(async () => new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test((await env.run(["ps"])).stdout), 20_000, `${id} to run`);
+      await until(async () => new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test((await env.run(["ps", "-a"])).stdout), 20_000, `${id} to run`);
       process.kill(owner(env, id), "SIGKILL");
-      await until(async () => new RegExp(`^${id}\\s+-\\s+UNKNOWN`, "m").test((await env.run(["ps"])).stdout), 20_000, `${id} to be listed UNKNOWN`);
+      await until(async () => new RegExp(`^${id}\\s+-\\s+UNKNOWN`, "m").test((await env.run(["ps", "-a"])).stdout), 20_000, `${id} to be listed UNKNOWN`);
     }
     // The container outlived its CLI (runc run carries on as an orphan): rm kills and removes it.
     expect(runcIds(env).sort()).toEqual(["orph1", "orph2"]);
@@ -126,10 +126,10 @@ describeWith(["root", "bin:runc"], "bunker run --rm in the foreground (no daemon
     try {
       await until(() => !existsSync(join(env.state, env.namespace, "orph2")), 10_000, "the daemon to clean up orph2");
       expect(runcIds(env)).toEqual([]);
-      expect((await env.run(["ps", "-q"])).stdout).toBe("");
+      expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
       // With a daemon listening, run --rm goes through it and its shim, not the foreground path.
       const viaDaemon = env.run(["run", "--rm", "--rootfs", env.rootfs, "fg6", "sleep", "1000"]);
-      await until(async () => /^fg6\s+\d+\s+RUNNING\s+io\.containerd\.bunker\.v1/m.test((await env.run(["ps"])).stdout), 20_000, "fg6 to run under the daemon");
+      await until(async () => /^fg6\s+\d+\s+RUNNING\s+io\.containerd\.bunker\.v1/m.test((await env.run(["ps", "-a"])).stdout), 20_000, "fg6 to run under the daemon");
       expect(await env.run(["kill", "-s", "KILL", "fg6"])).toEqual({ code: 0, stdout: "", stderr: "" });
       expect((await viaDaemon).code).toBe(137);
     } finally {

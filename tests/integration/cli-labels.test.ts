@@ -43,14 +43,14 @@ for (const runtime of runtimes()) {
           ["lab1", { status: "RUNNING", labels: "app=shop,note=a=b,tier=front" }],
           ["lab2", { status: "RUNNING", labels: "" }],
         ]);
-        expect(psLabels((await env.run(["ps"])).stdout)).toEqual(want);
+        expect(psLabels((await env.run(["ps", "-a"])).stdout)).toEqual(want);
 
         daemon.proc.kill("SIGKILL");
         await daemon.proc.exited;
         // No daemon: the CLI reloads the bundles in-process.
-        expect(psLabels((await env.run(["ps"])).stdout)).toEqual(want);
+        expect(psLabels((await env.run(["ps", "-a"])).stdout)).toEqual(want);
         daemon = await env.startDaemon();
-        expect(psLabels((await env.run(["ps"])).stdout)).toEqual(want);
+        expect(psLabels((await env.run(["ps", "-a"])).stdout)).toEqual(want);
         expect(await env.run(["rm", "-f", "lab1", "lab2"])).toMatchObject({ code: 0, stderr: "" });
       } finally {
         daemon.proc.kill("SIGKILL");
@@ -87,7 +87,7 @@ for (const runtime of runtimes()) {
         expect(address("g3")).not.toBe(address("g1"));
         // one process per group: the shims this test started
         await until(() => env.shims().filter((s) => !before.has(s.pid) && s.state !== "Z").length === 2, 10_000, "two shims");
-        const ps = psLabels((await env.run(["ps"])).stdout);
+        const ps = psLabels((await env.run(["ps", "-a"])).stdout);
         for (const [id] of runs) expect(ps.get(id)?.status).toBe("RUNNING");
       } finally {
         expect(await env.run(["rm", "-f", ...runs.map(([id]) => id)])).toMatchObject({ code: 0, stderr: "" });
@@ -105,7 +105,7 @@ for (const runtime of runtimes()) {
       expect(await env.run([...C, "run", "--rm", "--rootfs", env.rootfs, "cfg1", "echo", "default"])).toEqual({ code: 0, stdout: "default\n", stderr: "" });
       expect(await env.run([...C, "run", "--rm", "--runtime", "other", "--rootfs", env.rootfs, "cfg2", "echo", "named"])).toEqual({ code: 0, stdout: "named\n", stderr: "" });
       expect(await env.run([...C, "run", "-d", "--label", "via=config", "--rootfs", env.rootfs, "cfg3", ...sleeper])).toMatchObject({ code: 0 });
-      const row = (await env.run(["ps"])).stdout.split("\n").find((l) => l.startsWith("cfg3 "));
+      const row = (await env.run(["ps", "-a"])).stdout.split("\n").find((l) => l.startsWith("cfg3 "));
       expect(row).toMatch(new RegExp(`RUNNING\\s+${runtime.replaceAll(".", "\\.")}\\s+via=config$`));
       expect(await env.run(["rm", "-f", "cfg3"])).toMatchObject({ code: 0 });
       const bad = await env.run([...C, "run", "--runtime", "nope", "--rootfs", env.rootfs, "cfg4", "true"]);
@@ -138,7 +138,7 @@ for (const runtime of runtimes()) {
       } finally {
         await env.run(["rm", "-f", ...ids]);
       }
-      expect((await env.run(["ps", "-q"])).stdout).toBe("");
+      expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
       expect(env.leftovers()).toEqual([]);
     }, 90_000);
   });

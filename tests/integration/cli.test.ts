@@ -28,7 +28,7 @@ for (const runtime of runtimes()) {
         expect(big.stdout.endsWith("99999\n100000\n")).toBe(true);
         // PID 1 cannot be SIGKILLed from inside its namespace: kill it from outside while run waits.
         const running = env.run(["run", "--rm", ...R, "--rootfs", env.rootfs, "rm3", "sleep", "1000"]);
-        await until(async () => /^rm3\s+\d+\s+RUNNING/m.test((await env.run(["ps"])).stdout), 20_000, "rm3 to run");
+        await until(async () => /^rm3\s+\d+\s+RUNNING/m.test((await env.run(["ps", "-a"])).stdout), 20_000, "rm3 to run");
         expect(await env.run(["kill", "-s", "KILL", "rm3"])).toEqual({ code: 0, stdout: "", stderr: "" });
         expect(await running).toEqual({ code: 137, stdout: "", stderr: "" });
         expect(env.leftovers()).toEqual([]);
@@ -46,7 +46,7 @@ for (const runtime of runtimes()) {
         await reader.cancel();
         expect(await proc.exited).toBe(0);
         expect(await new Response(proc.stderr).text()).toBe("");
-        expect((await env.run(["ps", "-q"])).stdout).toBe("");
+        expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
         expect(env.leftovers()).toEqual([]);
       }, 60_000);
 
@@ -61,7 +61,7 @@ for (const runtime of runtimes()) {
         test("run -d --log FILE, then logs", async () => {
           const log = join(env.dir, "l1.log");
           expect(await env.run(["run", "-d", ...R, "--log", log, "--rootfs", env.rootfs, "l1", "sh", "-c", "echo out; echo err >&2; exit 6"])).toEqual({ code: 0, stdout: "", stderr: "" });
-          await until(async () => /^l1\s+\d+\s+STOPPED\s+6\s/m.test((await env.run(["ps"])).stdout), 10_000, "l1 to stop with 6");
+          await until(async () => /^l1\s+\d+\s+STOPPED\s+6\s/m.test((await env.run(["ps", "-a"])).stdout), 10_000, "l1 to stop with 6");
           try {
             // containerd-shim-runc-v2 may report the exit before its file:// copy of stderr is written
             // (its IO copy is not drained before TaskExit): wait for the file, not for the exit.
@@ -83,7 +83,7 @@ for (const runtime of runtimes()) {
       test("detached run, ps, exec, kill, rm", async () => {
         const started = await env.run(["run", "-d", ...R, "--rootfs", env.rootfs, "d1", "sh", "-c", 'trap "exit 3" TERM; while true; do sleep 0.05; done']);
         expect(started).toEqual({ code: 0, stdout: "", stderr: "" });
-        const ps = await env.run(["ps"]);
+        const ps = await env.run(["ps", "-a"]);
         expect(ps.stdout).toMatch(new RegExp(`^d1\\s+\\d+\\s+RUNNING\\s+${runtime.replaceAll(".", "\\.")}$`, "m"));
         const ex = await env.run(["exec", "d1", "sh", "-c", "echo in exec; ls /proc/1/exe >/dev/null && exit 4"]);
         expect(ex).toEqual({ code: 4, stdout: "in exec\n", stderr: "" });
@@ -91,9 +91,9 @@ for (const runtime of runtimes()) {
         expect(busy.code).toBe(1);
         expect(busy.stderr.trim().split("\n")).toEqual([expect.stringContaining("is running")]);
         expect(await env.run(["kill", "d1"])).toEqual({ code: 0, stdout: "", stderr: "" });
-        await until(async () => /^d1\s+\d+\s+STOPPED\s+3\s/m.test((await env.run(["ps"])).stdout), 10_000, "d1 to stop with 3");
+        await until(async () => /^d1\s+\d+\s+STOPPED\s+3\s/m.test((await env.run(["ps", "-a"])).stdout), 10_000, "d1 to stop with 3");
         expect(await env.run(["rm", "d1"])).toEqual({ code: 0, stdout: "", stderr: "" });
-        expect((await env.run(["ps", "-q"])).stdout).toBe("");
+        expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
         const sleeper = await env.run(["run", "-d", ...R, "--rootfs", env.rootfs, "d2", "sleep", "1000"]);
         expect(sleeper.code).toBe(0);
         expect(await env.run(["rm", "-f", "d2"])).toEqual({ code: 0, stdout: "", stderr: "" });

@@ -82,7 +82,7 @@ describeWith([...NEEDS], "images: pull and run through the CLI", () => {
 
     expect(await env.run(["run", "-d", "--name", "sh1", busybox, "sleep", "1000"])).toEqual({ code: 0, stdout: "", stderr: "" });
     cleanups.push(["sh1"]);
-    const ps = await env.run(["ps"]);
+    const ps = await env.run(["ps", "-a"]);
     expect(ps.stdout).toMatch(new RegExp(`^sh1\\s+\\d+\\s+RUNNING\\s+io\\.containerd\\.bunker\\.v1\\s+${reg.host}/test/busybox:1(\\s|$)`, "m"));
     expect(snapshotKeys(env)).toHaveLength(1);
     expect(await env.run(["exec", "sh1", "sh", "-c", "echo written > /etc/new; cat /etc/keep /etc/new"])).toEqual({ code: 0, stdout: "kept\nwritten\n", stderr: "" });
@@ -101,7 +101,7 @@ describeWith([...NEEDS], "images: pull and run through the CLI", () => {
       expect((await denv.run(["pull", "-q", busybox])).code).toBe(0);
       expect(await denv.run(["run", "--rm", busybox, "sh", "-c", "cat /etc/keep; exit 4"])).toEqual({ code: 4, stdout: "kept\n", stderr: "" });
       expect(await denv.run(["run", "-d", "--name", "dd1", busybox, "sleep", "1000"])).toEqual({ code: 0, stdout: "", stderr: "" });
-      expect((await denv.run(["ps"])).stdout).toMatch(new RegExp(`^dd1\\s+\\d+\\s+RUNNING\\s+\\S+\\s+${reg.host}/test/busybox:1(\\s|$)`, "m"));
+      expect((await denv.run(["ps", "-a"])).stdout).toMatch(new RegExp(`^dd1\\s+\\d+\\s+RUNNING\\s+\\S+\\s+${reg.host}/test/busybox:1(\\s|$)`, "m"));
       expect(await denv.run(["exec", "dd1", "cat", "/etc/passwd"])).toEqual({ code: 0, stdout: "root:x:0:0:root:/root:/bin/sh\n", stderr: "" });
       expect(await denv.run(["rm", "-f", "dd1"])).toEqual({ code: 0, stdout: "", stderr: "" });
       expect(snapshotKeys(denv)).toEqual([]);
@@ -210,7 +210,7 @@ describeWith([...NEEDS], "images: pull and run through the CLI", () => {
     expect(proc.signalCode).toBe("SIGKILL");
     expect(snapshotKeys(env)).toHaveLength(1);
     expect(mountsOf(env).length).toBeGreaterThan(0);
-    expect((await env.run(["ps"])).stdout).toMatch(new RegExp(`^fgk\\s+-\\s+UNKNOWN\\s+runc\\s+${reg.host}/test/busybox:1(\\s|$)`, "m"));
+    expect((await env.run(["ps", "-a"])).stdout).toMatch(new RegExp(`^fgk\\s+-\\s+UNKNOWN\\s+runc\\s+${reg.host}/test/busybox:1(\\s|$)`, "m"));
     expect(await env.run(["rm", "fgk"])).toEqual({ code: 0, stdout: "", stderr: "" });
     expect(snapshotKeys(env)).toEqual([]);
     expect(mountsOf(env)).toEqual([]);
@@ -237,12 +237,12 @@ describeWith([...NEEDS], "images: pull and run through the CLI", () => {
       expect(existsSync(join(env.state, env.namespace, id))).toBe(false);
 
       if (finisher === "rm") expect(await env.run(["rm", id])).toEqual({ code: 0, stdout: "", stderr: "" });
-      else expect(await env.run(["ps", "-q"])).toEqual({ code: 0, stdout: "", stderr: "" });
+      else expect(await env.run(["ps", "-a", "-q"])).toEqual({ code: 0, stdout: "", stderr: "" });
       expect(snapshotKeys(env)).toEqual([]);
       expect(mountsOf(env)).toEqual([]);
       expect(existsSync(join(env.root, "containers", env.namespace, id))).toBe(false);
       expect(leftovers(env)).toEqual([]);
-      await until(async () => (await env.run(["ps", "-q"])).stdout === "", 5_000, "ps to be empty");
+      await until(async () => (await env.run(["ps", "-a", "-q"])).stdout === "", 5_000, "ps to be empty");
     }, 60_000);
   }
 });

@@ -62,7 +62,7 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
     expect(own).toContain("search lan");
     expect(own.trim().split("\n").at(-1)).toBe("first");
     await ok("run", "-d", "--net", "bridge", "--name", "web", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc");
-    const ps = await ok("ps");
+    const ps = await ok("ps", "-a");
     expect(ps).toMatch(/^web\s+\d+\s+RUNNING/m);
     const ip = (await ok("run", "--rm", "--net", "container:web", "busybox", "sh", "-c", "ip -o -4 addr show eth0")).match(/inet (10\.14\.0\.\d+)/)?.[1];
     expect(ip).toBeDefined();
@@ -75,7 +75,7 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
 
   test("-p: a published port answers on 127.0.0.1; a port already taken is a clear error that leaves nothing", async () => {
     await ok("run", "-d", "--net", "bridge", "--name", "web", "-p", "18080:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc");
-    expect(await ok("ps")).toMatch(/^web .*18080->80\/tcp/m);
+    expect(await ok("ps", "-a")).toMatch(/^web .*18080->80\/tcp/m);
     const [doc] = JSON.parse(await ok("inspect", "web")) as { NetworkSettings: { Network: string; IPAddresses: string[]; Ports: string[] } }[];
     expect(doc!.NetworkSettings.Network).toBe("bridge");
     expect(doc!.NetworkSettings.IPAddresses[0]).toMatch(/^10\.14\.0\.\d+$/);
@@ -88,7 +88,7 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
     expect(clash.code).not.toBe(0);
     expect(clash.stderr.trim().split("\n")).toHaveLength(1);
     expect(clash.stderr).toContain("18080");
-    expect(await ok("ps", "-q")).not.toContain("held");
+    expect(await ok("ps", "-a", "-q")).not.toContain("held");
     await ok("rm", "-f", "web");
     expect(await leftovers()).toEqual(nothingLeft);
   }, T);
@@ -130,29 +130,34 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
       const killed = await agent.run("env", "BUNKER_TEST_KILL_AT=create:network", ...bunker, "run", ...args, "--net", "bridge", "-p", "18081:80", "--name", id, "busybox", "sleep", "100");
       expect(killed.code).toBe(137);
       expect((await leftovers()).attachments).toBe("1"); // the ADD happened
-      await ok("ps");
+      await ok("ps", "-a");
       await ok("rm", "-f", id);
       expect(await leftovers()).toEqual(nothingLeft);
-      expect(await ok("ps", "-q")).not.toContain(id);
+      expect(await ok("ps", "-a", "-q")).not.toContain(id);
     }
   }, T);
 
-  test("a reboot (every process gone, --state emptied) is finished by the next ps: DEL with the kept result frees the lease and the port", async () => {
+  test("a reboot (every process gone, --state emptied): the next ps lists the container exited and DEL with the kept result frees the lease and the port; rm removes the rest", async () => {
     await ok("run", "-d", "--net", "bridge", "-p", "18082:80", "--name", "rb", "busybox", "sleep", "1000");
     expect((await leftovers()).leases).toBe("1");
     // what a reboot does: the container and its shim die, /run (our --state) comes back empty
-    const pid = Number((await ok("ps")).match(/^rb\s+(\d+)/m)![1]);
+    const pid = Number((await ok("ps", "-a")).match(/^rb\s+(\d+)/m)![1]);
     const shims = (await sh(`grep -l -a -- '${dir}/bunker.sock' /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3`)).trim().split("\n").filter(Boolean).map(Number);
     expect(shims.length).toBeGreaterThan(0);
     for (const p of [pid, ...shims]) await agent.run("kill", "-9", String(p));
     await sh(`for m in $(grep -o ' ${dir}/state[^ ]*' /proc/self/mountinfo | sort -r); do umount -l $m; done; rm -rf ${dir}/state`);
-    await ok("ps");
+    // docker's view after a reboot: the container is there, exited, until rm; its network is not
+    expect(await ok("ps", "-a")).toMatch(/^rb\s+-\s+STOPPED\s+255\b/m);
     expect(await leftovers()).toEqual(nothingLeft);
     expect(await ok("ps", "-q")).not.toContain("rb");
-    // the port is free again
-    await ok("run", "-d", "--net", "bridge", "-p", "18082:80", "--name", "rb", "busybox", "sleep", "1000");
+    // the port is free again; the old container starts again on it
+    await ok("run", "-d", "--net", "bridge", "-p", "18082:80", "--name", "rb2", "busybox", "sleep", "1000");
+    await ok("rm", "-f", "rb2");
+    await ok("start", "rb");
+    expect(await ok("ps")).toMatch(/^rb\s+\d+\s+RUNNING\b.*18082->80\/tcp/m);
     await ok("rm", "-f", "rb");
     expect(await leftovers()).toEqual(nothingLeft);
+    expect(await ok("ps", "-a", "-q")).not.toContain("rb");
   }, T);
 
   test("20 containers started and removed leave no lease, link, rule, pin or record", async () => {

@@ -10,7 +10,7 @@ import { describeWith } from "../support/require.ts";
 import { BunkerEnv, until } from "../support/cli-harness.ts";
 import { startEnv, stopEnv } from "../support/shim-env.ts";
 
-const running = async (env: BunkerEnv, id: string): Promise<boolean> => new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test((await env.run(["ps"])).stdout);
+const running = async (env: BunkerEnv, id: string): Promise<boolean> => new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, "m").test((await env.run(["ps", "-a"])).stdout);
 
 describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:containerd-shim-runc-v2"], "containers of the same name under different owners", () => {
   let a: BunkerEnv;

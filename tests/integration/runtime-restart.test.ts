@@ -55,7 +55,7 @@ for (const runtime of runtimes()) {
         expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
       });
       expect((await env.run(["-n", victimNs, "run", "-d", ...R, "--rootfs", env.rootfs, "victim", "sleep", "1000"])).code).toBe(0);
-      const before = parsePs((await env.run(["ps"])).stdout);
+      const before = parsePs((await env.run(["ps", "-a"])).stdout);
       expect([...before.values()].filter((t) => t.status === "RUNNING").length).toBe(N - 1);
 
       first.proc.kill("SIGKILL");
@@ -68,13 +68,13 @@ for (const runtime of runtimes()) {
       expect(await waitGone(victimShims, 5_000)).toEqual([]);
       // The embedded CLI lists what the shims report, without the daemon.
       await until(async () => {
-        const ps = parsePs((await env.run(["ps"])).stdout);
+        const ps = parsePs((await env.run(["ps", "-a"])).stdout);
         return exiting.every((id) => ps.get(id)?.status === "STOPPED");
       }, 20_000, "the triggered tasks to exit");
 
       const t0 = performance.now();
       const second = await env.startDaemon();
-      const ps = parsePs((await env.run(["ps"])).stdout);
+      const ps = parsePs((await env.run(["ps", "-a"])).stdout);
       const listedMs = performance.now() - t0;
       console.log(`restart (${runtime}): daemon answering after ${second.readyMs.toFixed(0)} ms, ${ps.size} tasks listed after ${listedMs.toFixed(0)} ms`);
       expect(ps.size).toBe(N - 1);
@@ -88,7 +88,7 @@ for (const runtime of runtimes()) {
       expect(listedMs).toBeLessThan(3_000);
 
       // The dead shim's task was cleaned up at load and its exit published.
-      const victimPs = await env.run(["-n", victimNs, "ps", "-q"]);
+      const victimPs = await env.run(["-n", victimNs, "ps", "-a", "-q"]);
       expect(victimPs.stdout).toBe("");
       expect(existsSync(join(env.state, victimNs, "victim"))).toBe(false);
       const events = parseEvents((await env.run(["-n", victimNs, "events"], { timeoutMs: 1_500 })).stdout);
@@ -109,7 +109,7 @@ for (const runtime of runtimes()) {
       const shims = env.shims().filter((s) => cmdline(s.pid).includes(`-namespace ${ns} `));
       expect(shims.length).toBe(1);
       killSame(shims[0]!, "SIGKILL");
-      await until(async () => (await env.run(["-n", ns, "ps", "-q"])).stdout === "", 20_000, "the dead task to be dropped");
+      await until(async () => (await env.run(["-n", ns, "ps", "-a", "-q"])).stdout === "", 20_000, "the dead task to be dropped");
       await until(() => !existsSync(join(env.state, ns, "doomed")), 20_000, "the bundle to be removed");
       const events = parseEvents((await env.run(["-n", ns, "events"], { timeoutMs: 1_500 })).stdout);
       const topics = events.filter((e) => e.event.containerId === "doomed").map((e) => e.topic);

@@ -46,7 +46,7 @@ describeWith(["root", "bin:runc"], "a teardown killed at each step is finished b
         const ns = `td${STEPS.indexOf(step)}${FINISHERS.indexOf(finisher)}${env.namespace}`;
         namespaces.push(ns);
         expect((await bunker(ns, ["run", "-d", "--rootfs", env.rootfs, "c1", "sleep", "1000"])).code).toBe(0);
-        const ps = await env.run(["-n", ns, "ps"]);
+        const ps = await env.run(["-n", ns, "ps", "-a"]);
         const pid = Number(/^c1\s+(\d+)\s+RUNNING/m.exec(ps.stdout)?.[1] ?? 0);
         expect(pid).toBeGreaterThan(0);
         const container = procInfo(pid)!;
@@ -59,10 +59,10 @@ describeWith(["root", "bin:runc"], "a teardown killed at each step is finished b
         expect(existsSync(join(env.root, "containers", ns, "c1"))).toBe(true);
 
         if (finisher === "rm") expect((await bunker(ns, ["rm", "c1"])).code).toBe(0);
-        if (finisher === "ps") expect((await env.run(["-n", ns, "ps", "-q"])).stdout).toBe("");
+        if (finisher === "ps") expect((await env.run(["-n", ns, "ps", "-a", "-q"])).stdout).toBe("");
         if (finisher === "daemon start") {
           const daemon = await env.startDaemon();
-          expect((await env.run(["-n", ns, "ps", "-q"])).stdout).toBe("");
+          expect((await env.run(["-n", ns, "ps", "-a", "-q"])).stdout).toBe("");
           daemon.proc.kill("SIGKILL");
           await daemon.proc.exited;
         }

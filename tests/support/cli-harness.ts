@@ -160,7 +160,7 @@ export class BunkerEnv {
   /** Removes every task, stops daemons and shims we started (by pid), deletes the dir. */
   async dispose(namespaces: string[] = [this.namespace]): Promise<void> {
     for (const ns of namespaces) {
-      const ids = (await this.run(["-n", ns, "ps", "-q"])).stdout.split("\n").filter(Boolean);
+      const ids = (await this.run(["-n", ns, "ps", "-a", "-q"])).stdout.split("\n").filter(Boolean);
       if (ids.length > 0) await this.run(["-n", ns, "rm", "-f", ...ids]);
     }
     for (const d of this.daemons) d.kill("SIGKILL");
