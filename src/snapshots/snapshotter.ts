@@ -36,6 +36,9 @@ import { chainLockName, decodeKey, keyLockName, lockNameOfTemp, StoreLayout, wri
 import { OVERLAY_MAX_LOWER_DIRS, overlayMountPlan, overlayOptions } from "./overlay-options.ts";
 import { mountFrom } from "../linux/mount.ts";
 
+/** How many 10 ms waits a mount or unmount gives a key lock someone else holds. */
+const KEY_LOCK_RETRIES = 200;
+
 export type SnapshotterKind = "overlayfs" | "native";
 /** "overlay": dir is an empty upper dir, write whiteouts as 0:0 char devices and opaque dirs as trusted.overlay.opaque=y; "remove": dir holds the parent's full tree, delete what the layer whites out. */
 export type WhiteoutMode = "overlay" | "remove";
@@ -370,7 +373,13 @@ class LayerStore implements Snapshotter {
   }
 
   private withKeyLockNow(key: string, body: (meta: SnapshotMeta) => void): void {
-    const lock = tryLock(this.layout.lockPath(keyLockName(key)), "exclusive");
+    // held only for a few file writes by whoever has it: wait a little (seen once in CI: a mount
+    // right after its own prepare found the lock taken) before calling the key busy
+    let lock = tryLock(this.layout.lockPath(keyLockName(key)), "exclusive");
+    for (let i = 0; !lock && i < KEY_LOCK_RETRIES; i++) {
+      Bun.sleepSync(10);
+      lock = tryLock(this.layout.lockPath(keyLockName(key)), "exclusive");
+    }
     if (!lock) throw new UnavailableError(`snapshot ${JSON.stringify(key)} is being prepared or removed; try again`);
     try {
       body(this.activeOrThrow(key));

@@ -1,0 +1,101 @@
+// Restart policies, measured (as root):
+//   1. reboot: N detached `--restart always` containers under a daemon; then what a reboot does
+//      (every process of ours SIGKILLed, --state unmounted and emptied); start the daemon again and
+//      time until all N run again (from the daemon's spawn, and from when it answers)
+//   2. crash loop: one `--restart always` container whose command exits 1 at once; the CPU the
+//      daemon and its shim use over the window (their own time plus their reaped children's: runc),
+//      as a share of one core, and how many restarts the back-off allowed
+// Usage: bun bench/restart.ts [containers=100] [loopSeconds=60]. Prints a table and one JSON line.
+import { BunkerEnv } from "../tests/support/cli-harness.ts";
+import { killSame, procInfo, waitGone } from "../tests/support/procs.ts";
+import { procStatFields } from "../src/proc.ts";
+
+const N = Number(process.argv[2] ?? 100);
+const LOOP_SECONDS = Number(process.argv[3] ?? 60);
+const TICKS = 100; // USER_HZ
+
+async function ok(env: BunkerEnv, ...args: string[]): Promise<string> {
+  const r = await env.run(args, { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`bunker ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function running(env: BunkerEnv): Promise<number> {
+  return (await ok(env, "ps")).split("\n").filter((l) => / RUNNING /.test(l)).length;
+}
+
+async function reboot(env: BunkerEnv): Promise<{ fromSpawnMs: number; fromReadyMs: number }> {
+  let d = await env.startDaemon();
+  const batch = 10;
+  for (let i = 0; i < N; i += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, N - i) }, (_, j) => ok(env, "run", "-d", "--restart", "always", "--rootfs", env.rootfs, `rb${i + j}`, "sleep", "100000")));
+  }
+  if ((await running(env)) !== N) throw new Error("not every container runs before the reboot");
+  const pids = (await ok(env, "ps")).split("\n").slice(1).map((l) => Number(l.split(/\s+/)[1])).filter((p) => p > 0);
+  const victims = [...pids, ...env.shims().map((s) => s.pid), d.proc.pid].flatMap((pid) => procInfo(pid) ?? []);
+  for (const v of victims) killSame(v, "SIGKILL");
+  await waitGone(victims, 10_000);
+  const wiped = Bun.spawnSync(["bash", "-c", `for m in $(grep -o ' ${env.state}/[^ ]*' /proc/self/mountinfo | sort -r); do umount -l $m || exit 1; done; rm -rf ${env.state}`]);
+  if (wiped.exitCode !== 0) throw new Error(`wiping --state: ${wiped.stderr.toString()}`);
+  const t0 = performance.now();
+  d = await env.startDaemon();
+  const ready = performance.now();
+  while ((await running(env)) < N) {
+    if (performance.now() - t0 > 60_000) throw new Error("the containers did not all come back within 60 s");
+    await Bun.sleep(25);
+  }
+  const done = performance.now();
+  await ok(env, "rm", "-f", ...Array.from({ length: N }, (_, i) => `rb${i}`));
+  d.proc.kill("SIGTERM");
+  await d.proc.exited;
+  return { fromSpawnMs: done - t0, fromReadyMs: done - ready };
+}
+
+/** utime + stime + cutime + cstime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const f = procStatFields(pid);
+  if (!f) return 0;
+  // fields after the comm: state is [0], utime [11], stime [12], cutime [13], cstime [14]
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS;
+}
+
+async function crashLoop(env: BunkerEnv): Promise<{ cpuPercent: number; restarts: number; seconds: number }> {
+  const d = await env.startDaemon();
+  await ok(env, "run", "-d", "--restart", "always", "--rootfs", env.rootfs, "loop", "sh", "-c", "exit 1");
+  await Bun.sleep(200);
+  const procs = () => [d.proc.pid, ...env.shims().map((s) => s.pid)];
+  // the shim may exit and be started again with each restart: sum what each process we saw used
+  const seen = new Map<number, { first: number; last: number }>();
+  const sample = () => {
+    for (const pid of procs()) {
+      const s = cpuSeconds(pid);
+      const e = seen.get(pid);
+      if (e) e.last = s;
+      else seen.set(pid, { first: pid === d.proc.pid ? s : 0, last: s });
+    }
+  };
+  sample();
+  const t0 = performance.now();
+  while (performance.now() - t0 < LOOP_SECONDS * 1000) {
+    await Bun.sleep(50);
+    sample();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const used = [...seen.values()].reduce((a, e) => a + (e.last - e.first), 0);
+  const [doc] = JSON.parse(await ok(env, "inspect", "loop")) as { RestartCount: number }[];
+  await ok(env, "rm", "-f", "loop");
+  d.proc.kill("SIGTERM");
+  await d.proc.exited;
+  return { cpuPercent: (100 * used) / seconds, restarts: doc!.RestartCount, seconds };
+}
+
+const env = await BunkerEnv.create("bunker-bench-restart-");
+try {
+  const r = await reboot(env);
+  const loop = await crashLoop(env);
+  console.log(`| ${N} --restart always containers running again after a simulated reboot | ${r.fromSpawnMs.toFixed(0)} ms from the daemon's spawn (${r.fromReadyMs.toFixed(0)} ms after it answers) | goal 2000 ms |`);
+  console.log(`| a crash-looping --restart always container over ${loop.seconds.toFixed(0)} s | ${loop.cpuPercent.toFixed(2)}% of a core (daemon + shim + runc), ${loop.restarts} restarts | goal < 1% |`);
+  console.log(JSON.stringify({ containers: N, reboot: r, crashLoop: loop }));
+} finally {
+  await env.dispose();
+}
