@@ -94,8 +94,12 @@ export interface RunSpecOptions extends Omit<RunSpecFlags, "devices" | "init"> {
   hostDevices?: LinuxDevice[];
   /** --init: the host path of the static init binary. */
   initPath?: string;
-  /** The highest capability number the host's kernel knows (/proc/sys/kernel/cap_last_cap). */
-  lastCap?: number;
+  /**
+   * What ALL means here (--privileged, --cap-add ALL): the capabilities in bunker's own bounding set
+   * (moby since 23 does the same), so that a privileged run works where bunker itself was given
+   * fewer than the kernel knows (nested in a container or a sandbox).
+   */
+  availableCapabilities?: string[];
 }
 
 /** True when no flag asks for anything: the spec is left untouched (and nothing was loaded for it). */
@@ -182,7 +186,7 @@ export function applyRunOptions(spec: OciSpec, o: RunSpecOptions): OciSpec {
   if (o.nanoCpus !== undefined) resources.cpu = { quota: Math.floor((o.nanoCpus * CPU_PERIOD_US) / 1e9), period: CPU_PERIOD_US };
   if (o.pidsLimit !== undefined && o.pidsLimit > 0) resources.pids = { limit: o.pidsLimit };
 
-  const all = ALL_CAPABILITIES.slice(0, (o.lastCap ?? ALL_CAPABILITIES.length - 1) + 1);
+  const all = o.availableCapabilities ?? ALL_CAPABILITIES;
   const caps = tweakCapabilities(spec.process.capabilities.bounding ?? DEFAULT_CAPABILITIES, o.capAdd ?? [], o.capDrop ?? [], o.privileged ?? false, all);
   spec.process.capabilities = { bounding: caps, effective: [...caps], permitted: [...caps] };
 

@@ -10,6 +10,7 @@
 //   run leaves no directory behind;
 // - --cpus: at most the host's CPUs (docker's range check); --memory without --memory-swap gives
 //   twice the memory as memory+swap where the cgroup accounts swap (docker's default);
+// - --privileged, --cap-add ALL: the capabilities of our own bounding set;
 // - --init: the init binary written under --root (init-binary.ts, loaded only then).
 // Node's fs is enough here (stat, readdir, realpath): nothing Bun lacks, so no src/sys.
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
@@ -17,24 +18,33 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError, FailedPreconditionError } from "../errdefs.ts";
 import type { LinuxDevice } from "./spec.ts";
-import type { ResolvedDevice, RunSpecFlags, RunSpecOptions } from "./run-options.ts";
+import { ALL_CAPABILITIES, type ResolvedDevice, type RunSpecFlags, type RunSpecOptions } from "./run-options.ts";
 
 /** What the resolution reads of the host; tests give their own. */
 export interface HostFacts {
   cpus: number;
   swapAccounting: boolean;
-  lastCap: number | undefined;
+  /** The capabilities of our own bounding set (what ALL can give); undefined when unreadable. */
+  capabilities: string[] | undefined;
   devRoot: string;
 }
 
 export function hostFacts(): HostFacts {
-  let lastCap: number | undefined;
+  return { cpus: availableParallelism(), swapAccounting: swapAccounting(), capabilities: boundingCapabilities(), devRoot: "/dev" };
+}
+
+/** /proc/self/status CapBnd, as names (numbers past our table are capabilities runc cannot name either). */
+export function boundingCapabilities(status?: string): string[] | undefined {
+  let text = status;
   try {
-    lastCap = Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8").trim());
+    text ??= readFileSync("/proc/self/status", "utf8");
   } catch {
-    lastCap = undefined;
+    return undefined;
   }
-  return { cpus: availableParallelism(), swapAccounting: swapAccounting(), lastCap, devRoot: "/dev" };
+  const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(text)?.[1];
+  if (hex === undefined) return undefined;
+  const mask = BigInt(`0x${hex}`);
+  return ALL_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
 }
 
 /** cgroup v1: the memory controller has memsw files (swapaccount); v2: a memory controller at all (docker's sysinfo). */
@@ -129,7 +139,7 @@ export async function resolveRunOptions(flags: RunSpecFlags, ctx: ResolveContext
   } else if (facts && flags.memorySwap !== undefined && flags.memorySwap !== -1 && !facts.swapAccounting) {
     throw new FailedPreconditionError("--memory-swap: the host's memory cgroup does not account swap (no memory.memsw files)");
   }
-  if (facts?.lastCap !== undefined) out.lastCap = facts.lastCap;
+  if (facts?.capabilities !== undefined && (flags.privileged || flags.capAdd?.includes("ALL"))) out.availableCapabilities = facts.capabilities;
 
   if (devices && devices.length > 0) out.devices = devices.flatMap((d) => resolveDevice(d.host, d.container, d.access));
   if (flags.privileged) out.hostDevices = hostDevices(facts?.devRoot);
