@@ -4,7 +4,7 @@
 // view, only when it names someone: root (no User) and a numeric uid:gid need no file. The run
 // flags (oci/run-options.ts, resolved) go on last, so --init wraps the image's own command.
 import { applyUser, type ImageRunOptions, imageProcess, resolveUser } from "../oci/image-config.ts";
-import { applyRunOptions, type RunSpecOptions } from "../oci/run-options.ts";
+import { applyRunOptions, type RunSpecFlags, type RunSpecOptions } from "../oci/run-options.ts";
 import { generateSpec, mergeEnv, type OciSpec, type SpecOptions } from "../oci/spec.ts";
 import type { StoredImage } from "./image.ts";
 import type { ImageStore } from "./store.ts";
@@ -26,6 +26,18 @@ export async function imageSpec(store: ImageStore, img: StoredImage, base: Omit<
     applyUser(spec, resolveUser(user, files.passwd, files.group));
   }
   return runOptions ? applyRunOptions(spec, runOptions) : spec;
+}
+
+export type { RunSpecFlags, RunSpecOptions };
+
+/**
+ * `run`'s spec flags resolved against the host (oci/run-resolve.ts, loaded only then), for image
+ * runs by callers that stand above images/ but not above oci/ (the executor); `root` is where
+ * --init's binary is written (the store's --root).
+ */
+export async function resolveRunSpec(flags: RunSpecFlags, root: string): Promise<RunSpecOptions> {
+  const { resolveRunOptions } = await import("../oci/run-resolve.ts");
+  return resolveRunOptions(flags, { root });
 }
 
 /** The stop signal the image asks for (docker's StopSignal), for stop and rm -f. */

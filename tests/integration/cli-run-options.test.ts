@@ -1,16 +1,22 @@
 // `bunker run`'s spec-shaping flags as a docker user drives them, through the compiled CLI and real
 // runc: on the foreground path (`run --rm`, runc run), on the shim's (`run -d`) and for an image.
-// What each flag promises is looked at where it shows: inside the container (mounts, writes,
+// The executor gets the same: generateSpec({ rootfs }) with the flags applied to create(), and
+// createFromImage's runSpec. What each flag promises is looked at where it shows: inside the container (mounts, writes,
 // capabilities, device nodes, PID 1, zombies) or in the container's cgroup on the host (limits).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { BunkerEnv, until } from "../support/cli-harness.ts";
+import { BUNKER_RUNTIME, BunkerEnv, until } from "../support/cli-harness.ts";
+import { collect, ExecutorHarness } from "../support/executor-harness.ts";
 import { describeWith } from "../support/require.ts";
 import { ociArchive, removeImageFixtures } from "../support/image-fixtures.ts";
 import { cgroupMode } from "../../src/linux/cgroup.ts";
 import { cgroupParent } from "../../src/runtime/paths.ts";
-import { hostDevices } from "../../src/oci/run-resolve.ts";
+import { hostDevices, resolveRunOptions } from "../../src/oci/run-resolve.ts";
+import { applyRunOptions } from "../../src/oci/run-options.ts";
+import { generateSpec } from "../../src/oci/spec.ts";
+import { loadImages } from "../../src/images/archive.ts";
+import { ImageStore } from "../../src/images/store.ts";
 
 /** A cgroup file of a container: v1 (this host is hybrid: runc uses the v1 controllers) or v2. */
 function cgroupFile(env: BunkerEnv, id: string, v1: [controller: string, file: string], v2: string): string {
@@ -224,4 +230,39 @@ describeWith(["root", "bin:runc", "bin:skopeo", "bin:umoci"], "run's spec flags 
       await env.run(["rm", "-f", "img1"]);
     }
   }, 120_000);
+});
+
+describeWith(["root", "bin:runc"], "the executor takes generateSpec's output and the run flags", () => {
+  let h: ExecutorHarness;
+  beforeAll(async () => {
+    h = await ExecutorHarness.create("embedded", BUNKER_RUNTIME);
+  }, 60_000);
+  afterAll(async () => {
+    await h?.dispose();
+  }, 60_000);
+
+  const script = "tr '\\0' ' ' < /proc/1/cmdline; echo; grep CapEff /proc/self/status; touch /x";
+
+  test("create(generateSpec({ rootfs }) with applyRunOptions), and createFromImage's runSpec", async () => {
+    const exits: string[] = [];
+    const ex = h.executor(exits);
+    const flags = { readonlyRootfs: true, capDrop: ["ALL"], init: true };
+    const spec = generateSpec({ namespace: h.namespace, id: "ex1", args: ["/bin/sh", "-c", script], rootfs: h.env.rootfs });
+    applyRunOptions(spec, await resolveRunOptions(flags, { root: h.env.root }));
+    const out = collect();
+    const err = collect();
+    await ex.create("ex1", spec, out.cb, err.cb);
+    await Promise.all([out.done, err.done]);
+    expect([out.text(), err.text()]).toEqual([`/sbin/docker-init -- /bin/sh -c ${script} \nCapEff:\t0000000000000000\n`, "touch: /x: Read-only file system\n"]);
+
+    const archive = join(h.env.dir, "busybox.tar");
+    expect(Bun.spawnSync([process.execPath, join(import.meta.dir, "../../scripts/busybox-image.ts"), archive], { stderr: "pipe" }).exitCode).toBe(0);
+    await loadImages(new ImageStore(h.env.root), Bun.file(archive).stream());
+    const out2 = collect();
+    const err2 = collect();
+    await ex.createFromImage("ex2", { image: "busybox", args: ["sh", "-c", script], runSpec: flags }, out2.cb, err2.cb);
+    await Promise.all([out2.done, err2.done]);
+    expect([out2.text(), err2.text()]).toEqual([`/sbin/docker-init -- sh -c ${script} \nCapEff:\t0000000000000000\n`, "touch: /x: Read-only file system\n"]);
+    await until(() => exits.length === 2, 20_000, "both exits");
+  }, 90_000);
 });
