@@ -9,6 +9,7 @@
 // with the same init share the file, a different init never overwrites one a running container
 // has mounted, and a later run only checks that the file exists. It is written to a temp name and
 // renamed, so a concurrent run or a crash never leaves a half-written init under the final name.
+// `init` is a reserved namespace name (identifiers.ts) so that no namespace's work dirs share it.
 // Loaded only when --init is given: reading and hashing ~700 KB is not every run's to pay for.
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

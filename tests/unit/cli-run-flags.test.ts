@@ -2,7 +2,7 @@
 // and units, and one clear line for each bad value.
 import { expect, test } from "bun:test";
 import { InvalidArgumentError } from "../../src/errdefs.ts";
-import { parseArgs } from "../../src/cli/args.ts";
+import { parseArgs, usageOf } from "../../src/cli/args.ts";
 import { parseCpus, parseDevice, parseMount, parseSize, parseTmpfs, parseVolume } from "../../src/cli/run-flags.ts";
 
 function runSpec(...flags: string[]) {
@@ -126,4 +126,11 @@ test("bad values: one line each", () => {
   expect(runSpec("--pids-limit", "-1")).toBeUndefined();
   expect(runSpec("--pids-limit", "0", "-m", "0")).toBeUndefined();
   expect(runSpec("--cap-drop", "all", "--cap-add", "Chown")).toEqual({ capAdd: ["CAP_CHOWN"], capDrop: ["ALL"] });
+});
+
+test("run --help lists every spec flag", () => {
+  const help = usageOf("run");
+  for (const flag of ["-v HOST:CTR", "--mount type=bind|tmpfs", "--tmpfs", "--read-only", "--memory", "--memory-swap", "--cpus", "--pids-limit", "--cap-add", "--cap-drop", "--privileged", "--device", "--init"]) {
+    expect(help).toContain(flag);
+  }
 });
