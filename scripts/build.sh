@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds the native core and dist/: one compiled binary (the .so embedded) and the shim's name as a link to it.
+# Builds the native core and dist/: one compiled binary (the .so and the static bunker-init embedded) and the shim's name as a link to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 make -s -C native
 mkdir -p dist
 # Rebuild the binary only when a source it embeds is newer than it.
-if [ ! -x dist/bunker ] || [ -n "$(find src native/libbunker.so package.json scripts/build.sh -newer dist/bunker -print -quit)" ]; then
+if [ ! -x dist/bunker ] || [ -n "$(find src native/libbunker.so native/bunker-init package.json scripts/build.sh -newer dist/bunker -print -quit)" ]; then
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   # No .env/bunfig.toml autoload: a system binary must not read them from its cwd (tests/support/compile.ts has the same flags).
   bun build --compile --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig --define "BUNKER_COMMIT=\"$commit\"" src/cli/main.ts --outfile dist/bunker.tmp >/dev/null

@@ -20,10 +20,10 @@ export function validateIdentifier(value: string, what = "identifier"): string {
 
 /**
  * Names bunker's --root and --state use for subsystems beside the per-namespace dirs
- * (<state>/runc now; <root>/containers, content, snapshots, networks as they come): a namespace of
+ * (<state>/runc now; <root>/containers, content, snapshots, networks, init as they come): a namespace of
  * one of these names would share a folder with that subsystem, so none may be named like one.
  */
-export const RESERVED_NAMESPACES: readonly string[] = ["runc", "containers", "content", "snapshots", "networks"];
+export const RESERVED_NAMESPACES: readonly string[] = ["runc", "containers", "content", "snapshots", "networks", "init"];
 
 /** A container namespace: an identifier that is not one of the reserved subsystem names. */
 export function validateNamespace(value: string): string {

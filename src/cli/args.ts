@@ -7,6 +7,8 @@ import { DEFAULT_ADDRESS, DEFAULT_ROOT, DEFAULT_STATE } from "../runtime/paths.t
 import { parseImageCommand } from "./image-args.ts";
 import { formatRestartPolicy, parseRestartPolicy } from "../containers/restart-policy.ts";
 import { type NetworkCommand, parseNetworkCommand } from "./network.ts";
+import type { RunSpecFlags } from "../oci/run-options.ts";
+import { parseRunSpecFlags, RUN_SPEC_FLAGS } from "./run-flags.ts";
 
 export interface GlobalOptions {
   root: string;
@@ -66,6 +68,8 @@ export interface RunOptions {
   stopTimeout?: number;
   /** docker's --restart: no, always, unless-stopped, on-failure[:N] (applied by bunker daemon). */
   restart?: string;
+  /** -v, --mount, --tmpfs, --read-only, --memory, --cpus, --pids-limit, caps, --privileged, --device, --init (run-flags.ts); absent when none is given. */
+  runSpec?: RunSpecFlags;
   /** `--net` (default bridge, or BUNKER_NETWORK) and its companions. */
   network: { mode: string; publish: string[]; dns: string[]; dnsSearch: string[]; addHosts: string[]; hostname?: string };
 }
@@ -291,6 +295,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         { names: ["--stop-signal"], key: "stopSignal", kind: "string" },
         { names: ["--stop-timeout"], key: "stopTimeout", kind: "string" },
         { names: ["--restart"], key: "restart", kind: "string" },
+        ...RUN_SPEC_FLAGS,
       ], ctx);
       const rootfs = str(f.values, "rootfs");
       const name = str(f.values, "name");
@@ -343,6 +348,8 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       }
       const stopTimeout = str(f.values, "stopTimeout");
       if (stopTimeout !== undefined) opts.stopTimeout = seconds(stopTimeout, `${ctx}: --stop-timeout`);
+      const runSpec = parseRunSpecFlags(f.values);
+      if (Object.keys(runSpec).length > 0) opts.runSpec = runSpec;
       if (bool(f.values, "interactive")) opts.interactive = true;
       const entrypoint = str(f.values, "entrypoint");
       if (entrypoint !== undefined) opts.entrypoint = entrypoint;
@@ -496,12 +503,18 @@ commands:
       [--net bridge|NAME|host|none|container:ID] [-p [IP:]HOST:CTR[/udp]]... [--dns IP]... [--dns-search D]...
       [--add-host NAME:IP]... [--hostname NAME] [--stop-signal SIG] [--stop-timeout SECONDS]
       [--restart no|always|unless-stopped|on-failure[:N]]
+      [-v HOST:CTR[:ro]]... [--mount type=bind|tmpfs,source=S,target=T[,readonly][,tmpfs-size=N]]... [--tmpfs CTR[:OPTS]]...
+      [--read-only] [-m|--memory SIZE] [--memory-swap SIZE|-1] [--cpus N.N] [--pids-limit N]
+      [--cap-add CAP]... [--cap-drop CAP]... [--privileged] [--device HOST[:CTR][:rwm]]... [--init]
   run [same flags] --rootfs DIR ID CMD [ARG...]
                                  a container from an image (pulled when missing), or from a host directory;
                                  NAME: with --runtime-config, one of its [runtimes.NAME] (default: its default
                                  runtime); else bunker, runc, a runtime type (io.containerd.runc.v2) or a shim's path;
                                  annotations go into the OCI spec: io.kubernetes.cri.sandbox-id or
-                                 io.containerd.runc.v2.group equal means one shim for those containers
+                                 io.containerd.runc.v2.group equal means one shim for those containers;
+                                 -v makes a missing HOST dir, --mount type=bind needs it; SIZE: 64m, 1g (b k m g t p);
+                                 CAP: chown or CAP_CHOWN, or ALL; --privileged: all caps and host devices, no masked
+                                 paths; --init: a reaper at PID 1 (/sbin/docker-init) that passes signals on
   ps [-a] [-q]                   list running containers (-a: stopped ones too, until rm)
   start ID...                    start created or stopped containers (again: the same config, layer and logs)
   restart [-t SECONDS] ID...     stop (as stop does), then start

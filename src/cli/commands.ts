@@ -11,6 +11,7 @@ import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { cgroupParent } from "../runtime/paths.ts";
 import { generateSpec } from "../oci/spec.ts";
+import { applyRunOptions } from "../oci/run-options.ts";
 import { familiarString, parseDockerRef } from "../registry/reference.ts";
 import { sys } from "../sys/index.ts";
 import { type Command, type GlobalOptions, parseSignal, type RunOptions } from "./args.ts";
@@ -58,6 +59,8 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
   // Resolved before anything is made: an unknown runtime name or a bad options table creates nothing.
   const config = g.runtimeConfig === undefined ? undefined : await loadRuntimeConfig(g.runtimeConfig);
   const runtime = resolveRuntime(o.runtime, config);
+  // the host lookups of -v, --device, --privileged, --init... (loaded only when a flag asks)
+  const runOptions = o.runSpec ? await (await import("../oci/run-resolve.ts")).resolveRunOptions(o.runSpec, { root: g.root }) : undefined;
   const base = {
     namespace: g.namespace,
     id: o.id,
@@ -73,10 +76,11 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
     if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);
     if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
     spec = generateSpec({ ...base, args: o.args, env: o.env, ...(o.cwd ? { cwd: o.cwd } : {}) });
+    if (runOptions) applyRunOptions(spec, runOptions);
     root = { rootfs };
   } else {
     const { prepareImageRun } = await import("./image-run.ts");
-    const r = await prepareImageRun(g, o, o.source, base);
+    const r = await prepareImageRun(g, o, o.source, base, runOptions);
     spec = r.spec;
     root = { image: r.image, snapshotParent: r.parent };
     imageStop = r.stopSignal;

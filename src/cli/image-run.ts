@@ -3,6 +3,7 @@
 // image runs: the registry client and the tar applier are not a `run --rootfs`'s to pay for.
 import type { SpecOptions } from "../oci/spec.ts";
 import type { OciSpec } from "../oci/spec.ts";
+import type { RunSpecOptions } from "../oci/run-options.ts";
 import { ImageStore } from "../images/store.ts";
 import { topChainId } from "../images/image.ts";
 import { imageSpec, imageStopSignal } from "../images/run-spec.ts";
@@ -18,6 +19,7 @@ export async function prepareImageRun(
   o: RunOptions,
   source: { image: string; pull: "missing" | "always" | "never"; platform?: string },
   base: Omit<SpecOptions, "args" | "env" | "cwd">,
+  runOptions?: RunSpecOptions,
 ): Promise<{ spec: OciSpec; image: string; parent: string; stopSignal?: string }> {
   const store = openImageStore(g);
   const display = new PullDisplay(process.stderr, source.image);
@@ -36,7 +38,7 @@ export async function prepareImageRun(
     ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
     ...(o.user !== undefined ? { user: o.user } : {}),
     ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
-  });
+  }, runOptions);
   const stopSignal = imageStopSignal(img);
   return { spec, image: img.name, parent: topChainId(img), ...(stopSignal ? { stopSignal } : {}) };
 }

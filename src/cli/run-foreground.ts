@@ -14,6 +14,7 @@ import { makeBundleDir } from "../runtime/bundle.ts";
 import { readMeta, writeMeta } from "../runtime/meta.ts";
 import { cgroupParent } from "../runtime/paths.ts";
 import { generateSpec, type OciSpec, withNetwork } from "../oci/spec.ts";
+import { applyRunOptions, type RunSpecOptions } from "../oci/run-options.ts";
 import { type GlobalOptions, imageStoreOptions, type RunOptions } from "./args.ts";
 import { CONFIG_FILE } from "../contract/bundle.ts";
 
@@ -38,7 +39,7 @@ export async function daemonListening(address: string): Promise<boolean> {
 }
 
 /** What the container's root is: a host directory runc takes where it is, or an image's layer mounted at <bundle>/rootfs. */
-type Root = { rootfs: string } | { image: ImageRoot };
+type Root = { rootfs: string; runOptions?: RunSpecOptions } | { image: ImageRoot };
 
 interface ImageRoot {
   spec: OciSpec;
@@ -58,9 +59,9 @@ function makeBundle(g: GlobalOptions, o: RunOptions, root: Root, rec: Foreground
     containers.create(g.namespace, o.id, "image" in root ? { image: root.image.image, parent: root.image.parent } : undefined, { network: o.network.mode !== "none" });
     let config;
     if ("rootfs" in root) {
-      const spec = generateSpec({ namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), args: o.args, env: o.env, annotations: o.annotations, ...(o.cwd ? { cwd: o.cwd } : {}) });
       // No mount of our own: runc takes the rootfs where it is, as `runc run` users give it.
-      config = { ...spec, root: { path: root.rootfs, readonly: false } };
+      const spec = generateSpec({ namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), args: o.args, env: o.env, annotations: o.annotations, rootfs: root.rootfs, ...(o.cwd ? { cwd: o.cwd } : {}) });
+      config = root.runOptions ? applyRunOptions(spec, root.runOptions) : spec;
     } else {
       config = root.image.spec;
     }
@@ -156,15 +157,19 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   validateNamespace(g.namespace);
   validateIdentifier(o.id, "container id");
   let root: Root;
-  if ("rootfs" in o.source) {
-    const rootfs = resolve(o.source.rootfs);
+  const rootfs = "rootfs" in o.source ? resolve(o.source.rootfs) : undefined;
+  if (rootfs !== undefined) {
     if (!existsSync(rootfs)) throw new NotFoundError(`rootfs ${rootfs} does not exist`);
     if (!statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`rootfs ${rootfs} is not a directory`);
-    root = { rootfs };
+  }
+  // the host lookups of -v, --device, --privileged, --init... (loaded only when a flag asks)
+  const runOptions = o.runSpec ? await (await import("../oci/run-resolve.ts")).resolveRunOptions(o.runSpec, { root: g.root }) : undefined;
+  if (rootfs !== undefined) {
+    root = { rootfs, ...(runOptions ? { runOptions } : {}) };
   } else {
     const [{ prepareImageRun }, { lazyLayers }] = await Promise.all([import("./image-run.ts"), import("../images/lazy-layers.ts")]);
     const base = { namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), annotations: o.annotations };
-    const r = await prepareImageRun(g, o, o.source, base);
+    const r = await prepareImageRun(g, o, o.source as Extract<RunOptions["source"], { image: string }>, base, runOptions);
     root = { image: { ...r, layers: lazyLayers(g.root, imageStoreOptions(g)) } };
   }
   const runc = Bun.which("runc");

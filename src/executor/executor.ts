@@ -12,6 +12,7 @@ import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { Topics, unpackEvent } from "../runtime/events.ts";
 import type { CreateOptions, TaskManager } from "../runtime/manager.ts";
+import type { RunSpecFlags } from "../images/run-spec.ts";
 import { sys } from "../sys/index.ts";
 import { cgroupParent, DEFAULT_ADDRESS, DEFAULT_ROOT } from "../runtime/paths.ts";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
@@ -70,6 +71,8 @@ export interface ImageRunRequest {
   user?: string;
   cwd?: string;
   terminal?: boolean;
+  /** `bunker run`'s -v, --mount, --tmpfs, --read-only, --memory, --cpus, --pids-limit, caps, --privileged, --device, --init. */
+  runSpec?: RunSpecFlags;
 }
 
 interface Entry extends Tracked {
@@ -163,8 +166,11 @@ export class Executor {
   }
 
   private async imageSpec(id: string, req: ImageRunRequest): Promise<PreparedSpec> {
-    const [{ ImageStore }, { imageSpec }, { topChainId }] = await Promise.all([import("../images/store.ts"), import("../images/run-spec.ts"), import("../images/image.ts")]);
-    const store = new ImageStore(this.o.imageRoot ?? this.o.manager?.root ?? DEFAULT_ROOT, { insecureRegistries: this.o.insecureRegistries ?? [] });
+    const [{ ImageStore }, { imageSpec, resolveRunSpec }, { topChainId }] = await Promise.all([import("../images/store.ts"), import("../images/run-spec.ts"), import("../images/image.ts")]);
+    const root = this.o.imageRoot ?? this.o.manager?.root ?? DEFAULT_ROOT;
+    // the flags' host lookups first: a bad --device refuses the run before any pull
+    const runOptions = req.runSpec ? await resolveRunSpec(req.runSpec, root) : undefined;
+    const store = new ImageStore(root, { insecureRegistries: this.o.insecureRegistries ?? [] });
     const img = await store.ensure(req.image, req.pull ?? "missing", req.platform ? { platform: req.platform } : {});
     const spec = await imageSpec(
       store,
@@ -177,6 +183,7 @@ export class Executor {
         ...(req.user !== undefined ? { user: req.user } : {}),
         ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
       },
+      runOptions,
     );
     return { rootfs: "", image: { image: img.name, parent: topChainId(img) }, json: new TextEncoder().encode(JSON.stringify(spec)), terminal: req.terminal ?? false };
   }

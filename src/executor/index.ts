@@ -16,7 +16,9 @@
 //
 // Contract:
 // - create(id, spec, stdout, stderr): spec is an OCI runtime spec object whose root.path is the
-//   absolute path of the root filesystem (it is bind-mounted into the bundle). The container is
+//   absolute path of the root filesystem (it is bind-mounted into the bundle): generateSpec({ ...,
+//   rootfs: "/abs/dir" }) of src/oci/spec.ts makes one, and oci/run-options.ts applyRunOptions
+//   puts `bunker run`'s spec flags on it (resolved by oci/run-resolve.ts). The container is
 //   created and started. If one with the same id exists and is neither RUNNING nor UNKNOWN it is
 //   stale: it is deleted and the create is tried again; otherwise the create fails (AlreadyExists
 //   for a running one). If Start fails the container is deleted. Outputs receive the process's
@@ -24,10 +26,12 @@
 // - Outputs: a web WritableStream, a Node writable (write/end), a callback `(chunk | null)` called
 //   with null at the end, or null to discard. A destination that throws is dropped (logged); the
 //   copy goes on so the container never blocks on a full pipe.
-// - createFromImage(id, {image, pull?, platform?, args?, entrypoint?, env?, user?, cwd?}, stdout,
+// - createFromImage(id, {image, pull?, platform?, args?, entrypoint?, env?, user?, cwd?, runSpec?}, stdout,
 //   stderr): as `bunker run IMAGE` — the image from bunker's image store under `imageRoot` (default
 //   the manager's root, else /var/lib/bunker), pulled per `pull` (default "missing"), its config
-//   applied to the spec; the container gets its own writable layer, released when it is deleted.
+//   applied to the spec, then runSpec (run's -v, --mount, --tmpfs, --read-only, --memory, --cpus,
+//   --pids-limit, caps, --privileged, --device, --init as oci/run-options.ts RunSpecFlags); the
+//   container gets its own writable layer, released when it is deleted.
 // - Networks: create(..., { network }) and createFromImage's `network` take `bunker run`'s --net,
 //   -p, --dns, --dns-search, --add-host and --hostname ({ mode: "bridge", publish: ["8080:80"] });
 //   without one a container has an empty network namespace (only lo), as before networks existed.
@@ -51,3 +55,4 @@ export { type ExecutorOptions, type ExitHandler, Executor, type ImageRunRequest,
 export { type EmbeddedOptions, type EmbeddedRuntime, startEmbeddedRuntime } from "./embedded.ts";
 export { type NodeWritableLike, type OutputCallback, type OutputTarget } from "./streams.ts";
 export { DEFAULT_EXECUTOR_RUNTIME, parseSignal } from "./request.ts";
+export type { RunSpecFlags } from "../images/run-spec.ts";

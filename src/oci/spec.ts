@@ -47,11 +47,39 @@ export interface OciSpec {
   annotations?: Record<string, string>;
   linux: {
     cgroupsPath: string;
-    resources: { devices: { allow: boolean; access: string }[] };
+    resources: LinuxResources;
+    /** Device nodes runc makes in the container's /dev (`--device`, `--privileged`). */
+    devices?: LinuxDevice[];
     namespaces: { type: string }[];
     maskedPaths: string[];
     readonlyPaths: string[];
   };
+}
+
+/** A device cgroup rule: type `a` (all), `c` or `b`; major/minor absent for "any". */
+export interface LinuxDeviceCgroup {
+  allow: boolean;
+  type?: string;
+  major?: number;
+  minor?: number;
+  access: string;
+}
+
+export interface LinuxDevice {
+  path: string;
+  type: string;
+  major: number;
+  minor: number;
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface LinuxResources {
+  devices: LinuxDeviceCgroup[];
+  memory?: { limit?: number; swap?: number };
+  cpu?: { quota?: number; period?: number };
+  pids?: { limit: number };
 }
 
 export interface SpecOptions {
@@ -63,6 +91,12 @@ export interface SpecOptions {
   terminal?: boolean;
   hostname?: string;
   readonlyRootfs?: boolean;
+  /**
+   * The root filesystem's absolute host path, for a spec handed to runc or the executor as it is
+   * (Executor.create takes the rootfs from root.path). Absent: "rootfs", relative to the bundle,
+   * where the shim mounts the task's rootfs.
+   */
+  rootfs?: string;
   annotations?: Record<string, string>;
   /** The cgroup parent (paths.ts cgroupParent: one per bunker instance); the path is <parent>/<ns>/<id>. */
   cgroupParent?: string;
@@ -102,6 +136,7 @@ export function generateSpec(opts: SpecOptions): OciSpec {
   if (opts.args.length === 0) throw new InvalidArgumentError("a command to run is required");
   const cwd = opts.cwd ?? "/";
   if (!cwd.startsWith("/")) throw new InvalidArgumentError(`working directory ${JSON.stringify(cwd)} must be absolute`);
+  if (opts.rootfs !== undefined && !opts.rootfs.startsWith("/")) throw new InvalidArgumentError(`rootfs ${JSON.stringify(opts.rootfs)} must be an absolute path`);
   const env = mergeEnv([DEFAULT_PATH_ENV], [...(opts.terminal ? ["TERM=xterm"] : []), ...(opts.env ?? [])]);
   const spec: OciSpec = {
     ociVersion: "1.0.2-dev",
@@ -119,8 +154,8 @@ export function generateSpec(opts: SpecOptions): OciSpec {
       rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
       noNewPrivileges: true,
     },
-    // Relative to the bundle: the shim mounts the task's rootfs onto <bundle>/rootfs.
-    root: { path: "rootfs", readonly: opts.readonlyRootfs ?? false },
+    // Relative to the bundle unless given: the shim mounts the task's rootfs onto <bundle>/rootfs.
+    root: { path: opts.rootfs ?? "rootfs", readonly: opts.readonlyRootfs ?? false },
     // docker's default: the first 12 characters of the id (the kernel takes at most 64)
     hostname: opts.hostname ?? opts.id.slice(0, 12),
     mounts: defaultMounts(),
