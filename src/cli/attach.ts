@@ -49,8 +49,10 @@ export interface AttachedTerminal {
  * a signal for the CLI, which forwards it).
  */
 export async function attachTerminal(o: { interactive: boolean; resize: (size: WindowSize) => Promise<unknown> }): Promise<AttachedTerminal> {
-  const [{ enterRawMode, followWindowSize, terminalFds }, { sys }] = await Promise.all([import("./terminal.ts"), import("../sys/index.ts")]);
-  const restore = o.interactive ? enterRawMode(process.stdin) : () => undefined;
+  const [{ enterRawMode, followWindowSize, isatty, terminalFds }, { sys }] = await Promise.all([import("./terminal.ts"), import("../sys/index.ts")]);
+  // process.stdin only for a terminal: on a pipe, making that stream could compete with the
+  // Bun.stdin reader the stdin FIFO is fed from
+  const restore = o.interactive && isatty(0) ? enterRawMode(process.stdin) : () => undefined;
   const size = followWindowSize(sys(), terminalFds(), o.resize);
   return {
     detach() {

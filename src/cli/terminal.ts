@@ -11,6 +11,8 @@
 // does for docker's CLI. We read the size with TIOCGWINSZ ourselves: Bun does not refresh
 // process.stdout.columns/rows on SIGWINCH.
 import { isatty } from "node:tty";
+
+export { isatty };
 import type { Syscalls } from "../sys/types.ts";
 
 /** A terminal's size in containerd's ResizePty terms: width is columns, height is rows. */
