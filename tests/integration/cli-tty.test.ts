@@ -8,7 +8,7 @@
 // cli-everyday.test.ts).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
-import { BunkerEnv } from "../support/cli-harness.ts";
+import { BunkerEnv, RUNC_RUNTIME } from "../support/cli-harness.ts";
 import { describeWith } from "../support/require.ts";
 import { TmuxTerminal } from "../support/tmux.ts";
 
@@ -67,6 +67,12 @@ describeWith(["root", "bin:runc", "bin:tmux"], "interactive use through the CLI"
         await shellSession(t, 3);
         expect((await env.run(["ps", "-q"])).stdout).toBe("");
         expect(ioDirs()).toEqual([]);
+      }, 90_000);
+
+      test("run --rm -it with Debian's containerd-shim-runc-v2: the same session", async () => {
+        const t = await terminal(bunker("run", "--rm", "-it", "--runtime", RUNC_RUNTIME, "--rootfs", env.rootfs, "tty4", "sh"));
+        await shellSession(t, 5);
+        expect((await env.run(["ps", "-q"])).stdout).toBe("");
       }, 90_000);
 
       test("closing the terminal (its SIGHUP, passed on) ends a run --rm -it shell, and the container is removed", async () => {
