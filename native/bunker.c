@@ -243,6 +243,15 @@ int bk_set_winsize(int fd, int rows, int cols) {
   return RET(ioctl(fd, TIOCSWINSZ, &ws));
 }
 
+// out = {rows, cols} of the terminal fd refers to (the CLI's own, for ResizePty on SIGWINCH).
+int bk_get_winsize(int fd, int *out) {
+  struct winsize ws;
+  if (ioctl(fd, TIOCGWINSZ, &ws) < 0) return -errno;
+  out[0] = ws.ws_row;
+  out[1] = ws.ws_col;
+  return 0;
+}
+
 // Linux closes the fd even when close reports EINTR, so a retry could close someone else's fd.
 int bk_close(int fd) { return close(fd) < 0 && errno != EINTR ? -errno : 0; }
 

@@ -138,6 +138,14 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
       await t.closeStdin(req.execId);
     },
 
+    async resizePty(req) {
+      const t = await m.task(ns(req.namespace), req.id);
+      // a zero size is what a client without a terminal would send: refused, not passed to the pty
+      if (req.width === 0 || req.height === 0) throw new InvalidArgumentError(`a terminal size needs columns and rows (got ${req.width}x${req.height})`);
+      if (req.width > 0xffff || req.height > 0xffff) throw new InvalidArgumentError(`terminal size ${req.width}x${req.height} is out of range`);
+      await t.resizePty(req.execId, req.width, req.height);
+    },
+
     async kill(req) {
       const t = await m.task(ns(req.namespace), req.id);
       // a user's stop or kill holds the restart policy (docker's HasBeenManuallyStopped), set before

@@ -82,7 +82,7 @@ export type Command =
   | { name: "inspect"; ids: string[] }
   | { name: "stop"; timeout?: number; ids: string[] }
   | { name: "wait"; ids: string[] }
-  | { name: "exec"; tty: boolean; detach: boolean; execId?: string; env: string[]; cwd?: string; id: string; args: string[] }
+  | { name: "exec"; tty: boolean; interactive?: boolean; detach: boolean; execId?: string; env: string[]; cwd?: string; id: string; args: string[] }
   | { name: "kill"; signal: number; all: boolean; id: string }
   | { name: "rm"; force: boolean; ids: string[] }
   | { name: "logs"; id: string; follow: boolean }
@@ -152,6 +152,13 @@ export function parseFlags(argv: string[], specs: FlagSpec[], context: string): 
       break;
     }
     if (!arg.startsWith("-") || arg === "-") break;
+    // docker's clustered short flags (`-it`, `-dit`): each letter a boolean flag of this command
+    const cluster = /^-[a-zA-Z]{2,}$/.test(arg) ? [...arg.slice(1)].map((c) => specs.find((s) => s.names.includes(`-${c}`))) : [];
+    if (cluster.length > 0 && cluster.every((s) => s?.kind === "bool")) {
+      for (const s of cluster) values.set(s!.key, true);
+      i++;
+      continue;
+    }
     const eq = arg.indexOf("=");
     const name = eq > 0 && arg.startsWith("--") ? arg.slice(0, eq) : arg;
     const spec = specs.find((s) => s.names.includes(name));
@@ -409,6 +416,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     case "exec": {
       const f = parseFlags(tail, [
         { names: ["-t", "--tty"], key: "tty", kind: "bool" },
+        { names: ["-i", "--interactive"], key: "interactive", kind: "bool" },
         { names: ["-d", "--detach"], key: "detach", kind: "bool" },
         { names: ["--exec-id"], key: "execId", kind: "string" },
         { names: ["-e", "--env"], key: "env", kind: "list" },
@@ -420,6 +428,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       const cmd: Command = { name: "exec", tty: bool(f.values, "tty"), detach: bool(f.values, "detach"), env: checkEnv(list(f.values, "env")), id, args };
       const execId = str(f.values, "execId");
       if (execId !== undefined) cmd.execId = execId;
+      if (bool(f.values, "interactive")) cmd.interactive = true;
       const cwd = str(f.values, "cwd");
       if (cwd !== undefined) cmd.cwd = cwd;
       return { globals, command: cmd };
@@ -522,7 +531,8 @@ commands:
                                  SECONDS (--stop-timeout, else 10); the container stays, stopped, until rm
   wait ID...                     wait until containers exit; print their exit codes
   inspect ID...                  print containers as JSON: state, pid, exit, image, network, addresses, ports, labels
-  exec [-t] [-d] [--exec-id ID] [--env K=V]... ID CMD [ARG...]
+  exec [-i] [-t] [-d] [--exec-id ID] [--env K=V]... [-w DIR] ID CMD [ARG...]
+                                 run a process in a running container; -i: it reads our stdin, -t: on a terminal
   kill [-s SIGNAL] [-a] ID       signal a task (default TERM)
   rm [-f] ID...                  delete stopped tasks (-f kills them first)
   logs [-f] ID                   print the log of a task started with -d --log FILE

@@ -18,6 +18,7 @@ import { type Command, type GlobalOptions, parseSignal, type RunOptions } from "
 import type { Api } from "../api/client.ts";
 import { openOutputFifos, type OutputFifos, StdinFifo, streamSink } from "../api/stdio.ts";
 import { VERSION } from "../version.ts";
+import { type AttachedTerminal, attachTerminal, withSignalProxy } from "./attach.ts";
 import { commit, runcVersion } from "./install.ts";
 import { stdout } from "./stdout.ts";
 
@@ -31,21 +32,6 @@ function out(line: string): void {
 
 function fifos(terminal: boolean): OutputFifos {
   return openOutputFifos(sys(), tmpdir(), terminal, streamSink(stdout()), streamSink(process.stderr));
-}
-
-/** Forwards our SIGINT/SIGTERM/SIGHUP to the process while `body` runs (ctr's sig-proxy). */
-async function withSignalProxy<T>(send: (signal: number) => Promise<void>, body: () => Promise<T>): Promise<T> {
-  const handlers: [NodeJS.Signals, () => void][] = [
-    ["SIGINT", () => void send(2).catch(() => undefined)],
-    ["SIGTERM", () => void send(15).catch(() => undefined)],
-    ["SIGHUP", () => void send(1).catch(() => undefined)],
-  ];
-  for (const [s, h] of handlers) process.on(s, h);
-  try {
-    return await body();
-  } finally {
-    for (const [s, h] of handlers) process.off(s, h);
-  }
 }
 
 export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<number> {
@@ -126,12 +112,15 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
     }
     return 0;
   }
+  let terminal: AttachedTerminal | undefined;
   try {
     return await withSignalProxy(
       (signal) => api.kill({ ...ref, signal }).then(() => undefined),
       async () => {
         // Wait before Start: a fast process must not exit unobserved.
         const waiting = api.wait(ref);
+        // the pty exists since Create: the process starts with our window size, not 0x0
+        if (o.tty) terminal = await attachTerminal({ interactive: o.interactive === true, resize: (size) => api.resizePty({ ...ref, ...size }) });
         try {
           await api.start(ref);
         } catch (err) {
@@ -153,6 +142,7 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
       },
     );
   } finally {
+    terminal?.detach();
     stdin?.close();
     io.dispose();
   }
@@ -163,33 +153,51 @@ export async function exec(api: Api, g: GlobalOptions, c: Extract<Command, { nam
   const execId = c.execId ?? `exec-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`;
   validateIdentifier(execId, "exec id");
   const io = c.detach ? undefined : fifos(c.tty);
+  // -i: as for run, the process reads our stdin through a FIFO (none: it gets /dev/null)
+  const stdin = io && c.interactive ? new StdinFifo(sys(), join(io.dir, "stdin")) : undefined;
+  const proc = { ...ref, execId };
+  let terminal: AttachedTerminal | undefined;
   try {
     await api.exec({
-      ...ref,
-      execId,
+      ...proc,
       process: encoder.encode(JSON.stringify({ args: c.args, env: c.env, ...(c.cwd ? { cwd: c.cwd } : {}) })),
+      stdin: stdin?.path ?? "",
       stdout: io?.stdout ?? "",
       stderr: io?.stderr ?? "",
       terminal: c.tty,
     });
     if (!io) {
-      await api.start({ ...ref, execId });
+      await api.start(proc);
       return 0;
     }
-    const waiting = api.wait({ ...ref, execId });
-    try {
-      await api.start({ ...ref, execId });
-    } catch (err) {
-      waiting.catch(() => undefined);
-      await api.delete({ ...ref, execId }).catch(() => undefined);
-      throw err;
-    }
-    io.releaseWriters();
-    const exit = await withSignalProxy((signal) => api.kill({ ...ref, execId, signal }).then(() => undefined), () => waiting);
-    await io.drain(DRAIN_MS);
-    await api.delete({ ...ref, execId });
-    return exit.exitStatus;
+    return await withSignalProxy(
+      (signal) => api.kill({ ...proc, signal }).then(() => undefined),
+      async () => {
+        const waiting = api.wait(proc);
+        try {
+          await api.start(proc);
+        } catch (err) {
+          waiting.catch(() => undefined);
+          await api.delete(proc).catch(() => undefined);
+          throw err;
+        }
+        // an exec's pty is made by its Start (runc exec): resized from then on
+        if (c.tty) terminal = await attachTerminal({ interactive: c.interactive === true, resize: (size) => api.resizePty({ ...proc, ...size }) });
+        io.releaseWriters();
+        const pumping = stdin
+          ?.pump(Bun.stdin.stream(), waiting.catch(() => undefined))
+          .then(() => api.closeStdin(proc))
+          .catch(() => undefined);
+        const exit = await waiting;
+        await io.drain(DRAIN_MS);
+        await pumping;
+        await api.delete(proc);
+        return exit.exitStatus;
+      },
+    );
   } finally {
+    terminal?.detach();
+    stdin?.close();
     io?.dispose();
   }
 }

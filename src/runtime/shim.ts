@@ -168,6 +168,11 @@ export class ShimTask {
     await this.api.closeIO({ id: this.id, execId, stdin: true });
   }
 
+  /** ResizePty: the process's terminal becomes width columns by height rows (the client's SIGWINCH). */
+  async resizePty(execId: string, width: number, height: number): Promise<void> {
+    await this.api.resizePty({ id: this.id, execId, width, height });
+  }
+
   deleteProcess(execId = "") {
     return this.api.delete({ id: this.id, execId });
   }

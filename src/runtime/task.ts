@@ -50,6 +50,8 @@ export interface Task {
   deleteProcess(execId: string): Promise<ExitInfo>;
   /** Closes a process's stdin (CloseIO): the end of what an attached client sends. */
   closeStdin(execId: string): Promise<void>;
+  /** Sets a terminal process's window size (ResizePty): width columns, height rows. */
+  resizePty(execId: string, width: number, height: number): Promise<void>;
   /** Removes the container and all it holds: a running one only with force (it is killed first). */
   remove(force: boolean): Promise<{ pid: number; exitStatus: number }>;
 }
@@ -124,6 +126,10 @@ export class ShimBackedTask implements Task {
     return this.shim.closeStdin(execId);
   }
 
+  resizePty(execId: string, width: number, height: number): Promise<void> {
+    return this.shim.resizePty(execId, width, height);
+  }
+
   exec(execId: string, spec: () => Any, io: ProcessIO): Promise<void> {
     return this.shim.exec(execId, spec(), io);
   }
@@ -181,6 +187,10 @@ export class ForegroundTask implements Task {
     return this.refuse();
   }
   async closeStdin(): Promise<void> {
+    return this.refuse();
+  }
+  /** runc run holds no terminal (a foreground run never has -t): there is no pty to resize. */
+  async resizePty(): Promise<void> {
     return this.refuse();
   }
   async deleteProcess(): Promise<ExitInfo> {
@@ -241,6 +251,9 @@ export class OrphanTask implements Task {
   async closeStdin(): Promise<void> {
     return this.unavailable();
   }
+  async resizePty(): Promise<void> {
+    return this.unavailable();
+  }
   async deleteProcess(): Promise<ExitInfo> {
     return this.unavailable();
   }
@@ -289,6 +302,9 @@ export class ExitedTask implements Task {
     return this.notRunning();
   }
   async exec(): Promise<void> {
+    return this.notRunning();
+  }
+  async resizePty(): Promise<void> {
     return this.notRunning();
   }
   async closeStdin(): Promise<void> {

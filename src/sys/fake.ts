@@ -24,6 +24,7 @@ const syscallOf: Record<Method, string> = {
   dup2: "dup2",
   peerCred: "getsockopt(SO_PEERCRED)",
   setWinsize: "ioctl(TIOCSWINSZ)",
+  getWinsize: "ioctl(TIOCGWINSZ)",
   close: "close",
   pidfdOpen: "pidfd_open",
   setNonblock: "fcntl(F_SETFL)",
@@ -55,6 +56,8 @@ export class FakeSyscalls implements Syscalls {
   /** What recvFd returns, in order; when empty it throws EAGAIN like a non-blocking socket. */
   readonly received: { fd: number; msg: Uint8Array }[] = [];
   peer = { pid: 1, uid: 0, gid: 0 };
+  /** What getWinsize answers (a test's "terminal"). */
+  winsize = { rows: 24, cols: 80 };
   /** fds set non-blocking by setNonblock(fd, true) (removed by setNonblock(fd, false)). */
   readonly nonblocking = new Set<number>();
   /** Paths with a listening socket (listenUnix), fd by path; a second listen on one is EADDRINUSE. */
@@ -197,6 +200,10 @@ export class FakeSyscalls implements Syscalls {
 
   setWinsize(fd: number, rows: number, cols: number): void {
     this.run("setWinsize", [fd, rows, cols], () => undefined);
+  }
+
+  getWinsize(fd: number): { rows: number; cols: number } {
+    return this.run("getWinsize", [fd], () => ({ ...this.winsize }));
   }
 
   close(fd: number): void {

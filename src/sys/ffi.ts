@@ -22,6 +22,7 @@ const symbols = {
   bk_dup2: { args: [i32, i32], returns: i32 },
   bk_peercred: { args: [i32, ptr], returns: i32 },
   bk_set_winsize: { args: [i32, i32, i32], returns: i32 },
+  bk_get_winsize: { args: [i32, ptr], returns: i32 },
   bk_close: { args: [i32], returns: i32 },
   bk_pidfd_open: { args: [i32], returns: i32 },
   bk_set_nonblock: { args: [i32, i32], returns: i32 },
@@ -147,6 +148,12 @@ export class FfiSyscalls implements Syscalls {
       throw new SysError("ioctl(TIOCSWINSZ)", EINVAL, `${rows}x${cols}`);
     }
     check(this.lib.bk_set_winsize(fd, rows, cols), "ioctl(TIOCSWINSZ)");
+  }
+
+  getWinsize(fd: number): { rows: number; cols: number } {
+    const out = new Int32Array(2);
+    check(this.lib.bk_get_winsize(fd, out), "ioctl(TIOCGWINSZ)");
+    return { rows: out[0]!, cols: out[1]! };
   }
 
   close(fd: number): void {

@@ -48,6 +48,8 @@ export interface Syscalls {
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** ioctl(TIOCSWINSZ) on a pty fd. */
   setWinsize(fd: number, rows: number, cols: number): void;
+  /** ioctl(TIOCGWINSZ): the size of the terminal fd refers to (ENOTTY when it is none). */
+  getWinsize(fd: number): { rows: number; cols: number };
   /** close(2); EINTR counts as closed (Linux closes the fd anyway). */
   close(fd: number): void;
   /** pidfd_open(2): an fd that becomes readable when pid exits (close it yourself). */

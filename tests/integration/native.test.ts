@@ -195,15 +195,22 @@ describeWith([], "native fds and errors", () => {
     expect(errorOf(() => sys().close(b)).code).toBe("EBADF");
   });
 
-  test("setWinsize sets a pty's size", async () => {
+  test("setWinsize sets a pty's size, getWinsize reads it", async () => {
     const master = openSync("/dev/ptmx", "r+");
     try {
       sys().setWinsize(master, 33, 77);
       const stty = Bun.spawn(["stty", "size"], { stdin: master, stdout: "pipe" });
       expect(await new Response(stty.stdout).text()).toBe("33 77\n");
       expect(await stty.exited).toBe(0);
+      // and getWinsize reads it back (what the CLI sends with ResizePty)
+      expect(sys().getWinsize(master)).toEqual({ rows: 33, cols: 77 });
+      const resize = Bun.spawn(["stty", "rows", "41", "cols", "101"], { stdin: master });
+      expect(await resize.exited).toBe(0);
+      expect(sys().getWinsize(master)).toEqual({ rows: 41, cols: 101 });
       const file = openSync(join(dir, "notatty"), "w");
       expect(errorOf(() => sys().setWinsize(file, 1, 1)).code).toBe("ENOTTY");
+      expect(errorOf(() => sys().getWinsize(file)).code).toBe("ENOTTY");
+      expect(errorOf(() => sys().getWinsize(file)).syscall).toBe("ioctl(TIOCGWINSZ)");
       closeSync(file);
     } finally {
       closeSync(master);
