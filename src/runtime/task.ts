@@ -51,6 +51,13 @@ export interface Task {
   closeStdin(execId: string): Promise<void>;
   /** Removes the container and all it holds: a running one only with force (it is killed first). */
   remove(force: boolean): Promise<{ pid: number; exitStatus: number }>;
+  /** Freezes (runc pause) or thaws every process of the container. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** The shim's Stats: a cgroups v1 or v2 Metrics message in an Any. */
+  stats(): Promise<Any | undefined>;
+  /** The pids of every process in the container (the shim's Pids). */
+  pids(): Promise<number[]>;
 }
 
 /** A status whose process still runs (rm refuses it without force). */
@@ -131,6 +138,19 @@ export class ShimBackedTask implements Task {
     const exit = await this.deleteTask();
     return { pid: exit.pid, exitStatus: exit.exitStatus };
   }
+
+  async pause(): Promise<void> {
+    await this.shim.api.pause({ id: this.id });
+  }
+  async resume(): Promise<void> {
+    await this.shim.api.resume({ id: this.id });
+  }
+  async stats(): Promise<Any | undefined> {
+    return (await this.shim.api.stats({ id: this.id })).stats;
+  }
+  async pids(): Promise<number[]> {
+    return (await this.shim.api.pids({ id: this.id })).processes.map((p) => p.pid);
+  }
 }
 
 /** A container `bunker run --rm` runs under a live CLI: ps, kill and rm -f reach it, nothing else. */
@@ -173,6 +193,18 @@ export class ForegroundTask implements Task {
     return this.refuse();
   }
   async deleteProcess(): Promise<ExitInfo> {
+    return this.refuse();
+  }
+  async pause(): Promise<void> {
+    return this.refuse();
+  }
+  async resume(): Promise<void> {
+    return this.refuse();
+  }
+  async stats(): Promise<Any | undefined> {
+    return this.refuse();
+  }
+  async pids(): Promise<number[]> {
     return this.refuse();
   }
 
@@ -231,6 +263,18 @@ export class OrphanTask implements Task {
     return this.unavailable();
   }
   async deleteProcess(): Promise<ExitInfo> {
+    return this.unavailable();
+  }
+  async pause(): Promise<void> {
+    return this.unavailable();
+  }
+  async resume(): Promise<void> {
+    return this.unavailable();
+  }
+  async stats(): Promise<Any | undefined> {
+    return this.unavailable();
+  }
+  async pids(): Promise<number[]> {
     return this.unavailable();
   }
 
