@@ -21,6 +21,9 @@ import { posix } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errdefs.ts";
 import { resolveInRoot } from "./root-path.ts";
 
+/** The one resolution both directions use, for the caller's checks before the copy. */
+export { resolveInRoot };
+
 const CHUNK = 1 << 20;
 
 /** What is at the destination as given, before the copy (lstat after resolving it). */

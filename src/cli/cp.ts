@@ -11,8 +11,7 @@
 import { lstatSync, readFileSync, realpathSync, type Stats, statSync } from "node:fs";
 import { isAbsolute, join, posix, relative, resolve } from "node:path";
 import type { Api } from "../api/client.ts";
-import { copyTarget, copyTree, type CopyOptions, hostWriter, removePartial, rootWriter, type WritePath } from "../archive/container-copy.ts";
-import { resolveInRoot } from "../archive/root-path.ts";
+import { copyTarget, copyTree, type CopyOptions, hostWriter, removePartial, resolveInRoot, rootWriter, type WritePath } from "../archive/container-copy.ts";
 import { readBundleSpec } from "../contract/bundle.ts";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errdefs.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
