@@ -184,6 +184,23 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
       await t.exec(req.execId, spec, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });
     },
 
+    async pause(req) {
+      await (await m.task(ns(req.namespace), req.id)).pause();
+    },
+
+    async resume(req) {
+      await (await m.task(ns(req.namespace), req.id)).resume();
+    },
+
+    async stats(req) {
+      const stats = await (await m.task(ns(req.namespace), req.id)).stats();
+      return stats ? { stats } : {};
+    },
+
+    async top(req) {
+      return { pids: await (await m.task(ns(req.namespace), req.id)).pids() };
+    },
+
     async list(req) {
       const namespace = req.namespace === "" ? undefined : ns(req.namespace);
       const tasks = (await m.list(namespace, { load: o.embedded })).filter((t) => req.id === "" || t.id === req.id);

@@ -9,6 +9,7 @@ import { formatRestartPolicy, parseRestartPolicy } from "../containers/restart-p
 import { type NetworkCommand, parseNetworkCommand } from "./network.ts";
 import type { RunSpecFlags } from "../oci/run-options.ts";
 import { parseRunSpecFlags, RUN_SPEC_FLAGS } from "./run-flags.ts";
+import { type OpsCommand, parseOpsCommand } from "./ops-args.ts";
 
 export interface GlobalOptions {
   root: string;
@@ -86,7 +87,6 @@ export type Command =
   | { name: "kill"; signal: number; all: boolean; id: string }
   | { name: "rm"; force: boolean; ids: string[] }
   | { name: "logs"; id: string; follow: boolean }
-  | { name: "events" }
   | { name: "version" }
   | { name: "daemon" }
   | { name: "install"; prefix: string; containerdConfig?: string }
@@ -102,6 +102,7 @@ export type Command =
   | { name: "logout"; registry: string }
   | { name: "info" }
   | NetworkCommand
+  | OpsCommand
   | { name: "help"; topic?: string };
 
 export interface Parsed {
@@ -454,7 +455,6 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       noMore(f.rest, 1, ctx);
       return { globals, command: { name: "logs", id, follow: bool(f.values, "follow") } };
     }
-    case "events":
     case "version":
     case "daemon": {
       const f = parseFlags(tail, [], ctx);
@@ -483,6 +483,13 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       return { globals, command: parseImageCommand(name, tail) };
     case "network":
       return { globals, command: parseNetworkCommand(tail) };
+    case "pause":
+    case "unpause":
+    case "top":
+    case "stats":
+    case "cp":
+    case "events":
+      return { globals, command: parseOpsCommand(name, tail) };
     case "help":
       return { globals, command: { name: "help", topic: tail[0] } };
     default:
@@ -536,7 +543,17 @@ commands:
   kill [-s SIGNAL] [-a] ID       signal a task (default TERM)
   rm [-f] ID...                  delete stopped tasks (-f kills them first)
   logs [-f] ID                   print the log of a task started with -d --log FILE
-  events                         print task events as JSON lines
+  pause ID...                    freeze every process of containers (runc pause; ps shows PAUSED)
+  unpause ID...                  thaw paused containers
+  top ID [PS OPTIONS]            the container's processes, as the host's ps prints them (default -ef)
+  stats [--no-stream] [ID...]    live CPU, memory, block I/O and pids of running containers (all by default),
+                                 refreshed every second until Ctrl-C; --no-stream prints one sample
+  cp [-a] [-L] CONTAINER:PATH HOSTPATH / cp [-a] [-L] HOSTPATH CONTAINER:PATH
+                                 copy files or directories out of / into a container's rootfs (docker cp's rules:
+                                 symlinks resolved inside the container; -a keeps uid/gid, -L follows a symlink SRC)
+  events [--since T] [--until T] [-f type=|event=|container=V]...
+                                 print task events as JSON lines: new ones (live) until Ctrl-C or the daemon stops;
+                                 --since replays the history from T (RFC 3339, Unix seconds or a duration: 10m)
   version                        print the versions of bunker, bun and runc, and the commit
   install [--prefix DIR] [--containerd-config FILE]
                                  copy this binary to DIR/bin (default /usr/local) with the shim link,

@@ -46,7 +46,7 @@ export async function cli(argv: string[]): Promise<number> {
     if (c.name === "daemon") return await (await import("./daemon.ts")).daemon(g, logger);
     if (c.name === "install") {
       const { install } = await import("./install.ts");
-      for (const line of install(c)) stdout().write(line + "\n");
+      for (const line of install({ ...c, daemon: g })) stdout().write(line + "\n");
       return 0;
     }
     const imageCode = await imageCommand(g, c);
@@ -93,7 +93,16 @@ export async function cli(argv: string[]): Promise<number> {
         case "logs":
           return await cmd.logs(conn.api, g, c);
         case "events":
-          return await cmd.events(conn.api, g);
+          return await (await import("./events.ts")).events(conn.api, g, c);
+        case "pause":
+        case "unpause":
+          return await (await import("./pause.ts")).pause(conn.api, g, c);
+        case "top":
+          return await (await import("./top.ts")).top(conn.api, g, c);
+        case "stats":
+          return await (await import("./stats.ts")).stats(conn.api, g, c);
+        case "cp":
+          return await (await import("./cp.ts")).cp(conn.api, g, c);
       }
       throw new Error(`command ${c.name} has no handler`);
     } finally {

@@ -380,34 +380,6 @@ export async function logs(api: Api, g: GlobalOptions, c: Extract<Command, { nam
   }
 }
 
-export async function events(api: Api, g: GlobalOptions): Promise<number> {
-  // Loaded here: JSON rendering of protobuf is the heaviest code the CLI has, and only this uses it.
-  const [{ createRegistry, toJson }, { file_containerd_events_task }, { unpackAnyWith }] = await Promise.all([
-    import("@bufbuild/protobuf"),
-    import("../gen/containerd/events/task_pb.ts"),
-    import("../ttrpc/any.ts"),
-  ]);
-  const eventRegistry = createRegistry(file_containerd_events_task);
-  let after = 0n;
-  for (;;) {
-    const r = await api.events({ after, timeoutMs: 30_000, namespace: g.namespace });
-    for (const e of r.events) {
-      let event: unknown = { typeUrl: e.event?.typeUrl };
-      try {
-        if (e.event) {
-          const msg = unpackAnyWith(e.event, eventRegistry);
-          event = toJson(eventRegistry.getMessage(msg.$typeName)!, msg, { registry: eventRegistry });
-        }
-      } catch {
-        // an event type we do not know: print its type only
-      }
-      const timestamp = e.timestamp ? timestampDate(e.timestamp).toISOString() : "";
-      out(JSON.stringify({ seq: Number(e.seq), timestamp, namespace: e.namespace, topic: e.topic, event }));
-    }
-    after = r.last > after ? r.last : after;
-  }
-}
-
 export async function version(api: Api | undefined): Promise<number> {
   out(`bunker ${VERSION}`);
   out(`commit ${commit()}`);

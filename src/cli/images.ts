@@ -135,7 +135,13 @@ export function logout(c: Extract<Command, { name: "logout" }>): number {
 }
 
 export async function info(g: GlobalOptions): Promise<number> {
-  const [{ VERSION }, { runcVersion }, { NetworkStore }] = await Promise.all([import("../version.ts"), import("./install.ts"), import("../network/networks.ts")]);
+  const [{ VERSION }, { runcVersion }, { NetworkStore }, { daemonListening }, { installedUnits }] = await Promise.all([
+    import("../version.ts"),
+    import("./install.ts"),
+    import("../network/networks.ts"),
+    import("./run-foreground.ts"),
+    import("./systemd-unit.ts"),
+  ]);
   const store = openImageStore(g);
   const s = store.snapshots;
   out(`Version: bunker ${VERSION} (bun ${Bun.version})`);
@@ -144,6 +150,8 @@ export async function info(g: GlobalOptions): Promise<number> {
   out(`Root: ${g.root}`);
   out(`State: ${g.state}`);
   out(`Daemon socket: ${g.address}`);
+  out(`Daemon: ${(await daemonListening(g.address)) ? "listening" : "not running (commands run the manager in-process)"}`);
+  out(`Service unit: ${installedUnits().join(", ") || "none (bunker install writes one)"}`);
   out(`Snapshotter: ${s.kind}${s.fallbackReason ? ` (overlayfs cannot work here: ${s.fallbackReason})` : ""}`);
   out(`Images: ${store.content.names.listImages().length}`);
   out(`Containers: ${new ContainerStore(g.root).list().length}`);

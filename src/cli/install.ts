@@ -3,6 +3,7 @@
 import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../errdefs.ts";
+import { writeUnit } from "./systemd-unit.ts";
 
 /** Set by scripts/build.sh (`--define`); absent when running from sources. */
 declare const BUNKER_COMMIT: string | undefined;
@@ -38,6 +39,8 @@ export function runcVersion(): string {
 export interface InstallOptions {
   prefix: string;
   containerdConfig?: string;
+  /** The daemon's dirs and socket for the systemd unit (systemd-unit.ts); no unit without them. */
+  daemon?: { root: string; state: string; address: string };
 }
 
 /** A compiled binary runs its entry point from Bun's embedded file system; `bun main.ts` does not. */
@@ -78,6 +81,7 @@ export function install(o: InstallOptions, source = process.execPath, compiled =
     throw new FailedPreconditionError(`install into ${bin}: ${err instanceof Error ? err.message : String(err)}`);
   }
   const lines = [`installed ${target}`, `installed ${link} -> bunker`];
+  if (o.daemon) lines.push(...writeUnit(o.prefix, { binary: target, ...o.daemon }));
   if (o.containerdConfig !== undefined) {
     lines.push(...writeSection(resolve(o.containerdConfig)));
   } else {

@@ -54,6 +54,13 @@ export interface Task {
   resizePty(execId: string, width: number, height: number): Promise<void>;
   /** Removes the container and all it holds: a running one only with force (it is killed first). */
   remove(force: boolean): Promise<{ pid: number; exitStatus: number }>;
+  /** Freezes (runc pause) or thaws every process of the container. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** The shim's Stats: a cgroups v1 or v2 Metrics message in an Any. */
+  stats(): Promise<Any | undefined>;
+  /** The pids of every process in the container (the shim's Pids). */
+  pids(): Promise<number[]>;
 }
 
 /** A status whose process still runs (rm refuses it without force). */
@@ -148,6 +155,19 @@ export class ShimBackedTask implements Task {
     const exit = await this.deleteTask();
     return { pid: exit.pid, exitStatus: exit.exitStatus };
   }
+
+  async pause(): Promise<void> {
+    await this.shim.api.pause({ id: this.id });
+  }
+  async resume(): Promise<void> {
+    await this.shim.api.resume({ id: this.id });
+  }
+  async stats(): Promise<Any | undefined> {
+    return (await this.shim.api.stats({ id: this.id })).stats;
+  }
+  async pids(): Promise<number[]> {
+    return (await this.shim.api.pids({ id: this.id })).processes.map((p) => p.pid);
+  }
 }
 
 /** A container `bunker run --rm` runs under a live CLI: ps, kill and rm -f reach it, nothing else. */
@@ -194,6 +214,18 @@ export class ForegroundTask implements Task {
     return this.refuse();
   }
   async deleteProcess(): Promise<ExitInfo> {
+    return this.refuse();
+  }
+  async pause(): Promise<void> {
+    return this.refuse();
+  }
+  async resume(): Promise<void> {
+    return this.refuse();
+  }
+  async stats(): Promise<Any | undefined> {
+    return this.refuse();
+  }
+  async pids(): Promise<number[]> {
     return this.refuse();
   }
 
@@ -257,6 +289,18 @@ export class OrphanTask implements Task {
   async deleteProcess(): Promise<ExitInfo> {
     return this.unavailable();
   }
+  async pause(): Promise<void> {
+    return this.unavailable();
+  }
+  async resume(): Promise<void> {
+    return this.unavailable();
+  }
+  async stats(): Promise<Any | undefined> {
+    return this.unavailable();
+  }
+  async pids(): Promise<number[]> {
+    return this.unavailable();
+  }
 
   /** Nothing answers for it: removal is the clean-up, forced or not. */
   async remove(): Promise<{ pid: number; exitStatus: number }> {
@@ -302,6 +346,18 @@ export class ExitedTask implements Task {
     return this.notRunning();
   }
   async exec(): Promise<void> {
+    return this.notRunning();
+  }
+  async pause(): Promise<void> {
+    return this.notRunning();
+  }
+  async resume(): Promise<void> {
+    return this.notRunning();
+  }
+  async stats(): Promise<Any | undefined> {
+    return this.notRunning();
+  }
+  async pids(): Promise<number[]> {
     return this.notRunning();
   }
   async resizePty(): Promise<void> {

@@ -91,7 +91,7 @@ for (const runtime of runtimes()) {
       const victimPs = await env.run(["-n", victimNs, "ps", "-a", "-q"]);
       expect(victimPs.stdout).toBe("");
       expect(existsSync(join(env.state, victimNs, "victim"))).toBe(false);
-      const events = parseEvents((await env.run(["-n", victimNs, "events"], { timeoutMs: 1_500 })).stdout);
+      const events = parseEvents((await env.run(["-n", victimNs, "events", "--since", "0", "--until", "0s"], { timeoutMs: 5_000 })).stdout);
       const exit = events.find((e) => e.topic === "/tasks/exit" && e.event.containerId === "victim");
       expect(exit).toBeDefined();
       expect([137, 255]).toContain(exit!.event.exitStatus ?? 0);
@@ -111,7 +111,7 @@ for (const runtime of runtimes()) {
       killSame(shims[0]!, "SIGKILL");
       await until(async () => (await env.run(["-n", ns, "ps", "-a", "-q"])).stdout === "", 20_000, "the dead task to be dropped");
       await until(() => !existsSync(join(env.state, ns, "doomed")), 20_000, "the bundle to be removed");
-      const events = parseEvents((await env.run(["-n", ns, "events"], { timeoutMs: 1_500 })).stdout);
+      const events = parseEvents((await env.run(["-n", ns, "events", "--since", "0", "--until", "0s"], { timeoutMs: 5_000 })).stdout);
       const topics = events.filter((e) => e.event.containerId === "doomed").map((e) => e.topic);
       expect(topics.slice(-2)).toEqual(["/tasks/exit", "/tasks/delete"]);
       expect([137, 255]).toContain(events.find((e) => e.topic === "/tasks/exit")!.event.exitStatus ?? 0);

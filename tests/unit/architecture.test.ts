@@ -34,7 +34,7 @@ const ALLOWED: Record<string, string[]> = {
   network: ["containers", "sys"],
   images: ["archive", "containers", "content", "oci", "registry", "snapshots", "sys"],
   cri: ["config", "registry"],
-  cli: ["api", "config", "containers", "content", "contract", "executor", "gen", "images", "network", "oci", "registry", "runtime", "shims/bunker", "sys", "ttrpc"],
+  cli: ["api", "archive", "config", "containers", "content", "contract", "executor", "gen", "images", "network", "oci", "registry", "runtime", "shims/bunker", "sys", "ttrpc"],
 };
 
 function folderOf(file: string): string | undefined {
