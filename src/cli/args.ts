@@ -5,6 +5,8 @@ import { resolve } from "node:path";
 import { InvalidArgumentError } from "../errdefs.ts";
 import { DEFAULT_ADDRESS, DEFAULT_ROOT, DEFAULT_STATE } from "../runtime/paths.ts";
 import { parseImageCommand } from "./image-args.ts";
+import { logOptionsFromList } from "../contract/log-uri.ts";
+import { parseTail } from "./log-time.ts";
 import { type NetworkCommand, parseNetworkCommand } from "./network.ts";
 
 export interface GlobalOptions {
@@ -51,6 +53,9 @@ export interface RunOptions {
   /** OCI spec annotations; the shim's start reads its group from them (e.g. io.kubernetes.cri.sandbox-id). */
   annotations: Record<string, string>;
   log?: string;
+  /** docker's --log-driver (json-file, file, none) and --log-opt k=v (checked by the manager). */
+  logDriver?: string;
+  logOptions?: Record<string, string>;
   cwd?: string;
   /** The container's root: a host directory (`--rootfs DIR ID CMD...`), or an image (`[--name ID] IMAGE [CMD...]`). */
   source: { rootfs: string } | { image: string; pull: PullPolicy; platform?: string };
@@ -76,7 +81,7 @@ export type Command =
   | { name: "exec"; tty: boolean; detach: boolean; execId?: string; env: string[]; cwd?: string; id: string; args: string[] }
   | { name: "kill"; signal: number; all: boolean; id: string }
   | { name: "rm"; force: boolean; ids: string[] }
-  | { name: "logs"; id: string; follow: boolean }
+  | { name: "logs"; id: string; follow: boolean; tail?: number; timestamps: boolean; since?: string; until?: string }
   | { name: "events" }
   | { name: "version" }
   | { name: "daemon" }
@@ -270,6 +275,8 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         { names: ["-l", "--label"], key: "label", kind: "list" },
         { names: ["--annotation"], key: "annotation", kind: "list" },
         { names: ["--log"], key: "log", kind: "string" },
+        { names: ["--log-driver"], key: "logDriver", kind: "string" },
+        { names: ["--log-opt"], key: "logOpt", kind: "list" },
         { names: ["--cwd", "-w"], key: "cwd", kind: "string" },
         { names: ["--rootfs"], key: "rootfs", kind: "string" },
         { names: ["--name"], key: "name", kind: "string" },
@@ -346,6 +353,10 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       if (runtime !== undefined) opts.runtime = runtime;
       const log = str(f.values, "log");
       if (log !== undefined) opts.log = log;
+      const logDriver = str(f.values, "logDriver");
+      if (logDriver !== undefined) opts.logDriver = logDriver;
+      if (list(f.values, "logOpt").length > 0) opts.logOptions = logOptionsFromList(list(f.values, "logOpt"));
+      if ((opts.logDriver !== undefined || opts.logOptions) && !opts.detach) throw new InvalidArgumentError(`${ctx}: --log-driver and --log-opt apply to detached containers (-d)`);
       const cwd = str(f.values, "cwd");
       if (cwd !== undefined) opts.cwd = cwd;
       if (opts.rm && opts.detach) throw new InvalidArgumentError(`${ctx}: --rm and --detach cannot be combined`);
@@ -408,10 +419,26 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       return { globals, command: { name: "rm", force: bool(f.values, "force"), ids: f.rest } };
     }
     case "logs": {
-      const f = parseFlags(tail, [{ names: ["-f", "--follow"], key: "follow", kind: "bool" }], ctx);
+      const f = parseFlags(tail, [
+        { names: ["-f", "--follow"], key: "follow", kind: "bool" },
+        { names: ["-n", "--tail"], key: "tail", kind: "string" },
+        { names: ["-t", "--timestamps"], key: "timestamps", kind: "bool" },
+        { names: ["--since"], key: "since", kind: "string" },
+        { names: ["--until"], key: "until", kind: "string" },
+      ], ctx);
       const id = one(f.rest, "a container id", ctx);
       noMore(f.rest, 1, ctx);
-      return { globals, command: { name: "logs", id, follow: bool(f.values, "follow") } };
+      const cmd: Command = { name: "logs", id, follow: bool(f.values, "follow"), timestamps: bool(f.values, "timestamps") };
+      const tailArg = str(f.values, "tail");
+      if (tailArg !== undefined) {
+        const n = parseTail(tailArg);
+        if (n !== undefined) cmd.tail = n;
+      }
+      const since = str(f.values, "since");
+      if (since !== undefined) cmd.since = since;
+      const until = str(f.values, "until");
+      if (until !== undefined) cmd.until = until;
+      return { globals, command: cmd };
     }
     case "events":
     case "version":
@@ -467,7 +494,7 @@ export const USAGE = `usage: bunker [--root DIR] [--state DIR] [--address SOCK] 
 
 commands:
   run [--rm] [-d] [-i] [-t] [--name ID] [--pull missing|always|never] [--platform P] [--entrypoint CMD] [-u USER]
-      [--runtime NAME] [-e K=V|K]... [--label k=v]... [--annotation k=v]... [--log FILE] [-w DIR] IMAGE [CMD [ARG...]]
+      [--runtime NAME] [-e K=V|K]... [--label k=v]... [--annotation k=v]... [--log FILE] [--log-driver json-file|file|none] [--log-opt max-size=10m|max-file=3]... [-w DIR] IMAGE [CMD [ARG...]]
       [--net bridge|NAME|host|none|container:ID] [-p [IP:]HOST:CTR[/udp]]... [--dns IP]... [--dns-search D]...
       [--add-host NAME:IP]... [--hostname NAME] [--stop-signal SIG] [--stop-timeout SECONDS]
   run [same flags] --rootfs DIR ID CMD [ARG...]
@@ -484,7 +511,9 @@ commands:
   exec [-t] [-d] [--exec-id ID] [--env K=V]... ID CMD [ARG...]
   kill [-s SIGNAL] [-a] ID       signal a task (default TERM)
   rm [-f] ID...                  delete stopped tasks (-f kills them first)
-  logs [-f] ID                   print the log of a task started with -d --log FILE
+  logs [-f] [-n|--tail N|all] [-t|--timestamps] [--since T] [--until T] ID
+                                 print a detached container's output (stdout to stdout, stderr to stderr);
+                                 T: RFC3339, Unix seconds, or a duration before now (10m, 1h30m)
   events                         print task events as JSON lines
   version                        print the versions of bunker, bun and runc, and the commit
   install [--prefix DIR] [--containerd-config FILE]

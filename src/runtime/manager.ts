@@ -12,6 +12,7 @@ import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
+import { type LogRequest, planContainerLog } from "./container-log.ts";
 import { type ContainerLayers, type ContainerNetworks, ContainerStore, killAt, type ImageSource, type NetworkRequest, type NetworkSetup, type Step } from "../containers/record.ts";
 import { withNetwork } from "../oci/spec.ts";
 import { foregroundPid, type ForegroundRecord, type LiveForeground, listLiveForeground, liveForeground, ownerAlive, readForeground, releaseForegroundTask } from "./foreground.ts";
@@ -81,7 +82,8 @@ export interface CreateOptions {
   /** Runtime options: on the shim's stdin at start, and in CreateTaskRequest.options. */
   options?: Any;
   labels?: Record<string, string>;
-  logPath?: string;
+  /** A detached container's kept output (container-log.ts): its stdout and stderr URIs replace the request's. */
+  log?: LogRequest;
 }
 
 /** Whether a request makes something the network step must release (none: runc's own empty netns). */
@@ -416,6 +418,7 @@ export class TaskManager {
     const layers = this.o.layers;
     if (opts.image && !layers) throw new FailedPreconditionError("this bunker has no image store: give a rootfs");
     if (hasNetwork(opts.network) && !this.o.networks) throw new FailedPreconditionError("this bunker has no network subsystem: only --net none");
+    const log = opts.log ? planContainerLog(opts.log, { recordDir: this.containers.dir(namespace, id), id, shimBinary: binary }) : undefined;
     const bundle = newBundle({ root: this.o.root, state: this.o.state, namespace, id, spec: opts.spec, sys: this.o.sys });
     // the record after the bundle (the mkdir that reserves the id): a record never names a bundle
     // someone else is making; a crash between the two leaves a bundle that reload cleans up
@@ -436,7 +439,8 @@ export class TaskManager {
         opts.image ? layers!.prepare(namespace, id, opts.image.parent) : Promise.resolve(opts.rootfs),
       ]);
       const meta: TaskMeta = { runtime: opts.runtime, labels: opts.labels ?? {}, created: new Date().toISOString() };
-      if (opts.logPath !== undefined) meta.logPath = opts.logPath;
+      if (log) Object.assign(meta, { logPath: log.path, logDriver: log.driver });
+      else if (opts.log) meta.logDriver = "none";
       if (opts.image) meta.image = opts.image.image;
       if (opts.stopSignal) meta.stopSignal = opts.stopSignal;
       if (opts.stopTimeout) meta.stopTimeout = opts.stopTimeout;
@@ -469,8 +473,8 @@ export class TaskManager {
       await task.create({
         rootfs: rootfs.map((m) => create(MountSchema, m)),
         stdin: opts.stdin ?? "",
-        stdout: opts.stdout ?? "",
-        stderr: opts.stderr ?? "",
+        stdout: log?.stdio ?? opts.stdout ?? "",
+        stderr: log?.stdio ?? opts.stderr ?? "",
         terminal: opts.terminal ?? false,
         ...(runtimeOptions ? { options: runtimeOptions } : {}),
       });
