@@ -61,7 +61,7 @@ export class LineFramer {
   private readonly pending: Record<LogStream, Uint8Array | undefined> = { stdout: undefined, stderr: undefined };
 
   /** The entries `data` completes, framed, in order. */
-  push(stream: LogStream, data: Uint8Array, timeNs: bigint): string {
+  push(stream: LogStream, data: Uint8Array, timeNs: bigint): string[] {
     let buf = data;
     const rest = this.pending[stream];
     if (rest) {
@@ -70,19 +70,19 @@ export class LineFramer {
       buf.set(data, rest.length);
       this.pending[stream] = undefined;
     }
-    let out = "";
+    const out: string[] = [];
     let start = 0;
     for (;;) {
       const nl = buf.indexOf(NEWLINE, start);
       const lineEnd = nl < 0 ? buf.length : nl + 1;
       if (lineEnd - start > PARTIAL_LINE_BYTES) {
         // a line past the buffer size goes out in 16 KiB partial pieces (no newline in them)
-        out += frameEntry(buf.subarray(start, start + PARTIAL_LINE_BYTES), stream, timeNs);
+        out.push(frameEntry(buf.subarray(start, start + PARTIAL_LINE_BYTES), stream, timeNs));
         start += PARTIAL_LINE_BYTES;
         continue;
       }
       if (nl < 0) break;
-      out += frameEntry(buf.subarray(start, lineEnd), stream, timeNs);
+      out.push(frameEntry(buf.subarray(start, lineEnd), stream, timeNs));
       start = lineEnd;
     }
     // a copy: `data` may be a reused read buffer
@@ -90,11 +90,11 @@ export class LineFramer {
     return out;
   }
 
-  /** EOF on a stream: its unfinished line, as a partial entry ("" when there is none). */
-  flush(stream: LogStream, timeNs: bigint): string {
+  /** EOF on a stream: its unfinished line, as a partial entry (none when there is none). */
+  flush(stream: LogStream, timeNs: bigint): string[] {
     const rest = this.pending[stream];
     this.pending[stream] = undefined;
-    return rest && rest.length > 0 ? frameEntry(rest, stream, timeNs) : "";
+    return rest && rest.length > 0 ? [frameEntry(rest, stream, timeNs)] : [];
   }
 }
 
@@ -134,19 +134,37 @@ export class JsonLogWriter implements OutputSink {
     this.fd = undefined;
   }
 
-  /** The entries of one read go out in one write (a regular file: it never blocks for long). */
-  private append(text: string): void {
+  /**
+   * The entries of one read go out in as few writes as rotation allows: moby checks the size before
+   * each entry, so a batch is cut where the file reached max-size, written, and the file rotated.
+   */
+  private append(entries: string[]): void {
+    let batch = "";
+    let batchBytes = 0;
+    for (const entry of entries) {
+      if (this.maxSize > 0 && this.size + batchBytes >= this.maxSize) {
+        this.writeOut(batch);
+        batch = "";
+        batchBytes = 0;
+        this.rotate();
+      }
+      batch += entry;
+      batchBytes += Buffer.byteLength(entry);
+    }
+    this.writeOut(batch);
+  }
+
+  private writeOut(text: string): void {
     if (text === "" || this.fd === undefined) return;
-    if (this.maxSize > 0 && this.size >= this.maxSize) this.rotate();
-    if (this.fd === undefined) return;
     const bytes = encoder.encode(text);
     try {
       let off = 0;
       while (off < bytes.length) off += writeSync(this.fd, bytes, off);
-      this.size += bytes.length;
     } catch {
-      // a full disk or a removed file: the container must not stall on its log; later writes retry
+      // a full disk or a removed file: the container must not stall on its log
     }
+    // counted even when lost, so a failing file is still rotated away from
+    this.size += bytes.length;
   }
 
   private rotate(): void {
