@@ -118,6 +118,11 @@ for (const daemon of [false, true]) {
           expect((await env.run(["rm", "j6"])).code).toBe(0);
         }, 60_000);
 
+        test("-d -t: the terminal's output is kept as stdout, as docker logs a tty", async () => {
+          await runToEnd("j9", "echo hi; echo there >&2", ["-t"]);
+          expect(await env.run(["logs", "j9"])).toEqual({ code: 0, stdout: "hi\r\nthere\r\n", stderr: "" });
+        }, 60_000);
+
         test("--log-driver file keeps the raw bytes; -t and --since are refused with a clear line", async () => {
           await runToEnd("j8", "echo raw1; echo raw2", ["--log-driver", "file"]);
           expect(await env.run(["logs", "j8"])).toEqual({ code: 0, stdout: "raw1\nraw2\n", stderr: "" });
