@@ -94,13 +94,10 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
       const image = checkImage(req.image, req.snapshotParent, req.rootfs);
       const rootfs = image ? undefined : checkRootfs(req.rootfs);
       checkSpec(req.spec);
-      let { stdout, stderr } = req;
-      if (req.logPath !== "") {
-        if (!isAbsolute(req.logPath)) throw new InvalidArgumentError(`log path ${JSON.stringify(req.logPath)} must be absolute`);
-        // The shim appends both streams to the file (containerd's file:// stdio), so the log
-        // outlives this process and the daemon.
-        stdout = stderr = `file://${req.logPath}`;
-      }
+      // a detached container (no stdio of the caller's) keeps its output, docker's json-file by default
+      const detached = req.stdin === "" && req.stdout === "" && req.stderr === "";
+      if (req.logPath !== "" && !isAbsolute(req.logPath)) throw new InvalidArgumentError(`log path ${JSON.stringify(req.logPath)} must be absolute`);
+      if (!detached && (req.logPath !== "" || req.logDriver !== "")) throw new InvalidArgumentError("a log driver or log file applies to a detached container (no stdio)");
       const restart = parseRestartPolicy(req.restartPolicy);
       const t = await m.create(namespace, req.id, {
         ...(restart.name !== "no" ? { restart } : {}),
@@ -112,12 +109,12 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
         ...(req.stopSignal !== "" ? { stopSignal: req.stopSignal } : {}),
         ...(req.stopTimeout > 0 ? { stopTimeout: req.stopTimeout } : {}),
         stdin: req.stdin,
-        stdout,
-        stderr,
+        stdout: req.stdout,
+        stderr: req.stderr,
         terminal: req.terminal,
         ...(req.runtimeOptions ? { options: req.runtimeOptions } : {}),
         labels: req.labels,
-        ...(req.logPath !== "" ? { logPath: req.logPath } : {}),
+        ...(detached ? { log: { driver: req.logDriver, options: req.logOptions, ...(req.logPath !== "" ? { path: req.logPath } : {}) } } : {}),
       });
       return { pid: t.pid };
     },
@@ -221,6 +218,7 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
             runtime: t.meta?.runtime ?? "",
             labels: t.meta?.labels ?? {},
             logPath: t.meta?.logPath ?? "",
+            logDriver: t.meta?.logDriver ?? "",
             image: t.meta?.image ?? "",
             network: t.meta?.network?.network ?? "",
             ips: t.meta?.network?.ips ?? [],

@@ -6,6 +6,8 @@ import { InvalidArgumentError } from "../errdefs.ts";
 import { DEFAULT_ADDRESS, DEFAULT_ROOT, DEFAULT_STATE } from "../runtime/paths.ts";
 import { parseImageCommand } from "./image-args.ts";
 import { formatRestartPolicy, parseRestartPolicy } from "../containers/restart-policy.ts";
+import { logOptionsFromList } from "../contract/log-uri.ts";
+import { parseTail } from "./log-time.ts";
 import { type NetworkCommand, parseNetworkCommand } from "./network.ts";
 import type { RunSpecFlags } from "../oci/run-options.ts";
 import { parseRunSpecFlags, RUN_SPEC_FLAGS } from "./run-flags.ts";
@@ -55,6 +57,9 @@ export interface RunOptions {
   /** OCI spec annotations; the shim's start reads its group from them (e.g. io.kubernetes.cri.sandbox-id). */
   annotations: Record<string, string>;
   log?: string;
+  /** docker's --log-driver (json-file, file, none) and --log-opt k=v (checked by the manager). */
+  logDriver?: string;
+  logOptions?: Record<string, string>;
   cwd?: string;
   /** The container's root: a host directory (`--rootfs DIR ID CMD...`), or an image (`[--name ID] IMAGE [CMD...]`). */
   source: { rootfs: string } | { image: string; pull: PullPolicy; platform?: string };
@@ -86,7 +91,7 @@ export type Command =
   | { name: "exec"; tty: boolean; interactive?: boolean; detach: boolean; execId?: string; env: string[]; cwd?: string; id: string; args: string[] }
   | { name: "kill"; signal: number; all: boolean; id: string }
   | { name: "rm"; force: boolean; ids: string[] }
-  | { name: "logs"; id: string; follow: boolean }
+  | { name: "logs"; id: string; follow: boolean; tail?: number; timestamps: boolean; since?: string; until?: string }
   | { name: "version" }
   | { name: "daemon" }
   | { name: "install"; prefix: string; containerdConfig?: string }
@@ -287,6 +292,8 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         { names: ["-l", "--label"], key: "label", kind: "list" },
         { names: ["--annotation"], key: "annotation", kind: "list" },
         { names: ["--log"], key: "log", kind: "string" },
+        { names: ["--log-driver"], key: "logDriver", kind: "string" },
+        { names: ["--log-opt"], key: "logOpt", kind: "list" },
         { names: ["--cwd", "-w"], key: "cwd", kind: "string" },
         { names: ["--rootfs"], key: "rootfs", kind: "string" },
         { names: ["--name"], key: "name", kind: "string" },
@@ -367,6 +374,10 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       if (runtime !== undefined) opts.runtime = runtime;
       const log = str(f.values, "log");
       if (log !== undefined) opts.log = log;
+      const logDriver = str(f.values, "logDriver");
+      if (logDriver !== undefined) opts.logDriver = logDriver;
+      if (list(f.values, "logOpt").length > 0) opts.logOptions = logOptionsFromList(list(f.values, "logOpt"));
+      if ((opts.logDriver !== undefined || opts.logOptions) && !opts.detach) throw new InvalidArgumentError(`${ctx}: --log-driver and --log-opt apply to detached containers (-d)`);
       const cwd = str(f.values, "cwd");
       if (cwd !== undefined) opts.cwd = cwd;
       const restart = str(f.values, "restart");
@@ -450,10 +461,26 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       return { globals, command: { name: "rm", force: bool(f.values, "force"), ids: f.rest } };
     }
     case "logs": {
-      const f = parseFlags(tail, [{ names: ["-f", "--follow"], key: "follow", kind: "bool" }], ctx);
+      const f = parseFlags(tail, [
+        { names: ["-f", "--follow"], key: "follow", kind: "bool" },
+        { names: ["-n", "--tail"], key: "tail", kind: "string" },
+        { names: ["-t", "--timestamps"], key: "timestamps", kind: "bool" },
+        { names: ["--since"], key: "since", kind: "string" },
+        { names: ["--until"], key: "until", kind: "string" },
+      ], ctx);
       const id = one(f.rest, "a container id", ctx);
       noMore(f.rest, 1, ctx);
-      return { globals, command: { name: "logs", id, follow: bool(f.values, "follow") } };
+      const cmd: Command = { name: "logs", id, follow: bool(f.values, "follow"), timestamps: bool(f.values, "timestamps") };
+      const tailArg = str(f.values, "tail");
+      if (tailArg !== undefined) {
+        const n = parseTail(tailArg);
+        if (n !== undefined) cmd.tail = n;
+      }
+      const since = str(f.values, "since");
+      if (since !== undefined) cmd.since = since;
+      const until = str(f.values, "until");
+      if (until !== undefined) cmd.until = until;
+      return { globals, command: cmd };
     }
     case "version":
     case "daemon": {
@@ -515,7 +542,7 @@ export const USAGE = `usage: bunker [--root DIR] [--state DIR] [--address SOCK] 
 
 commands:
   run [--rm] [-d] [-i] [-t] [--name ID] [--pull missing|always|never] [--platform P] [--entrypoint CMD] [-u USER]
-      [--runtime NAME] [-e K=V|K]... [--label k=v]... [--annotation k=v]... [--log FILE] [-w DIR] IMAGE [CMD [ARG...]]
+      [--runtime NAME] [-e K=V|K]... [--label k=v]... [--annotation k=v]... [--log FILE] [--log-driver json-file|file|none] [--log-opt max-size=10m|max-file=3]... [-w DIR] IMAGE [CMD [ARG...]]
       [--net bridge|NAME|host|none|container:ID] [-p [IP:]HOST:CTR[/udp]]... [--dns IP]... [--dns-search D]...
       [--add-host NAME:IP]... [--hostname NAME] [--stop-signal SIG] [--stop-timeout SECONDS]
       [--restart no|always|unless-stopped|on-failure[:N]]
@@ -542,7 +569,9 @@ commands:
                                  run a process in a running container; -i: it reads our stdin, -t: on a terminal
   kill [-s SIGNAL] [-a] ID       signal a task (default TERM)
   rm [-f] ID...                  delete stopped tasks (-f kills them first)
-  logs [-f] ID                   print the log of a task started with -d --log FILE
+  logs [-f] [-n|--tail N|all] [-t|--timestamps] [--since T] [--until T] ID
+                                 print a detached container's output (stdout to stdout, stderr to stderr);
+                                 T: RFC3339, Unix seconds, or a duration before now (10m, 1h30m)
   pause ID...                    freeze every process of containers (runc pause; ps shows PAUSED)
   unpause ID...                  thaw paused containers
   top ID [PS OPTIONS]            the container's processes, as the host's ps prints them (default -ef)

@@ -1,6 +1,6 @@
 // The CLI commands on top of the bunker.v1 API (daemon or embedded, see src/api/client.ts).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { InvalidArgumentError, isNotFound, NotFoundError } from "../errdefs.ts";
@@ -97,6 +97,8 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
       terminal: o.tty,
       labels: o.labels,
       logPath: o.log ? resolve(o.log) : "",
+      logDriver: o.logDriver ?? "",
+      logOptions: o.logOptions ?? {},
     });
   } catch (err) {
     stdin?.close();
@@ -352,32 +354,9 @@ export async function rm(api: Api, g: GlobalOptions, c: Extract<Command, { name:
 }
 
 export async function logs(api: Api, g: GlobalOptions, c: Extract<Command, { name: "logs" }>): Promise<number> {
-  const { tasks } = await api.list({ namespace: g.namespace, id: c.id });
-  const t = tasks[0];
-  if (!t) throw new NotFoundError(`task ${c.id} not found`);
-  if (t.logPath === "") throw new InvalidArgumentError(`task ${c.id} has no log file (start it with run -d --log FILE)`);
-  let offset = 0;
-  const copy = (): void => {
-    let data: Buffer;
-    try {
-      data = readFileSync(t.logPath);
-    } catch {
-      return;
-    }
-    if (data.length > offset) stdout().write(data.subarray(offset));
-    offset = data.length;
-  };
-  copy();
-  if (!c.follow) return 0;
-  for (;;) {
-    await Bun.sleep(200);
-    copy();
-    const now = (await api.list({ namespace: g.namespace, id: c.id }).catch(() => ({ tasks: [] }))).tasks[0];
-    if (!now || now.status === Status.STOPPED) {
-      copy();
-      return 0;
-    }
-  }
+  // its own module: json-file parsing, rotation and -f are loaded only by `bunker logs`
+  const { logs } = await import("./logs.ts");
+  return await logs(api, g, c);
 }
 
 export async function version(api: Api | undefined): Promise<number> {

@@ -29,8 +29,8 @@ export interface ContainerConfig {
   /** The runtime options Any, base64 of its binary form. */
   options?: string;
   labels: Record<string, string>;
-  logPath?: string;
-  logDriver?: string;
+  /** docker's --log-driver/--log-opt and an explicit --log path, planned again at each run (runtime/container-log.ts). */
+  log?: { driver: string; options: Record<string, string>; path?: string };
   stopSignal?: string;
   stopTimeout?: number;
   restart: RestartPolicy;

@@ -4,8 +4,10 @@
 // record `removing` before releasing anything, so one cut short (a SIGKILL, a crash, a reboot) is
 // found and finished by the next rm, ps or daemon start, and nothing of the container is left behind.
 // The steps are the task, the bundle and, for a container made from an image, its writable layer
-// (the snapshot); the network and the logs join the list as their subsystems arrive. Light on purpose
-// (node:fs only): the CLI's foreground path uses it.
+// (the snapshot), and the network when it has one. A detached container's log needs no step: it is
+// written in this record's directory (runtime/container-log.ts), which goes last, with the record,
+// once the task (and so the shim's writer) is gone. Light on purpose (node:fs only): the CLI's
+// foreground path uses it.
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RESERVED_NAMESPACES } from "../identifiers.ts";

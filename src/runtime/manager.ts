@@ -12,6 +12,7 @@ import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
+import { type LogRequest, planContainerLog } from "./container-log.ts";
 import { type ContainerLayers, type ContainerNetworks, ContainerStore, killAt, type ImageSource, type NetworkRequest, type NetworkSetup, type Step } from "../containers/record.ts";
 import { CONFIG_FILE as SAVED_CONFIG, type ContainerConfig, type ContainerState, readConfig, readState, updateState, writeConfig } from "../containers/config.ts";
 import { NO_RESTART, type RestartPolicy } from "../containers/restart-policy.ts";
@@ -83,8 +84,8 @@ export interface CreateOptions {
   /** Runtime options: on the shim's stdin at start, and in CreateTaskRequest.options. */
   options?: Any;
   labels?: Record<string, string>;
-  logPath?: string;
-  logDriver?: string;
+  /** A detached container's kept output (container-log.ts): its stdout and stderr URIs replace the request's. */
+  log?: LogRequest;
   /** docker's --restart (kept with the container; the daemon's RestartSupervisor applies it). */
   restart?: RestartPolicy;
 }
@@ -109,8 +110,7 @@ function savedConfig(o: CreateOptions): ContainerConfig {
   if (o.image) c.image = o.image;
   if (o.network) c.network = o.network;
   if (o.options) c.options = Buffer.from(toBinary(AnySchema, o.options)).toString("base64");
-  if (o.logPath !== undefined) c.logPath = o.logPath;
-  if (o.logDriver !== undefined) c.logDriver = o.logDriver;
+  if (o.log) c.log = o.log;
   if (o.stopSignal) c.stopSignal = o.stopSignal;
   if (o.stopTimeout) c.stopTimeout = o.stopTimeout;
   return c;
@@ -131,8 +131,7 @@ function optionsOf(c: ContainerConfig): CreateOptions {
   if (c.image) o.image = c.image;
   if (c.network) o.network = c.network;
   if (c.options) o.options = fromBinary(AnySchema, Buffer.from(c.options, "base64"));
-  if (c.logPath !== undefined) o.logPath = c.logPath;
-  if (c.logDriver !== undefined) o.logDriver = c.logDriver;
+  if (c.log) o.log = c.log;
   if (c.stopSignal) o.stopSignal = c.stopSignal;
   if (c.stopTimeout) o.stopTimeout = c.stopTimeout;
   return o;
@@ -488,6 +487,8 @@ export class TaskManager {
     const layers = this.o.layers;
     if (opts.image && !layers) throw new FailedPreconditionError("this bunker has no image store: give a rootfs");
     if (hasNetwork(opts.network) && !this.o.networks) throw new FailedPreconditionError("this bunker has no network subsystem: only --net none");
+    // planned here to refuse a bad driver or option before anything exists; build plans it again (a restart too)
+    if (opts.log) planContainerLog(opts.log, { recordDir: this.containers.dir(namespace, id), id, shimBinary: binary });
     const bundle = newBundle({ root: this.o.root, state: this.o.state, namespace, id, spec: opts.spec, sys: this.o.sys });
     // the record after the bundle (the mkdir that reserves the id): a record never names a bundle
     // someone else is making; a crash between the two leaves a bundle that reload cleans up
@@ -509,6 +510,7 @@ export class TaskManager {
   private async build(bundle: Bundle, binary: string, opts: CreateOptions, why: "create" | "restart"): Promise<ShimTask> {
     const { namespace, id } = bundle;
     const layers = this.o.layers;
+    const log = opts.log ? planContainerLog(opts.log, { recordDir: this.containers.dir(namespace, id), id, shimBinary: binary }) : undefined;
     let shimLog: ShimLog | undefined;
     let task: ShimTask | undefined;
     try {
@@ -520,7 +522,8 @@ export class TaskManager {
         opts.image ? layers!.prepare(namespace, id, opts.image.parent) : Promise.resolve(opts.rootfs),
       ]);
       const meta: TaskMeta = { runtime: opts.runtime, labels: opts.labels ?? {}, created: new Date().toISOString() };
-      if (opts.logPath !== undefined) meta.logPath = opts.logPath;
+      if (log) Object.assign(meta, { logPath: log.path, logDriver: log.driver });
+      else if (opts.log) meta.logDriver = "none";
       if (opts.image) meta.image = opts.image.image;
       if (opts.stopSignal) meta.stopSignal = opts.stopSignal;
       if (opts.stopTimeout) meta.stopTimeout = opts.stopTimeout;
@@ -553,8 +556,8 @@ export class TaskManager {
       await task.create({
         rootfs: rootfs.map((m) => create(MountSchema, m)),
         stdin: opts.stdin ?? "",
-        stdout: opts.stdout ?? "",
-        stderr: opts.stderr ?? "",
+        stdout: log?.stdio ?? opts.stdout ?? "",
+        stderr: log?.stdio ?? opts.stderr ?? "",
         terminal: opts.terminal ?? false,
         ...(runtimeOptions ? { options: runtimeOptions } : {}),
       });
@@ -801,7 +804,8 @@ export class TaskManager {
     const saved = this.saved(namespace, id);
     if (!saved) return undefined;
     const { path } = bundlePaths(this.o.root, this.o.state, namespace, id);
-    return new ExitedTask(namespace, id, path, metaOf(saved.config), saved.state, {
+    const shimBinary = () => resolveShimBinary(saved.config.runtime, this.o.selfDir === undefined ? {} : { selfDir: this.o.selfDir });
+    return new ExitedTask(namespace, id, path, metaOf(saved.config, { recordDir: this.containers.dir(namespace, id), id, shimBinary }), saved.state, {
       start: () => this.restart(namespace, id),
       remove: () => this.removeExited(namespace, id),
     });
@@ -928,9 +932,17 @@ export class TaskManager {
 }
 
 /** What ps shows of a container that has no bundle (and so no bunker.json). */
-function metaOf(c: ContainerConfig): TaskMeta {
+function metaOf(c: ContainerConfig, where: { recordDir: string; id: string; shimBinary: () => string }): TaskMeta {
   const meta: TaskMeta = { runtime: c.runtime, labels: c.labels, created: "" };
-  if (c.logPath !== undefined) meta.logPath = c.logPath;
+  if (c.log) {
+    try {
+      const plan = planContainerLog(c.log, { recordDir: where.recordDir, id: where.id, shimBinary: where.shimBinary() });
+      if (plan) Object.assign(meta, { logPath: plan.path, logDriver: plan.driver });
+      else meta.logDriver = "none";
+    } catch {
+      // its runtime is gone from this host: logs has nothing to name
+    }
+  }
   if (c.image) meta.image = c.image.image;
   if (c.stopSignal) meta.stopSignal = c.stopSignal;
   if (c.stopTimeout) meta.stopTimeout = c.stopTimeout;

@@ -11,6 +11,8 @@ export interface TaskMeta {
   runtime: string;
   labels: Record<string, string>;
   logPath?: string;
+  /** How the output at logPath is kept: json-file, file (raw), none (container-log.ts). */
+  logDriver?: string;
   /** The image the container was made from (for ps). */
   image?: string;
   /** What `stop` sends first, and how many seconds it waits before SIGKILL. */
@@ -31,6 +33,7 @@ export function readMeta(bundle: Pick<Bundle, "path">): TaskMeta | undefined {
     if (typeof m.runtime !== "string") return undefined;
     const meta: TaskMeta = { runtime: m.runtime, labels: m.labels ?? {}, created: m.created ?? "" };
     if (typeof m.logPath === "string") meta.logPath = m.logPath;
+    if (typeof m.logDriver === "string") meta.logDriver = m.logDriver;
     if (typeof m.image === "string") meta.image = m.image;
     if (typeof m.stopSignal === "string") meta.stopSignal = m.stopSignal;
     if (typeof m.stopTimeout === "number") meta.stopTimeout = m.stopTimeout;

@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { CanceledError, DeadlineExceededError, FailedPreconditionError, UnavailableError } from "../errdefs.ts";
 import { isErrno, sys, type Syscalls } from "../sys/index.ts";
 import { openOutputFd, openStdinFifo } from "./stdio-uri.ts";
+import type { OutputSink } from "./json-log.ts";
 
 export interface ReceivedConsole {
   /** The pty master, close-on-exec and non-blocking. The caller owns it (ConsoleCopy closes it). */
@@ -123,8 +124,8 @@ export class ConsoleSocket {
 export interface ConsoleStdio {
   /** The stdin FIFO path ("" or undefined: none). */
   stdin?: string;
-  /** Where the terminal's output goes: a FIFO or file path, or an fd the caller owns (made non-blocking). */
-  stdout?: string | number;
+  /** Where the terminal's output goes: a FIFO or file path, an fd the caller owns (made non-blocking), or a log sink (all of it is "stdout", as docker logs a tty). */
+  stdout?: string | number | OutputSink;
 }
 
 const IDLE_DRAIN_MS = 2000;
@@ -133,6 +134,7 @@ const VEOF = 0x04;
 export class ConsoleCopy extends StdioCopy {
   private master: number | undefined;
   private outFd: number | undefined;
+  private sink: OutputSink | undefined;
   private ownOut = false;
   private stdinFd: number | undefined;
   private readonly readers: { cancel(): Promise<void> }[] = [];
@@ -150,7 +152,9 @@ export class ConsoleCopy extends StdioCopy {
     const s = this.s;
     try {
       s.setNonblock(master, true);
-      if (typeof stdio.stdout === "number") {
+      if (typeof stdio.stdout === "object") {
+        this.sink = stdio.stdout;
+      } else if (typeof stdio.stdout === "number") {
         this.outFd = stdio.stdout;
         s.setNonblock(this.outFd, true);
       } else if (stdio.stdout) {
@@ -187,11 +191,13 @@ export class ConsoleCopy extends StdioCopy {
         if (done) break;
         this.lastActivity = Date.now();
         // without a reader for the output, keep reading anyway so the process never blocks on the pty
-        if (sinkOk) sinkOk = await this.writeAll(this.outFd!, value);
+        if (this.sink) this.sink.write("stdout", value);
+        else if (sinkOk) sinkOk = await this.writeAll(this.outFd!, value);
       }
     } catch {
       // EIO: every holder of the slave side is gone; what they wrote was read before this
     }
+    this.sink?.end("stdout");
   }
 
   private async pumpIn(fd: number, master: number): Promise<void> {

@@ -17,6 +17,7 @@ import { InvalidArgumentError, NotImplementedError } from "../errdefs.ts";
 import type { Syscalls } from "../sys/types.ts";
 import type { ProcessIO } from "../oci/runtime.ts";
 import { type Readiness, readinessOf } from "../sys/readiness.ts";
+import type { LogStream, OutputSink } from "./json-log.ts";
 
 export interface StdioPaths {
   stdin: string;
@@ -105,6 +106,8 @@ export class PipeIO extends StdioCopy {
     readonly paths: StdioPaths,
     sys: Syscalls,
     pipeDir: string,
+    /** Both output streams go to this sink (a json-file log) instead of paths: stdout and stderr stay apart. */
+    sink?: OutputSink,
   ) {
     super();
     this.ready = readinessOf(sys);
@@ -113,13 +116,19 @@ export class PipeIO extends StdioCopy {
       const stderr = stdioPath(paths.stderr);
       const stdin = stdioPath(paths.stdin);
       let outFifo: number | undefined;
-      if (stdout) {
+      if (sink) {
+        for (const stream of ["stdout", "stderr"] as const) {
+          const [ours, theirs] = this.pipe(sys, pipeDir, "out");
+          this.io[stream] = theirs;
+          this.plan.push(() => this.copies.push(this.pumpToSink(ours, sink, stream)));
+        }
+      } else if (stdout) {
         const fifo = this.own((outFifo = openOutput(stdout)));
         const [ours, theirs] = this.pipe(sys, pipeDir, "out");
         this.io.stdout = theirs;
         this.plan.push(() => this.copies.push(this.pumpOut(ours, fifo)));
       }
-      if (stderr) {
+      if (stderr && !sink) {
         const fifo = stderr === stdout && outFifo !== undefined ? outFifo : this.own(openOutput(stderr));
         const [ours, theirs] = this.pipe(sys, pipeDir, "out");
         this.io.stderr = theirs;
@@ -204,6 +213,15 @@ export class PipeIO extends StdioCopy {
       if (dstOk) dstOk = await this.writeAll(dst, data);
       return true;
     });
+  }
+
+  private async pumpToSink(src: number, sink: OutputSink, stream: LogStream): Promise<void> {
+    await this.pump(src, async (data) => {
+      this.lastActivity = Date.now();
+      sink.write(stream, data);
+      return true;
+    });
+    sink.end(stream);
   }
 
   private async pumpIn(src: number, dst: number): Promise<void> {

@@ -2,12 +2,15 @@
 // or a terminal whose master runc sends over --console-socket (ConsoleCopy). `launch` runs the runc
 // command that starts the process (create, exec --detach) and hooks the copy up once it returned.
 // The stdout URI's scheme decides where output goes (stdio-uri.ts planProcessIO): FIFOs, a file
-// (file://, stdout and stderr appended), a logging binary (binary://), or nowhere (all empty).
+// (file://, stdout and stderr appended), docker's json-file log written here (json-file://, one
+// JsonLogWriter per process for both streams, or the terminal's output), a logging binary
+// (binary://), or nowhere (all empty).
 import { FailedPreconditionError } from "../errdefs.ts";
 import type { Syscalls } from "../sys/types.ts";
 import { ConsoleCopy, ConsoleSocket } from "./console.ts";
 import { PipeIO, type StdioPaths } from "./io.ts";
 import type { ProcessIO } from "../oci/runtime.ts";
+import { JsonLogWriter } from "./json-log.ts";
 import { type LoggingBinary, planProcessIO, prepareLogFile, startLoggingBinary } from "./stdio-uri.ts";
 
 /** Who the process is, for a logging binary (CONTAINER_ID, CONTAINER_NAMESPACE). */
@@ -24,10 +27,11 @@ export class ProcIO {
   private socket: ConsoleSocket | undefined;
   private console: ConsoleCopy | undefined;
   private logger: LoggingBinary | undefined;
+  private jsonLog: JsonLogWriter | undefined;
   private stdinClosed = false;
   /** The terminal's stdin FIFO and output (a path, or the logger's fd). */
   private consoleStdin = "";
-  private consoleOut: string | number | undefined;
+  private consoleOut: string | number | JsonLogWriter | undefined;
 
   private constructor(
     readonly paths: StdioPaths,
@@ -44,15 +48,18 @@ export class ProcIO {
       else if (plan.kind === "file") {
         prepareLogFile(plan.path);
         pipePaths = { ...paths, stdin: plan.stdin, stdout: plan.path, stderr: plan.path };
+      } else if (plan.kind === "json-file") {
+        io.jsonLog = new JsonLogWriter(plan.path, plan.maxSize, plan.maxFile);
+        pipePaths = { ...paths, stdin: plan.stdin, stdout: "", stderr: "" };
       } else if (plan.kind === "binary") {
         io.logger = await startLoggingBinary({ path: plan.path, args: plan.args, id: who.containerId, namespace: who.namespace, sys });
       }
       if (paths.terminal) {
         io.consoleStdin = pipePaths.stdin;
-        io.consoleOut = io.logger ? io.logger.stdout : pipePaths.stdout || undefined;
+        io.consoleOut = io.logger ? io.logger.stdout : (io.jsonLog ?? (pipePaths.stdout || undefined));
         io.socket = ConsoleSocket.create({ sys });
       } else if (!io.logger) {
-        io.pipes = new PipeIO(pipePaths, sys, pipeDir);
+        io.pipes = new PipeIO(pipePaths, sys, pipeDir, io.jsonLog);
       }
       return io;
     } catch (err) {
@@ -111,6 +118,9 @@ export class ProcIO {
     this.socket = undefined;
     this.pipes?.close();
     this.console?.close();
+    // after the copies stopped: the unfinished last lines are written, then the file is closed
+    this.jsonLog?.close();
+    this.jsonLog = undefined;
     // the logger sees EOF on its pipes (and is ended if it lingers)
     void this.logger?.close().catch(() => undefined);
     this.logger = undefined;

@@ -3,6 +3,10 @@
 //   ""  (all three empty)          null IO: runc gets /dev/null
 //   /path or fifo:///path          FIFOs containerd made: copied through pipes (src/stdio/io.ts PipeIO)
 //   file:///abs/path               stdout and stderr appended to one file (created 0644, dirs 0755); stdin still a FIFO
+//   json-file:///abs/path?max-size=BYTES&max-file=N
+//                                  bunker's own: docker's json-file log written by the shim (json-log.ts),
+//                                  stdout and stderr framed apart and rotated; the directory must exist
+//                                  (contract/log-uri.ts builds it; other shims refuse the scheme)
 //   binary:///abs/path?k=v&flag    a logging binary: fd 3 = stdout pipe, fd 4 = stderr pipe, fd 5 = a
 //                                  readiness pipe it closes (or writes to) when ready; env is only
 //                                  CONTAINER_ID and CONTAINER_NAMESPACE; args are k, v per query pair;
@@ -31,12 +35,14 @@ export type StdioUri =
   | { scheme: "null" }
   | { scheme: "fifo"; path: string }
   | { scheme: "file"; path: string }
+  | { scheme: "json-file"; path: string; maxSize: number; maxFile: number }
   | { scheme: "binary"; path: string; args: string[] };
 
 export type StdioPlan =
   | { kind: "null" }
   | { kind: "fifo"; stdin: string; stdout: string; stderr: string }
   | { kind: "file"; path: string; stdin: string }
+  | { kind: "json-file"; path: string; maxSize: number; maxFile: number; stdin: string }
   | { kind: "binary"; path: string; args: string[] };
 
 function decode(s: string, uri: string): string {
@@ -54,12 +60,13 @@ export function parseStdioUri(uri: string): StdioUri {
   if (!m) return { scheme: "fifo", path: uri };
   const scheme = m[1]!.toLowerCase();
   const [, , host = "", rawPath = "", query] = m;
-  if (scheme !== "fifo" && scheme !== "file" && scheme !== "binary") {
+  if (scheme !== "fifo" && scheme !== "file" && scheme !== "binary" && scheme !== "json-file") {
     throw new InvalidArgumentError(`unknown STDIO scheme ${scheme}`);
   }
   if (host !== "") throw new InvalidArgumentError(`stdio uri ${JSON.stringify(uri)} has a host; write ${scheme}:///absolute/path`);
   const path = decode(rawPath, uri);
   if (!isAbsolute(path)) throw new InvalidArgumentError(`stdio uri ${JSON.stringify(uri)} needs an absolute path`);
+  if (scheme === "json-file") return { scheme, path, ...jsonFileQuery(query ?? "", uri) };
   if (scheme !== "binary") {
     if (query !== undefined) throw new InvalidArgumentError(`stdio uri ${JSON.stringify(uri)}: ${scheme}:// takes no query`);
     return { scheme, path };
@@ -81,6 +88,20 @@ export function parseStdioUri(uri: string): StdioUri {
   return { scheme: "binary", path, args };
 }
 
+/** json-file://'s query: max-size in bytes (0: never rotate) and max-file, both plain integers. */
+function jsonFileQuery(query: string, uri: string): { maxSize: number; maxFile: number } {
+  const o = { maxSize: 0, maxFile: 1 };
+  for (const pair of query.split("&")) {
+    if (pair === "") continue;
+    const [key = "", value = ""] = pair.split("=", 2);
+    if (!/^\d{1,15}$/.test(value)) throw new InvalidArgumentError(`stdio uri ${JSON.stringify(uri)}: ${key} must be a whole number`);
+    if (key === "max-size") o.maxSize = Number(value);
+    else if (key === "max-file" && Number(value) >= 1) o.maxFile = Number(value);
+    else throw new InvalidArgumentError(`stdio uri ${JSON.stringify(uri)}: bad option ${JSON.stringify(pair)}`);
+  }
+  return o;
+}
+
 /** How a process's stdio is served, decided by stdout's scheme as containerd does. */
 export function planProcessIO(stdio: { stdin: string; stdout: string; stderr: string }): StdioPlan {
   if (stdio.stdin === "" && stdio.stdout === "" && stdio.stderr === "") return { kind: "null" };
@@ -88,6 +109,8 @@ export function planProcessIO(stdio: { stdin: string; stdout: string; stderr: st
   switch (out.scheme) {
     case "file":
       return { kind: "file", path: out.path, stdin: fifoPath(stdio.stdin) };
+    case "json-file":
+      return { kind: "json-file", path: out.path, maxSize: out.maxSize, maxFile: out.maxFile, stdin: fifoPath(stdio.stdin) };
     case "binary":
       return { kind: "binary", path: out.path, args: out.args };
     default:

@@ -69,9 +69,10 @@ for (const runtime of runtimes()) {
             await until(async () => (logs = await env.run(["logs", "l1"])).stdout.split("\n").length >= 3, 5_000, "both lines in l1's log");
             expect(logs.code).toBe(0);
             expect(logs.stdout.split("\n").sort()).toEqual(["", "err", "out"]);
-            const none = await env.run(["run", "-d", ...R, "--rootfs", env.rootfs, "l2", "true"]);
+            // kept by default now (tests/integration/cli-logs.test.ts); none keeps nothing
+            const none = await env.run(["run", "-d", ...R, "--log-driver", "none", "--rootfs", env.rootfs, "l2", "true"]);
             expect(none.code).toBe(0);
-            expect(await env.run(["logs", "l2"])).toEqual({ code: 1, stdout: "", stderr: "bunker: task l2 has no log file (start it with run -d --log FILE)\n" });
+            expect(await env.run(["logs", "l2"])).toEqual({ code: 1, stdout: "", stderr: "bunker: container l2 keeps no logs (it was started with --log-driver none)\n" });
           } finally {
             // a failure above must not leave l1/l2 behind for the next tests' leftover checks
             expect(await env.run(["rm", "-f", "l1", "l2"])).toMatchObject({ code: 0, stdout: "" });

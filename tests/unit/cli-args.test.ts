@@ -125,7 +125,12 @@ describe("parseArgs", () => {
     expect(parseArgs(["kill", "-s", "SIGKILL", "c"]).command).toEqual({ name: "kill", signal: 9, all: false, id: "c" });
     expect(parseArgs(["kill", "c"]).command).toEqual({ name: "kill", signal: 15, all: false, id: "c" });
     expect(parseArgs(["rm", "-f", "a", "b"]).command).toEqual({ name: "rm", force: true, ids: ["a", "b"] });
-    expect(parseArgs(["logs", "c"]).command).toEqual({ name: "logs", id: "c", follow: false });
+    expect(parseArgs(["logs", "c"]).command).toEqual({ name: "logs", id: "c", follow: false, timestamps: false });
+    expect(parseArgs(["logs", "-f", "--tail", "3", "-t", "--since", "10m", "--until", "2024-01-01T00:00:00Z", "c"]).command).toEqual({
+      name: "logs", id: "c", follow: true, tail: 3, timestamps: true, since: "10m", until: "2024-01-01T00:00:00Z",
+    });
+    expect(parseArgs(["logs", "-n", "all", "c"]).command).toEqual({ name: "logs", id: "c", follow: false, timestamps: false });
+    expect(() => parseArgs(["logs", "--tail", "x", "c"])).toThrow(/--tail "x" must be a number of lines or "all"/);
     expect(parseArgs(["ps", "-q"]).command).toEqual({ name: "ps", quiet: true, all: false });
     expect(parseArgs(["ps", "-a"]).command).toEqual({ name: "ps", quiet: false, all: true });
     expect(parseArgs(["start", "a", "b"]).command).toEqual({ name: "start", ids: ["a", "b"] });
