@@ -101,7 +101,7 @@ for (const daemon of [false, true]) {
 
         test("--log-driver none keeps nothing, and logs says so; a bad --log-opt is refused before anything is made", async () => {
           await runToEnd("j6", "echo gone", ["--log-driver", "none"]);
-          expect(readdirSync(recordDir("j6"))).toEqual(["record.json"]);
+          expect(readdirSync(recordDir("j6")).sort()).toEqual(["config.json", "record.json"]);
           const r = await env.run(["logs", "j6"]);
           expect(r.code).not.toBe(0);
           expect(r.stderr).toContain("keeps no logs (it was started with --log-driver none)");
@@ -149,7 +149,7 @@ for (const daemon of [false, true]) {
         expect(readdirSync(recordDir("rm1")).some((f) => f.startsWith("rm1"))).toBe(true);
         expect((await env.run(["rm", "rm1"])).code).toBe(0);
         expect(existsSync(recordDir("rm1"))).toBe(false);
-        const ids = (await env.run(["ps", "-q"])).stdout.split("\n").filter(Boolean);
+        const ids = (await env.run(["ps", "-a", "-q"])).stdout.split("\n").filter(Boolean);
         if (ids.length > 0) expect((await env.run(["rm", "-f", ...ids])).code).toBe(0);
         expect(env.leftovers()).toEqual([]);
       }, 60_000);

@@ -71,7 +71,7 @@ describeWith(["root", "bin:runc"], "run's spec flags through the CLI", () => {
     }
     expect(existsSync(missing)).toBe(false);
     expect(existsSync(join(env.dir, "never"))).toBe(false);
-    expect((await env.run(["ps", "-q"])).stdout).toBe("");
+    expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
     expect(env.leftovers().filter((p) => !p.startsWith(join(env.root, "init")))).toEqual([]);
   }, 60_000);
 

@@ -65,24 +65,24 @@ describeWith(["root", "bin:runc", "bin:tmux"], "interactive use through the CLI"
       test("run --rm -it: a shell on our terminal, sized as it is, Ctrl-C for the shell, exit code back, terminal sane", async () => {
         const t = await terminal(bunker("run", "--rm", "-it", "--rootfs", env.rootfs, "tty1", "sh"));
         await shellSession(t, 3);
-        expect((await env.run(["ps", "-q"])).stdout).toBe("");
+        expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
         expect(ioDirs()).toEqual([]);
       }, 90_000);
 
       test("run --rm -it with Debian's containerd-shim-runc-v2: the same session", async () => {
         const t = await terminal(bunker("run", "--rm", "-it", "--runtime", RUNC_RUNTIME, "--rootfs", env.rootfs, "tty4", "sh"));
         await shellSession(t, 5);
-        expect((await env.run(["ps", "-q"])).stdout).toBe("");
+        expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
       }, 90_000);
 
       test("closing the terminal (its SIGHUP, passed on) ends a run --rm -it shell, and the container is removed", async () => {
         const t = await terminal(bunker("run", "--rm", "-it", "--rootfs", env.rootfs, "tty3", "sh"));
         await t.waitFor(/^\/ # ?$/m);
-        expect((await env.run(["ps", "-q"])).stdout).toBe("tty3\n");
+        expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("tty3\n");
         await t.close();
         const deadline = Date.now() + 15_000;
-        while ((await env.run(["ps", "-q"])).stdout !== "" && Date.now() < deadline) await Bun.sleep(100);
-        expect((await env.run(["ps", "-q"])).stdout).toBe("");
+        while ((await env.run(["ps", "-a", "-q"])).stdout !== "" && Date.now() < deadline) await Bun.sleep(100);
+        expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
         expect(ioDirs()).toEqual([]);
       }, 60_000);
 
@@ -111,9 +111,9 @@ describeWith(["root", "bin:runc", "bin:tmux"], "interactive use through the CLI"
           await t.keys("C-\\");
           await t.waitFor(new RegExp(`(got-quit\\nexit=7\\nSANE\\nSTEP-DONE[^]*){${i}}`));
           // (the next step may already be running)
-          expect((await env.run(["ps", "-q"])).stdout).not.toContain(`quit${i}\n`);
+          expect((await env.run(["ps", "-a", "-q"])).stdout).not.toContain(`quit${i}\n`);
         }
-        expect((await env.run(["ps", "-q"])).stdout).toBe("");
+        expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
         expect(ioDirs()).toEqual([]);
       }, 90_000);
 
@@ -130,7 +130,7 @@ describeWith(["root", "bin:runc", "bin:tmux"], "interactive use through the CLI"
             expect(await proc.exited).toBe(code);
             clearTimeout(timer);
             reader.releaseLock();
-            expect((await env.run(["ps", "-q"])).stdout).toBe("");
+            expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
           }
         }
         expect(ioDirs()).toEqual([]);
