@@ -3,8 +3,8 @@
 //      (every process of ours SIGKILLed, --state unmounted and emptied); start the daemon again and
 //      time until all N run again (from the daemon's spawn, and from when it answers)
 //   2. crash loop: one `--restart always` container whose command exits 1 at once; the CPU the
-//      daemon and its shim use over the window (their own time plus their reaped children's: runc),
-//      as a share of one core, and how many restarts the back-off allowed
+//      daemon and its shim use (their own time plus their reaped children's: runc), as a share of
+//      one core, and how many restarts the back-off allowed, over its first and its second window
 // Usage: bun bench/restart.ts [containers=100] [loopSeconds=60]. Prints a table and one JSON line.
 import { BunkerEnv } from "../tests/support/cli-harness.ts";
 import { killSame, procInfo, waitGone } from "../tests/support/procs.ts";
@@ -59,12 +59,19 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS;
 }
 
-async function crashLoop(env: BunkerEnv): Promise<{ cpuPercent: number; restarts: number; seconds: number }> {
+interface LoopWindow {
+  cpuPercent: number;
+  restarts: number;
+  seconds: number;
+}
+
+/** Two windows: the first minute (the back-off climbing from 100 ms) and the next (near its one-minute cap). */
+async function crashLoop(env: BunkerEnv): Promise<LoopWindow[]> {
   const d = await env.startDaemon();
   await ok(env, "run", "-d", "--restart", "always", "--rootfs", env.rootfs, "loop", "sh", "-c", "exit 1");
-  await Bun.sleep(200);
   const procs = () => [d.proc.pid, ...env.shims().map((s) => s.pid)];
-  // the shim may exit and be started again with each restart: sum what each process we saw used
+  // a shim may exit and another start: each process's CPU is counted from when it was first seen
+  // (the daemon's from the window's start), its own time plus its reaped children's (runc)
   const seen = new Map<number, { first: number; last: number }>();
   const sample = () => {
     for (const pid of procs()) {
@@ -74,19 +81,26 @@ async function crashLoop(env: BunkerEnv): Promise<{ cpuPercent: number; restarts
       else seen.set(pid, { first: pid === d.proc.pid ? s : 0, last: s });
     }
   };
-  sample();
-  const t0 = performance.now();
-  while (performance.now() - t0 < LOOP_SECONDS * 1000) {
-    await Bun.sleep(50);
+  const restartCount = async () => (JSON.parse(await ok(env, "inspect", "loop")) as { RestartCount: number }[])[0]!.RestartCount;
+  const windows: LoopWindow[] = [];
+  for (let w = 0; w < 2; w++) {
+    seen.clear();
     sample();
+    for (const e of seen.values()) e.first = e.last; // this window only
+    const before = await restartCount();
+    const t0 = performance.now();
+    while (performance.now() - t0 < LOOP_SECONDS * 1000) {
+      await Bun.sleep(50);
+      sample();
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const used = [...seen.values()].reduce((a, e) => a + (e.last - e.first), 0);
+    windows.push({ cpuPercent: (100 * used) / seconds, restarts: (await restartCount()) - before, seconds });
   }
-  const seconds = (performance.now() - t0) / 1000;
-  const used = [...seen.values()].reduce((a, e) => a + (e.last - e.first), 0);
-  const [doc] = JSON.parse(await ok(env, "inspect", "loop")) as { RestartCount: number }[];
   await ok(env, "rm", "-f", "loop");
   d.proc.kill("SIGTERM");
   await d.proc.exited;
-  return { cpuPercent: (100 * used) / seconds, restarts: doc!.RestartCount, seconds };
+  return windows;
 }
 
 const env = await BunkerEnv.create("bunker-bench-restart-");
@@ -94,7 +108,9 @@ try {
   const r = await reboot(env);
   const loop = await crashLoop(env);
   console.log(`| ${N} --restart always containers running again after a simulated reboot | ${r.fromSpawnMs.toFixed(0)} ms from the daemon's spawn (${r.fromReadyMs.toFixed(0)} ms after it answers) | goal 2000 ms |`);
-  console.log(`| a crash-looping --restart always container over ${loop.seconds.toFixed(0)} s | ${loop.cpuPercent.toFixed(2)}% of a core (daemon + shim + runc), ${loop.restarts} restarts | goal < 1% |`);
+  for (const [i, w] of loop.entries()) {
+    console.log(`| a crash-looping --restart always container, ${i === 0 ? "first" : "second"} ${w.seconds.toFixed(0)} s | ${w.cpuPercent.toFixed(2)}% of a core (daemon + shim + runc), ${w.restarts} restarts | goal < 1% |`);
+  }
   console.log(JSON.stringify({ containers: N, reboot: r, crashLoop: loop }));
 } finally {
   await env.dispose();
