@@ -33,6 +33,7 @@ import { join } from "node:path";
 import { spawnTracked } from "../src/sys/children.ts";
 import type { PluginExecEvent } from "../src/network/cni.ts";
 import { bunkerBinDir } from "../tests/support/cli-harness.ts";
+import { privatePodman } from "../tests/support/podman.ts";
 
 const RUNS = Number(process.argv[2] ?? 20);
 const PARTS = new Set((process.argv[3] ?? "1,2,3").split(",").map(Number));
@@ -120,7 +121,7 @@ const CONNECTIONS = 8;
 let setup: Promise<RunSetup> | undefined;
 const fixedMounts: string[] = [];
 const madeDirs: string[] = [];
-const madeCgroups: string[] = [];
+const podmanCleanups: (() => void)[] = [];
 try {
   const attachTotal = PARTS.has(1) ? await attachPart() : undefined;
   if (PARTS.has(2)) await runPart(attachTotal);
@@ -132,7 +133,7 @@ try {
   for (const m of fixedMounts) Bun.spawnSync(["umount", "-l", m]);
   for (const d of madeDirs) fs.rmSync(d, { recursive: true, force: true });
   // podman's cgroupfs parent (and its conmon group), if this run made it: rmdir only removes an empty group
-  for (const d of madeCgroups) for (const g of [join(d, "conmon"), d]) Bun.spawnSync(["rmdir", g], { stderr: "ignore" });
+  for (const cleanup of podmanCleanups) cleanup();
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 
@@ -204,15 +205,7 @@ async function timed(argv: string[], args: string[], env: Record<string, string 
 /** podman 4.3 made to run here, on a root of its own, with the same busybox archive loaded; undefined if not installed. */
 async function podmanSetup(s: RunSetup): Promise<{ argv: string[]; env: Record<string, string | undefined> } | undefined> {
   if (!Bun.which("podman")) return undefined;
-  const dir = join(tmp, "podman");
-  for (const d of ["cni", "tmp"]) fs.mkdirSync(join(dir, d), { recursive: true });
-  const conf = join(dir, "containers.conf");
-  fs.writeFileSync(conf, [
-    "[containers]", "default_ulimits = []",
-    "[network]", 'network_backend = "cni"', 'cni_plugin_dirs = ["/usr/lib/cni"]', `network_config_dir = "${join(dir, "cni")}"`,
-    "[engine]", 'cgroup_manager = "cgroupfs"', 'runtime = "runc"', 'events_logger = "file"', `tmp_dir = "${join(dir, "tmp")}"`,
-    `image_copy_tmp_dir = "${join(dir, "tmp")}"`, "",
-  ].join("\n"));
+  const podman = privatePodman(join(tmp, "podman"), s.env, { cni: true })!;
   // podman pins its netns in /run/netns and host-local keeps podman's leases (and CNI its result
   // cache) in /var/lib/cni: fixed paths, so each gets a tmpfs that lives only in this namespace.
   for (const d of ["/run/netns", "/var/lib/cni"]) {
@@ -223,16 +216,9 @@ async function podmanSetup(s: RunSetup): Promise<{ argv: string[]; env: Record<s
     if (Bun.spawnSync(["mount", "-t", "tmpfs", "tmpfs", d]).exitCode !== 0) throw new Error(`mount tmpfs on ${d} failed`);
     fixedMounts.push(d);
   }
-  const cgroupRoot = "/sys/fs/cgroup";
-  for (const c of fs.readdirSync(cgroupRoot)) {
-    const parent = join(cgroupRoot, c, "libpod_parent");
-    if (fs.statSync(join(cgroupRoot, c)).isDirectory() && !fs.existsSync(parent)) madeCgroups.push(parent);
-  }
-  if (fs.existsSync(join(cgroupRoot, "cgroup.controllers")) && !fs.existsSync(join(cgroupRoot, "libpod_parent"))) madeCgroups.push(join(cgroupRoot, "libpod_parent"));
-  const argv = ["podman", "--root", join(dir, "root"), "--runroot", join(dir, "runroot"), "--storage-driver", "overlay"];
-  const env = { ...s.env, CONTAINERS_CONF: conf };
-  await timed(argv, ["load", "-q", "-i", s.archive], env);
-  return { argv, env };
+  podmanCleanups.push(podman.cleanup);
+  await timed(podman.argv, ["load", "-q", "-i", s.archive], podman.env);
+  return podman;
 }
 
 /** Part 2: `run --rm --net none|bridge busybox /bin/true`, bunker and podman, median of RUNS each, interleaved. */

@@ -1,7 +1,8 @@
 // `bunker run` benchmark, side by side in one run (as root):
 //   1. lifecycle: wall time of `bunker run --rm --rootfs R id /bin/true` (with no --runtime and no
 //      daemon: the foreground path; embedded and through a daemon with each shim runtime), against
-//      raw `runc run` of the same spec and rootfs; interleaved runs, median, ratio to runc
+//      raw `runc run` of the same spec and rootfs, and podman 4.3's `run --rm --rootfs` when it is
+//      installed (tests/support/podman.ts); interleaved runs, median, ratio to runc
 //   2. reload: 100 detached tasks, kill -9 the daemon, start it again: time until it answers and
 //      lists all 100, and the manager's own load time (from its log)
 // Usage: bun bench/run.ts [runs=20] [tasks=100]. Prints a table and one JSON line.
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { generateSpec } from "../src/oci/spec.ts";
 import { COMPILE_FLAGS } from "../tests/support/compile.ts";
 import { BunkerEnv, BUNKER_RUNTIME, RUNC_RUNTIME, runtimes } from "../tests/support/cli-harness.ts";
+import { privatePodman } from "../tests/support/podman.ts";
 
 const RUNS = Number(process.argv[2] ?? 20);
 const TASKS = Number(process.argv[3] ?? 100);
@@ -55,6 +57,9 @@ async function lifecycle(env: BunkerEnv): Promise<Record<string, number>> {
     // No --runtime and no daemon: the foreground path (runc run under the CLI, no shim).
     ["bunker run (default, foreground)", (i) => [env.bunker, ...env.globals(), "run", "--rm", "--rootfs", env.rootfs, `f${i}`, "/bin/true"]],
   ];
+  // podman 4.3 on the same rootfs, no network (as the suite's BUNKER_NETWORK=none), when installed
+  const podman = privatePodman(join(env.dir, "podman"), e);
+  if (podman) cases.push(["podman run --rm --rootfs", () => [...podman.argv, "run", "--rm", "--network", "none", "--rootfs", env.rootfs, "/bin/true"]]);
   for (const rt of runtimes()) {
     const short = rt === BUNKER_RUNTIME ? "bunker" : "runc.v2";
     cases.push([`bunker run (${short}, embedded)`, (i) => [env.bunker, ...env.globals(), "run", "--rm", "--runtime", rt, "--rootfs", env.rootfs, `e${short.replace(".", "")}${i}`, "/bin/true"]]);
@@ -62,7 +67,7 @@ async function lifecycle(env: BunkerEnv): Promise<Record<string, number>> {
   const samples = new Map<string, number[]>(cases.map(([n]) => [n, []]));
   for (let i = -2; i < RUNS; i++) {
     for (const [name, argv] of cases) {
-      const ms = await timed(argv(i + 2), e);
+      const ms = await timed(argv(i + 2), name.startsWith("podman") ? (podman!.env as Record<string, string>) : e);
       if (i >= 0) samples.get(name)!.push(ms); // two warm-up rounds
     }
   }
@@ -80,6 +85,7 @@ async function lifecycle(env: BunkerEnv): Promise<Record<string, number>> {
   }
   daemon.proc.kill("SIGTERM");
   await daemon.proc.exited;
+  podman?.cleanup();
   const out: Record<string, number> = {};
   for (const [name, xs] of samples) out[name] = median(xs);
   return out;
