@@ -101,7 +101,7 @@ for (const daemon of [false, true]) {
 
         test("--log-driver none keeps nothing, and logs says so; a bad --log-opt is refused before anything is made", async () => {
           await runToEnd("j6", "echo gone", ["--log-driver", "none"]);
-          expect(readdirSync(recordDir("j6")).sort()).toEqual(["config.json", "record.json"]);
+          expect(readdirSync(recordDir("j6")).filter((f) => f.includes("log"))).toEqual([]);
           const r = await env.run(["logs", "j6"]);
           expect(r.code).not.toBe(0);
           expect(r.stderr).toContain("keeps no logs (it was started with --log-driver none)");
