@@ -34,6 +34,7 @@ const ALLOWED: Record<string, string[]> = {
   network: ["containers", "sys"],
   images: ["archive", "containers", "content", "oci", "registry", "snapshots", "sys"],
   cri: ["config", "registry"],
+  lib: ["api", "config", "containers", "contract", "executor", "gen", "images", "network", "oci", "registry", "runtime", "sys", "ttrpc"],
   cli: ["api", "archive", "config", "containers", "content", "contract", "executor", "gen", "images", "network", "oci", "registry", "runtime", "shims/bunker", "sys", "ttrpc"],
 };
 
