@@ -12,7 +12,7 @@ import { type ContainerLayers, type ContainerNetworks, ContainerStore, killAt, t
 import { processStartTime } from "../proc.ts";
 import { makeBundleDir } from "../runtime/bundle.ts";
 import { readMeta, writeMeta } from "../runtime/meta.ts";
-import { cgroupParent } from "../runtime/paths.ts";
+import { cgroupParent, DEFAULT_SEARCH_PATH } from "../runtime/paths.ts";
 import { generateSpec, type OciSpec, withNetwork } from "../oci/spec.ts";
 import { applyRunOptions, type RunSpecOptions } from "../oci/run-options.ts";
 import { type GlobalOptions, imageStoreOptions, type RunOptions } from "./args.ts";
@@ -172,8 +172,9 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
     const r = await prepareImageRun(g, o, o.source as Extract<RunOptions["source"], { image: string }>, base, runOptions);
     root = { image: { ...r, layers: lazyLayers(g.root, imageStoreOptions(g)) } };
   }
-  const runc = Bun.which("runc");
-  if (!runc) throw new NotFoundError("runc not found in PATH");
+  // as a shim finds it (the same default search path when PATH lacks it): run --rm and run -d agree
+  const runc = Bun.which("runc") ?? Bun.which("runc", { PATH: DEFAULT_SEARCH_PATH });
+  if (!runc) throw new NotFoundError(`runc not found in PATH or ${DEFAULT_SEARCH_PATH}`);
   const containers = new ContainerStore(g.root);
   const rec: ForegroundRecord = { owner: process.pid, ownerStart: processStartTime(process.pid) ?? "", runc, runcRoot: foregroundRuncRoot(g.state, g.namespace) };
   // --net none is runc's own empty namespace: nothing to set up, nothing to load

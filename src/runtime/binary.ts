@@ -4,6 +4,7 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import { binaryName } from "../contract/runtime.ts";
+import { DEFAULT_SEARCH_PATH } from "./paths.ts";
 import { NotFoundError } from "../errdefs.ts";
 
 export interface ResolveOptions {
@@ -30,7 +31,7 @@ export function resolveShimBinary(runtime: string, opts: ResolveOptions = {}): s
     return runtime;
   }
   const name = binaryName(runtime);
-  const searchPath = opts.path ?? process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  const searchPath = opts.path ?? process.env.PATH ?? DEFAULT_SEARCH_PATH;
   for (const dir of searchPath.split(":")) {
     if (dir === "" || !isAbsolute(dir)) continue;
     const candidate = join(dir, name);

@@ -20,3 +20,6 @@ export function cgroupParent(address: string): string {
   if (address === DEFAULT_ADDRESS) return "/bunker";
   return `/bunker-${new Bun.CryptoHasher("sha256").update(address).digest("hex").slice(0, 8)}`;
 }
+
+/** Where binaries are looked for when PATH is unset or lacks them (Go's and containerd's default for root). */
+export const DEFAULT_SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

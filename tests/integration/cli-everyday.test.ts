@@ -117,4 +117,14 @@ describeWith(["root", "bin:runc"], "bunker's everyday CLI", () => {
     });
     expect([proc.exitCode, proc.stdout.toString(), proc.stderr.toString()]).toEqual([0, "ok\n", ""]);
   }, 60_000);
+
+  test("with an empty PATH, run --rm and run -d find runc alike (the default search path)", async () => {
+    const noPath = { ...env.spawnEnv(), PATH: "" };
+    const fg = Bun.spawnSync([env.bunker, ...env.globals(), "run", "--rm", "--rootfs", env.rootfs, "np1", "echo", "fg"], { env: noPath });
+    expect([fg.exitCode, fg.stdout.toString(), fg.stderr.toString()]).toEqual([0, "fg\n", ""]);
+    const d = Bun.spawnSync([env.bunker, ...env.globals(), "run", "-d", "--rootfs", env.rootfs, "np2", "sleep", "100"], { env: noPath });
+    expect([d.exitCode, d.stderr.toString()]).toEqual([0, ""]);
+    expect((await env.run(["ps"])).stdout).toMatch(/^np2\s+\d+\s+RUNNING/m);
+    expect((await env.run(["rm", "-f", "np2"])).code).toBe(0);
+  }, 60_000);
 });
