@@ -24,7 +24,7 @@ async function running(env: BunkerEnv): Promise<number> {
   return (await ok(env, "ps")).split("\n").filter((l) => / RUNNING /.test(l)).length;
 }
 
-async function reboot(env: BunkerEnv): Promise<{ fromSpawnMs: number; fromReadyMs: number }> {
+async function reboot(env: BunkerEnv): Promise<{ fromSpawnMs: number; fromReadyMs: number; daemonRestoreMs: number }> {
   let d = await env.startDaemon();
   const batch = 10;
   for (let i = 0; i < N; i += batch) {
@@ -40,15 +40,25 @@ async function reboot(env: BunkerEnv): Promise<{ fromSpawnMs: number; fromReadyM
   const t0 = performance.now();
   d = await env.startDaemon();
   const ready = performance.now();
+  // polled 4 times a second: a `ps` is a CLI start and N state calls, which would compete with the restore
   while ((await running(env)) < N) {
     if (performance.now() - t0 > 60_000) throw new Error("the containers did not all come back within 60 s");
-    await Bun.sleep(25);
+    await Bun.sleep(250);
   }
   const done = performance.now();
+  // the daemon's own figure: from its start to the last container started ("containers restored")
+  const restored = d.log().split("\n").flatMap((l) => {
+    try {
+      const e = JSON.parse(l) as { msg?: string; ms?: number };
+      return e.msg === "containers restored" && typeof e.ms === "number" ? [e.ms] : [];
+    } catch {
+      return [];
+    }
+  })[0];
   await ok(env, "rm", "-f", ...Array.from({ length: N }, (_, i) => `rb${i}`));
   d.proc.kill("SIGTERM");
   await d.proc.exited;
-  return { fromSpawnMs: done - t0, fromReadyMs: done - ready };
+  return { fromSpawnMs: done - t0, fromReadyMs: done - ready, daemonRestoreMs: restored ?? NaN };
 }
 
 /** utime + stime + cutime + cstime of a process, in seconds. */
@@ -107,7 +117,7 @@ const env = await BunkerEnv.create("bunker-bench-restart-");
 try {
   const r = await reboot(env);
   const loop = await crashLoop(env);
-  console.log(`| ${N} --restart always containers running again after a simulated reboot | ${r.fromSpawnMs.toFixed(0)} ms from the daemon's spawn (${r.fromReadyMs.toFixed(0)} ms after it answers) | goal 2000 ms |`);
+  console.log(`| ${N} --restart always containers running again after a simulated reboot | ${r.daemonRestoreMs.toFixed(0)} ms in the daemon's log (start to last container started); seen by ps polled at 4 Hz: ${r.fromSpawnMs.toFixed(0)} ms from the daemon's spawn | goal 2000 ms |`);
   for (const [i, w] of loop.entries()) {
     console.log(`| a crash-looping --restart always container, ${i === 0 ? "first" : "second"} ${w.seconds.toFixed(0)} s | ${w.cpuPercent.toFixed(2)}% of a core (daemon + shim + runc), ${w.restarts} restarts | goal < 1% |`);
   }
