@@ -175,9 +175,9 @@ export class BunkerEnv {
       for (const id of ids) await Bun.$`runc --root ${runcRoot} delete --force ${id}`.quiet().nothrow();
       rmSync(runcRoot, { recursive: true, force: true });
     }
-    // Rootfs mounts of bundles whose shim died before unmounting them.
+    // Rootfs mounts of bundles whose shim died before unmounting them (and a tmpfs a bench put on --state).
     const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "");
-    for (const m of mounts.filter((m) => m.startsWith(`${this.state}/`)).reverse()) await Bun.$`umount -l ${m}`.quiet().nothrow();
+    for (const m of mounts.filter((m) => m === this.state || m.startsWith(`${this.state}/`)).reverse()) await Bun.$`umount -l ${m}`.quiet().nothrow();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
