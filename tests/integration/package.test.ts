@@ -4,10 +4,14 @@
 // package.json "exports", the native core loads from native/prebuilt/ (the package ships no dev
 // build), and the shim the embedded manager would start is the package's bin/ launcher, found
 // with no selfDir, running with no bun on PATH. The library's own example joins this file later.
-import { beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
+import { removeAtEnd } from "../support/cleanup.ts";
 import { type FreshProject, freshProject, packedTarball, runIn } from "../support/package.ts";
+import { allProcs, cmdline, killSame, waitGone } from "../support/procs.ts";
 import { describeWith } from "../support/require.ts";
+import { copyRootfs } from "../support/rootfs.ts";
 
 const CROSS_CC = process.arch === "arm64" ? "x86_64-linux-gnu-gcc" : "aarch64-linux-gnu-gcc";
 
@@ -47,14 +51,78 @@ test("the bunker shim resolves to the package's launcher, which runs with no bun
 });
 `;
 
-describeWith(["root", "bin:make", "bin:cc", `bin:${CROSS_CC}`, "bin:tar"], "bunker as an installed package", () => {
+// A container through the embedded manager, as the library will run one, with no selfDir: the shim
+// must be the package's launcher (its serve process runs the package's src/shims/bunker/bin.ts).
+// The container waits for /go so that the shim is seen alive; the outer test ends what is left.
+const USER_EMBEDDED_TEST = `
+import { expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const pkg = join(import.meta.dir, "node_modules", "bunker");
+const dir = process.env.BUNKER_PACKAGE_TEST_DIR!;
+const rootfs = process.env.BUNKER_PACKAGE_TEST_ROOTFS!;
+
+function cmdlinesWith(text: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^[0-9]+$/.test(p))) {
+    try {
+      const cmd = readFileSync(join("/proc", pid, "cmdline"), "utf8").split("\\0").join(" ");
+      if (cmd.includes(text)) out.push(cmd);
+    } catch {}
+  }
+  return out;
+}
+
+test("the embedded manager starts the package's shim and runs a container", async () => {
+  const { Executor, startEmbeddedRuntime } = await import(join(pkg, "src/executor/index.ts"));
+  const { generateSpec } = await import(join(pkg, "src/oci/spec.ts"));
+  const address = join(dir, "embedded.sock");
+  const rt = await startEmbeddedRuntime({ root: join(dir, "root"), state: join(dir, "state"), address });
+  const exited = Promise.withResolvers<string>();
+  const exec = new Executor({ manager: rt.manager, namespace: "pkgtest", rootDir: join(dir, "executor"), exitHandler: { handleExitEvent: (id: string) => exited.resolve(id) } });
+  let out = "";
+  const said = Promise.withResolvers<void>();
+  const spec = generateSpec({ namespace: "pkgtest", id: "hello", args: ["sh", "-c", "echo hello from the package; while [ ! -e /go ]; do sleep 0.05; done"] });
+  try {
+    await exec.create("hello", { ...spec, root: { path: rootfs, readonly: false } }, (chunk: Uint8Array | null) => {
+      if (chunk) out += new TextDecoder().decode(chunk);
+      if (out.includes("\\n")) said.resolve();
+    }, null);
+    await said.promise;
+    expect(out).toBe("hello from the package\\n");
+    const shims = cmdlinesWith(address).filter((c) => c.includes(" -socket "));
+    expect(shims.length).toBe(1);
+    expect(shims[0]).toContain(join(pkg, "src", "shims", "bunker", "bin.ts"));
+    writeFileSync(join(rootfs, "go"), "");
+    expect(await exited.promise).toBe("hello");
+  } finally {
+    await exec.close();
+    rt.close();
+  }
+}, 60_000);
+`;
+
+describeWith(["root", "bin:runc", "bin:make", "bin:cc", `bin:${CROSS_CC}`, "bin:tar"], "bunker as an installed package", () => {
   let tarball: string;
   let project: FreshProject;
+
+  let scratch: string;
 
   beforeAll(async () => {
     tarball = await packedTarball();
     project = await freshProject(tarball);
+    scratch = mkdtempSync("/tmp/bunker-package-run-");
+    removeAtEnd(scratch);
   }, 300_000);
+
+  afterAll(async () => {
+    // what the embedded test's manager started and may have left (a lingering shim): by pid
+    const left = allProcs().filter((p) => scratch !== undefined && cmdline(p.pid).includes(scratch));
+    for (const p of left) killSame(p, "SIGKILL");
+    await waitGone(left, 5_000);
+  });
 
   test("the tarball ships the sources, launchers and both prebuilt architectures, and nothing of the repo's own", async () => {
     const r = await runIn("/", ["tar", "-tzvf", tarball]);
@@ -96,4 +164,17 @@ describeWith(["root", "bin:make", "bin:cc", `bin:${CROSS_CC}`, "bin:tar"], "bunk
     expect(none.code).toBe(127);
     expect(none.stderr.trim()).toBe("bunker: bun is not on PATH (or set BUNKER_BUN to it)");
   });
+
+  test("a user's bun test runs a container through the embedded manager with the package's shim launcher", async () => {
+    const rootfs = await copyRootfs(join(scratch, "rootfs"));
+    project.write("bunker-embedded.test.ts", USER_EMBEDDED_TEST);
+    // no bun on PATH: the manager hands the shim its own bun (BUNKER_BUN)
+    const r = await project.bunTest(["./bunker-embedded.test.ts"], {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      BUNKER_PACKAGE_TEST_DIR: scratch,
+      BUNKER_PACKAGE_TEST_ROOTFS: rootfs,
+    });
+    expect({ code: r.code, report: r.stderr }).toMatchObject({ code: 0 });
+    expect(r.stderr).toContain(" 1 pass");
+  }, 180_000);
 });
