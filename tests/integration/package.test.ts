@@ -155,6 +155,13 @@ describeWith(["root", "bin:runc", "bin:make", "bin:cc", `bin:${CROSS_CC}`, "bin:
     expect(r.stderr).toContain(" 0 fail");
   }, 180_000);
 
+  test("a user's tsc type-checks code that imports bunker: the types come from the package's sources", async () => {
+    project.write("uses-bunker.ts", 'import * as entry from "bunker";\nexport const names: string[] = Object.keys(entry);\n');
+    // bun init's tsconfig and TypeScript, as a user has them; the project's own index.ts is checked too
+    const r = await project.run([join(project.dir, "node_modules", ".bin", "tsc"), "--noEmit", "-p", "."], {}, 300_000);
+    expect({ code: r.code, out: r.stdout + r.stderr }).toEqual({ code: 0, out: "" });
+  }, 300_000);
+
   test("the bunker CLI runs from node_modules/.bin with the bun it is given, and says so when it has none", async () => {
     const cli = join(project.dir, "node_modules", ".bin", "bunker");
     const ok = await project.run([cli, "version"], { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", BUNKER_BUN: process.execPath });
