@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the native core and dist/: one compiled binary (the .so and the static bunker-init embedded) and the shim's name as a link to it.
+# `prebuilt` also cross-compiles native/prebuilt/linux-{x64,arm64}/, what the npm package ships (src/native.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
-make -s -C native
+make -s -C native prebuilt
 mkdir -p dist
 # Rebuild the binary only when a source it embeds is newer than it.
 if [ ! -x dist/bunker ] || [ -n "$(find src native/libbunker.so native/bunker-init package.json scripts/build.sh -newer dist/bunker -print -quit)" ]; then

@@ -13,6 +13,12 @@ cd "$(dirname "$0")/.."
 # openssl the token server's certificate). Networks use the standard CNI plugins, iptables and ip.
 debs=(runc containerd busybox-static criu gcc make libc6-dev protobuf-compiler python3 util-linux bsdutils
   docker-registry skopeo umoci tar zstd openssl containernetworking-plugins iptables iproute2)
+# The other architecture's cross compiler and libc build native/prebuilt/ (native/Makefile `prebuilt`,
+# run by scripts/build.sh), which the npm package ships for linux-x64 and linux-arm64.
+case "$(uname -m)" in
+  aarch64) debs+=(gcc-x86-64-linux-gnu libc6-dev-amd64-cross) ;;
+  *) debs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
+esac
 # npm may come from a nodejs package that bundles it; Debian's own npm only when there is none.
 command -v npm >/dev/null || debs+=(npm)
 missing=()

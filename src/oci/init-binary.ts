@@ -3,8 +3,9 @@
 //
 // Why embedded and copied under --root: bunker ships as one compiled binary (scripts/build.sh), with
 // no file beside it we could count on, and a file embedded in it lives in Bun's $bunfs, which the
-// kernel cannot mount. So the binary carries the init (an `import … with { type: "file" }`, as
-// src/sys/ffi.ts carries libbunker.so), and the first --init run writes it to
+// kernel cannot mount. So the binary carries the init (src/native.ts finds it: embedded when
+// compiled, native/prebuilt/linux-<arch>/ in an installed package, else the dev build), and the
+// first --init run writes it to
 // <root>/init/bunker-init-<16 hex of its sha256>: the name is the content, so two bunker versions
 // with the same init share the file, a different init never overwrites one a running container
 // has mounted, and a later run only checks that the file exists. It is written to a temp name and
@@ -13,10 +14,10 @@
 // Loaded only when --init is given: reading and hashing ~700 KB is not every run's to pay for.
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import embeddedInit from "../../native/bunker-init" with { type: "file" };
+import { locateNative } from "../native.ts";
 
 export async function installInit(root: string): Promise<string> {
-  const bytes = await Bun.file(embeddedInit).bytes();
+  const bytes = await Bun.file(locateNative("bunker-init")).bytes();
   const hex = new Bun.CryptoHasher("sha256").update(bytes).digest("hex").slice(0, 16);
   const dir = join(root, "init");
   const path = join(dir, `bunker-init-${hex}`);

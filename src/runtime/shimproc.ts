@@ -6,6 +6,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { DeadlineExceededError, FailedPreconditionError, UnknownError } from "../errdefs.ts";
 import { DeleteResponseSchema } from "../gen/containerd/task/v2/shim_pb.ts";
+import { isCompiled } from "../native.ts";
 import type { Bundle } from "./bundle.ts";
 import type { ExitInfo } from "./events.ts";
 
@@ -32,6 +33,14 @@ export const START_TIMEOUT_MS = 30_000;
 export const DELETE_TIMEOUT_MS = 30_000;
 /** After the action exits, how long a leaked stdout may stay open before we stop reading it. */
 const STDOUT_GRACE_MS = 200;
+
+/**
+ * Running from sources (bunker as a library under `bun test`), the shim is the package's launcher
+ * (bin/containerd-shim-bunker-v1), a shell script that needs a bun: ours, which PATH may not have.
+ */
+function ownBun(): { BUNKER_BUN?: string } {
+  return isCompiled() || process.env.BUNKER_BUN !== undefined ? {} : { BUNKER_BUN: process.execPath };
+}
 
 function baseArgs(c: ShimCommandConfig): string[] {
   return [c.binary, "-namespace", c.bundle.namespace, "-address", c.address, "-publish-binary", c.publishBinary];
@@ -67,7 +76,7 @@ async function runAction(cmd: string[], c: ShimCommandConfig, stdin: Uint8Array 
   try {
     proc = Bun.spawn(cmd, {
       cwd: c.bundle.path,
-      env: { ...process.env, TTRPC_ADDRESS: c.ttrpcAddress, GOMAXPROCS: "2" },
+      env: { ...process.env, ...ownBun(), TTRPC_ADDRESS: c.ttrpcAddress, GOMAXPROCS: "2" },
       stdin: stdin ? "pipe" : "ignore",
       stdout: "pipe",
       stderr: "pipe",

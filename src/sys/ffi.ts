@@ -1,7 +1,8 @@
 // The bun:ffi implementation of Syscalls over native/libbunker.so. The only file that imports
-// bun:ffi. The import attribute makes `bun build --compile` embed the library in the binary.
+// bun:ffi. src/native.ts finds the library: embedded in a compiled binary, prebuilt in an
+// installed package, or a dev build.
 import { dlopen, FFIType } from "bun:ffi";
-import libPath from "../../native/libbunker.so" with { type: "file" };
+import { locateNative } from "../native.ts";
 import { SysError } from "./errors.ts";
 import { decodeWaitStatus, type ReapedChild, type Syscalls, type WaitStatus } from "./types.ts";
 
@@ -60,6 +61,8 @@ function check(r: number, syscall: string, path?: string): number {
   if (r < 0) throw new SysError(syscall, -r, path);
   return r;
 }
+
+const libPath = locateNative("libbunker.so");
 
 export class FfiSyscalls implements Syscalls {
   private readonly lib = dlopen(libPath, symbols).symbols;

@@ -1,5 +1,6 @@
 // Entry point of src/sys: `sys()` is the process-wide Syscalls (the FFI one unless a test set a
 // fake with setSys). The FFI module loads lazily so that unit tests with the fake never dlopen.
+import { FailedPreconditionError } from "../errdefs.ts";
 import type { Syscalls } from "./types.ts";
 
 let current: Syscalls | undefined;
@@ -7,13 +8,15 @@ let current: Syscalls | undefined;
 export function sys(): Syscalls {
   if (!current) {
     // require keeps the load lazy and is still followed by `bun build --compile`.
-    let mod: typeof import("./ffi.ts");
     try {
-      mod = require("./ffi.ts") as typeof import("./ffi.ts");
+      const mod = require("./ffi.ts") as typeof import("./ffi.ts");
+      current = new mod.FfiSyscalls();
     } catch (err) {
-      throw new Error("cannot load native/libbunker.so (build it with `make -C native` or scripts/build.sh)", { cause: err });
+      // A missing library: src/native.ts's message already names the paths and the make command.
+      if (err instanceof FailedPreconditionError) throw err;
+      const why = err instanceof Error ? err.message : String(err);
+      throw new Error(`cannot load bunker's native core libbunker.so (rebuild it with \`make -C native\` or scripts/build.sh): ${why}`, { cause: err });
     }
-    current = new mod.FfiSyscalls();
   }
   return current;
 }

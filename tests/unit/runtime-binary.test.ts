@@ -45,3 +45,23 @@ test("resolveShimBinary: absolute paths are the binary itself", () => {
   expect(() => resolveShimBinary(dir)).toThrow(NotFoundError);
   expect(() => resolveShimBinary("bin/containerd-shim-x-v1")).toThrow(InvalidArgumentError);
 });
+
+test("resolveShimBinary: the package's bin/ launcher comes last, after PATH and beside bunker", () => {
+  const pathDir = join(dir, "pkg-path");
+  const selfDir = join(dir, "pkg-self");
+  const pkgBin = join(dir, "pkg-bin");
+  for (const d of [pathDir, selfDir, pkgBin]) mkdirSync(d);
+  const packageBin = (name: string) => join(pkgBin, name);
+  const launcher = exe(join(pkgBin, "containerd-shim-z-v1"));
+  expect(resolveShimBinary("io.containerd.z.v1", { path: pathDir, selfDir, packageBin })).toBe(launcher);
+  const beside = exe(join(selfDir, "containerd-shim-z-v1"));
+  expect(resolveShimBinary("io.containerd.z.v1", { path: pathDir, selfDir, packageBin })).toBe(beside);
+  expect(() => resolveShimBinary("io.containerd.w.v1", { path: pathDir, selfDir, packageBin })).toThrow(`not found in PATH or ${selfDir} or ${pkgBin}`);
+  // inside a compiled binary there is no package to look in
+  expect(() => resolveShimBinary("io.containerd.w.v1", { path: pathDir, selfDir, packageBin: () => undefined })).toThrow(`not found in PATH or ${selfDir}`);
+});
+
+test("resolveShimBinary: this package's own launcher for the bunker shim, with no PATH and no selfDir", () => {
+  const found = resolveShimBinary("io.containerd.bunker.v1", { path: "", selfDir: join(dir, "nowhere") });
+  expect(found).toBe(join(import.meta.dir, "../../bin/containerd-shim-bunker-v1"));
+});
