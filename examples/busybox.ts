@@ -4,17 +4,16 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bunker, NotFound } from "../src/lib/index.ts";
+import { bunker, ImagePullError } from "../src/lib/index.ts";
 
 export const IMAGE = "docker.io/library/busybox:latest";
 
 export async function ensureBusybox(): Promise<string> {
-  // a run with pull "never" tells whether the store has it without reaching a registry
+  // pull "never": whether the store has it, without reaching a registry
   try {
-    await (await bunker.run(IMAGE, { pull: "never", network: "none", cmd: ["true"] })).remove();
-    return IMAGE;
+    return await bunker.pull(IMAGE, { pull: "never" });
   } catch (err) {
-    if (!(err instanceof NotFound) && !/not found/.test(String(err))) throw err;
+    if (!(err instanceof ImagePullError && err.notFound)) throw err;
   }
   if (!existsSync("/bin/busybox")) throw new Error("the examples build their image from /bin/busybox (Debian: apt-get install busybox-static)");
   const dir = mkdtempSync(join(tmpdir(), "bunker-example-"));

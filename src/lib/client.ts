@@ -17,6 +17,7 @@ import { TaskManager } from "../runtime/manager.ts";
 import { DEFAULT_ADDRESS, DEFAULT_ROOT, DEFAULT_STATE } from "../runtime/paths.ts";
 import { sys } from "../sys/index.ts";
 import { Container } from "./container.ts";
+import { imageError } from "./errors.ts";
 import { Network, type NetworkOptions } from "./network.ts";
 import { type RunOptions, startContainer } from "./run.ts";
 import type { ContainerTracker } from "./types.ts";
@@ -148,6 +149,17 @@ export class Bunker {
     const net = await Network.create(this.options, o, this.o.tracker, (n) => this.networks.delete(n));
     this.networks.add(net);
     return net;
+  }
+
+  /** Makes sure the image is in the store (per `pull`, default "missing"); its stored name. ImagePullError otherwise. */
+  async pull(image: string, o: { pull?: "missing" | "always" | "never"; platform?: string } = {}): Promise<string> {
+    const { ImageStore } = await import("../images/store.ts");
+    const store = new ImageStore(this.options.root, { insecureRegistries: this.options.insecureRegistries });
+    try {
+      return (await store.ensure(image, o.pull ?? "missing", o.platform ? { platform: o.platform } : {})).name;
+    } catch (err) {
+      throw imageError(image, err);
+    }
   }
 
   /** Loads images from an OCI or docker archive (a tar file) into the store; their names. */

@@ -43,6 +43,11 @@ export class ImagePullError extends BunkerError {
     // keep the underlying kind (NotFound for an unknown image) for callers that switch on codes
     this.code = cause instanceof BunkerError ? cause.code : Code.Unknown;
   }
+
+  /** The image is nowhere to be had (unknown locally with pull "never", or unknown to the registry). */
+  get notFound(): boolean {
+    return this.code === Code.NotFound;
+  }
 }
 
 /** The container exited before it was ready. */

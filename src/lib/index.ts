@@ -52,6 +52,8 @@ export const bunker = {
   network: (options?: NetworkOptions): Promise<Network> => client().network(options),
   /** An existing container by id. */
   get: (id: string): Promise<Container> => client().get(id),
+  /** Makes sure an image is in the store (pulled per `pull`, default when missing); its stored name. */
+  pull: (image: string, options?: { pull?: "missing" | "always" | "never"; platform?: string }): Promise<string> => client().pull(image, options),
   /** Loads images from an archive (`bunker save`, `docker save`, an OCI layout tar) into the store. */
   loadImage: (archive: string): Promise<string[]> => client().loadImage(archive),
   /** A client of its own (another root, namespace...); given an address and no mode, that daemon only. */

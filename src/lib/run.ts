@@ -135,10 +135,13 @@ export async function startContainer(api: Api, w: Where, image: string, o: RunOp
   } catch (err) {
     throw imageError(image, err);
   }
+  // the container's name, so that what a peer was told (--add-host NAME) is what it calls itself
+  // (docker's default, the id's first 12 characters, would cut "bunker-…" names short)
+  const hostname = o.hostname ?? (id.length <= 63 ? id : id.slice(0, 12));
   const spec = await imageSpec(
     store,
     img,
-    { namespace: w.namespace, id, cgroupParent: cgroupParent(w.address), terminal: false, ...(o.hostname ? { hostname: o.hostname } : {}) },
+    { namespace: w.namespace, id, cgroupParent: cgroupParent(w.address), terminal: false, hostname },
     {
       args: [...ep.args, ...(o.cmd ?? [])],
       env,
@@ -166,7 +169,7 @@ export async function startContainer(api: Api, w: Where, image: string, o: RunOp
           network: mode,
           publish: publishSpecs(plans),
           addHosts: networkHosts(mode),
-          hostname: o.hostname ?? "",
+          hostname,
           stopSignal: o.stopSignal ?? imageStopSignal(img) ?? "",
           stopTimeout: o.stopTimeout ?? 0,
           labels,
