@@ -54,8 +54,8 @@ interface Backend {
 }
 
 async function embeddedBackend(): Promise<Backend> {
+  const bin = await bunkerBinDir(); // first: a failed build leaves no dir behind
   const dir = mkdtempSync("/tmp/bunker-lib-");
-  const bin = await bunkerBinDir();
   const [root, state, address] = [join(dir, "root"), join(dir, "state"), join(dir, "bunker.sock")];
   const client = new Bunker({ mode: "embedded", root, state, address, namespace: "libtest", shimDir: bin });
   buildBusybox(join(dir, "busybox.tar"));
@@ -256,22 +256,23 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "lib
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync("/tmp/bunker-lib-net-");
     bin = await bunkerBinDir();
+    dir = mkdtempSync("/tmp/bunker-lib-net-");
   }, T);
   afterAll(async () => {
+    if (!dir) return;
     const shims = addresses.flatMap(shimsOf);
     for (const s of shims) killSame(s, "SIGKILL");
     await waitGone(shims, 5_000);
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test("ports chosen free for 10 parallel servers, waited on by port, reached from the host; a port wait times out with the lines", async () => {
+  test("ports chosen free for 20 parallel servers, waited on by port, reached from the host; a port wait times out with the lines", async () => {
     const r = await inNetns([process.execPath, join(REPO, "tests/support/lib-netns-child.ts")]);
     if (r.code !== 0) throw new Error(`child failed (${r.code}): ${r.stderr}`);
     const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { ports: number[]; pages: string[]; timeout: { name: string; message: string; logs: string[] }; clash: string; left: string[] };
     expect(new Set(out.ports).size).toBe(10);
-    expect(out.pages).toEqual(Array.from({ length: 10 }, (_, i) => `server ${i}`));
+    expect(out.pages).toEqual(Array.from({ length: 20 }, (_, i) => `server ${i}`));
     expect(out.timeout.name).toBe("Timeout");
     expect(out.timeout.message).toContain("waiting for port 9999");
     expect(out.timeout.logs).toEqual(["no server here"]);

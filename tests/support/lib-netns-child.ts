@@ -1,6 +1,6 @@
 // The library's port checks, run by tests/integration/lib.test.ts inside a private network and
 // mount namespace (under `unshare`): the default client (root, state, address and namespace from
-// the BUNKER_* environment the test sets), 10 busybox httpd servers started in parallel on ports
+// the BUNKER_* environment the test sets), 20 busybox httpd servers started in parallel on ports
 // chosen free and waited on by port, each fetched from the host side; a port wait that times out;
 // a fixed host port already held. Prints one JSON line of what it saw; removes all it made.
 import { bunker, Wait } from "../../src/lib/index.ts";
@@ -15,7 +15,7 @@ const [image] = await bunker.loadImage(archive);
 rmSync(dir, { recursive: true, force: true });
 
 const servers = await Promise.all(
-  Array.from({ length: 10 }, (_, i) =>
+  Array.from({ length: 20 }, (_, i) =>
     bunker.run(image!, { cmd: ["sh", "-c", `mkdir -p /www && echo 'server ${i}' > /www/index.html && exec httpd -f -p 80 -h /www`], ports: { 80: 0 }, waitFor: Wait.port(80) }),
   ),
 );

@@ -149,6 +149,7 @@ describe("errors", () => {
     const e = new ImagePullError("redis:7", new NotFoundError("image redis:7 not found, and --pull never forbids pulling it"));
     expect(e.message).toBe("image redis:7 not found, and --pull never forbids pulling it");
     expect(e.code).toBe(Code.NotFound);
+    expect(e.notFound).toBe(true);
     const net = new ImagePullError("redis:7", new Error("connect ECONNREFUSED\n  at stack"));
     expect(net.message).toBe("image redis:7: connect ECONNREFUSED (…)");
     expect(net.message).not.toContain("\n");
