@@ -271,7 +271,7 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "lib
     const r = await inNetns([process.execPath, join(REPO, "tests/support/lib-netns-child.ts")]);
     if (r.code !== 0) throw new Error(`child failed (${r.code}): ${r.stderr}`);
     const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { ports: number[]; pages: string[]; timeout: { name: string; message: string; logs: string[] }; clash: string; left: string[] };
-    expect(new Set(out.ports).size).toBe(10);
+    expect(new Set(out.ports).size).toBe(20);
     expect(out.pages).toEqual(Array.from({ length: 20 }, (_, i) => `server ${i}`));
     expect(out.timeout.name).toBe("Timeout");
     expect(out.timeout.message).toContain("waiting for port 9999");
