@@ -197,16 +197,25 @@ export class Container {
     return (await this.logText().catch(() => [])).slice(-n);
   }
 
-  /** The probe the waits use (wait.ts). */
-  probe(): ReadyProbe {
+  /**
+   * The probe the waits use (wait.ts). Its log lines come from one cursor kept across rounds, so a
+   * chatty container's log is read once, not again every 100 ms; close() releases the cursor.
+   */
+  probe(): ReadyProbe & { close(): void } {
+    const cursor = new LogCursor(this.c.logPath);
+    const seen: string[] = [];
     return {
+      close: () => cursor.close(),
       id: this.id,
       connects: async (containerPort) => {
         const published = this.c.ports.find((p) => p.containerPort === containerPort && p.protocol === "tcp");
         if (published) return await canConnect(this.host, published.hostPort);
         return this.ip !== undefined && (await canConnect(this.ip, containerPort));
       },
-      logLines: () => this.logText(),
+      logLines: async () => {
+        for (const l of cursor.read()) seen.push(l.text);
+        return seen;
+      },
       exec: async (argv) => (await this.exec(argv)).exitCode,
       healthcheck: () => this.c.healthcheck,
       exitCode: () => this.exitCode(),

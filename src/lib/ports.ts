@@ -91,3 +91,21 @@ export function publishSpecs(plans: readonly PortPlan[]): string[] {
 export function isPortClash(err: unknown): boolean {
   return err instanceof FailedPreconditionError && /host port \d+\/(tcp|udp) is already (in use|published)/.test(err.message);
 }
+
+/**
+ * Runs `attempt` with the ports chosen, and again with fresh choices (up to `tries` in all) while it
+ * fails with a port clash on a port we chose; a fixed port's clash, or any other error, is final.
+ * Chosen ports of a failed attempt are given back. The plans that succeeded are returned.
+ */
+export async function withPortRetry<T>(plans: readonly PortPlan[], attempt: (plans: PortPlan[]) => Promise<T>, tries = 5): Promise<{ result: T; plans: PortPlan[] }> {
+  for (let n = 1; ; n++) {
+    const chosen = await choosePorts(plans);
+    try {
+      return { result: await attempt(chosen), plans: chosen };
+    } catch (err) {
+      releaseChosen(chosen);
+      if (n < tries && isPortClash(err) && chosen.some((p) => p.chosen)) continue;
+      throw err;
+    }
+  }
+}

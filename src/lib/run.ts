@@ -15,7 +15,7 @@ import { Container } from "./container.ts";
 import { imageError } from "./errors.ts";
 import { envList } from "./exec.ts";
 import { type Network, networkHosts, noteMember } from "./network.ts";
-import { choosePorts, isPortClash, parsePorts, type PortPlan, type PortRequest, publishSpecs, releaseChosen } from "./ports.ts";
+import { parsePorts, type PortPlan, type PortRequest, publishSpecs, releaseChosen, withPortRetry } from "./ports.ts";
 import { libLabels, notify } from "./tracking.ts";
 import type { ContainerRef, ContainerTracker } from "./types.ts";
 import { healthcheckCommand, type WaitFor, waitUntilReady } from "./wait.ts";
@@ -158,34 +158,26 @@ export async function startContainer(api: Api, w: Where, image: string, o: RunOp
   notify(hooks.tracker, "track", ref);
   let created = false;
   try {
-    for (let attempt = 1; ; attempt++) {
-      plans = await choosePorts(plans);
-      try {
-        await api.create({
-          ...call,
-          image: img.name,
-          snapshotParent: topChainId(img),
-          spec: new TextEncoder().encode(JSON.stringify(spec)),
-          network: mode,
-          publish: publishSpecs(plans),
-          addHosts: networkHosts(mode),
-          hostname,
-          stopSignal: o.stopSignal ?? imageStopSignal(img) ?? "",
-          stopTimeout: o.stopTimeout ?? 0,
-          labels,
-          // a detached container: its output goes to the json-file log logs() reads
-          stdin: "",
-          stdout: "",
-          stderr: "",
-        });
-        created = true;
-        break;
-      } catch (err) {
-        releaseChosen(plans);
-        if (attempt < PORT_RETRIES && isPortClash(err) && plans.some((p) => p.chosen)) continue;
-        throw err;
-      }
-    }
+    ({ plans } = await withPortRetry(plans, async (chosen) => {
+      await api.create({
+        ...call,
+        image: img.name,
+        snapshotParent: topChainId(img),
+        spec: new TextEncoder().encode(JSON.stringify(spec)),
+        network: mode,
+        publish: publishSpecs(chosen),
+        addHosts: networkHosts(mode),
+        hostname,
+        stopSignal: o.stopSignal ?? imageStopSignal(img) ?? "",
+        stopTimeout: o.stopTimeout ?? 0,
+        labels,
+        // a detached container: its output goes to the json-file log logs() reads
+        stdin: "",
+        stdout: "",
+        stderr: "",
+      });
+      created = true;
+    }, PORT_RETRIES));
     await api.start(call);
     const t = (await api.list(call)).tasks[0];
     if (!t) throw new NotFoundError(`container ${id} vanished after its start`);
@@ -193,11 +185,14 @@ export async function startContainer(api: Api, w: Where, image: string, o: RunOp
     noteMember(mode, id, t.ips[0]);
     const c = new Container({ api, ref, ports: plans, ips: t.ips, logPath: t.logPath, healthcheck, tracker: hooks.tracker, onRemoved: hooks.onRemoved });
     if (o.waitFor) {
+      const probe = c.probe();
       try {
-        await waitUntilReady(o.waitFor, c.probe(), o.startupTimeout !== undefined ? { timeoutMs: o.startupTimeout } : {});
+        await waitUntilReady(o.waitFor, probe, o.startupTimeout !== undefined ? { timeoutMs: o.startupTimeout } : {});
       } catch (err) {
         await c.remove().catch(() => undefined);
         throw err;
+      } finally {
+        probe.close();
       }
     }
     return c;

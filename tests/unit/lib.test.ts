@@ -11,7 +11,7 @@ import { AlreadyExists, ContainerExitError, ImagePullError, InvalidArgument, Not
 import { resolveOptions } from "../../src/lib/client.ts";
 import { envList, numericUser } from "../../src/lib/exec.ts";
 import { JsonLogLines, LogCursor } from "../../src/lib/logs.ts";
-import { choosePorts, freePort, isPortClash, parsePorts, publishSpecs, releaseChosen } from "../../src/lib/ports.ts";
+import { choosePorts, freePort, isPortClash, parsePorts, publishSpecs, releaseChosen, withPortRetry } from "../../src/lib/ports.ts";
 import { networkMode, parseVolume, runSpecFlags } from "../../src/lib/run.ts";
 import { libLabels } from "../../src/lib/tracking.ts";
 import { healthcheckCommand, type ReadyProbe, waitUntilReady } from "../../src/lib/wait.ts";
@@ -127,6 +127,35 @@ describe("ports", () => {
     releaseChosen(chosen);
     const udp = await freePort("udp");
     expect(udp).toBeGreaterThan(0);
+  });
+
+  test("a clash on a chosen port is retried with fresh ones; a fixed port's clash and other errors are final", async () => {
+    const seen: number[][] = [];
+    const { result, plans } = await withPortRetry(parsePorts({ 80: 0, 443: 8443 }), async (p) => {
+      seen.push(p.map((x) => x.hostPort));
+      if (seen.length < 3) throw new FailedPreconditionError(`host port ${p[0]!.hostPort}/tcp is already published by container other`);
+      return "made";
+    });
+    expect(result).toBe("made");
+    expect(seen).toHaveLength(3);
+    expect(new Set(seen.map((s) => s[0])).size).toBe(3); // a fresh choice each time
+    expect(seen.every((s) => s[1] === 8443)).toBe(true); // the fixed one kept
+    expect(plans.map((p) => p.hostPort)).toEqual(seen[2]!);
+    releaseChosen(plans);
+
+    let calls = 0;
+    const fixed = await withPortRetry(parsePorts({ 80: 8080 }), async () => {
+      calls++;
+      throw new FailedPreconditionError("host port 8080/tcp is already in use on this host");
+    }).catch((e: unknown) => e);
+    expect(fixed).toBeInstanceOf(FailedPreconditionError);
+    expect(calls).toBe(1);
+    let tries = 0;
+    await expect(withPortRetry(parsePorts({ 80: 0 }), async (p) => {
+      tries++;
+      throw new FailedPreconditionError(`host port ${p[0]!.hostPort}/tcp is already in use on this host`);
+    }, 4)).rejects.toThrow(/already in use/);
+    expect(tries).toBe(4);
   });
 
   test("only the network code's clash messages count as a clash (daemon or embedded: the same class)", () => {
