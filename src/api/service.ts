@@ -77,6 +77,15 @@ function checkSpec(spec: Uint8Array): void {
   }
 }
 
+/** An exec's own user (docker exec -u, numeric as the OCI process has it); none keeps the container's. */
+function execUser(user: unknown): { user?: { uid: number; gid: number } } {
+  if (user === undefined || user === null) return {};
+  const u = user as { uid?: unknown; gid?: unknown };
+  const id = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+  if (typeof user !== "object" || !id(u.uid) || !id(u.gid)) throw new InvalidArgumentError(`exec user ${JSON.stringify(user)} must be {uid, gid} numbers`);
+  return { user: { uid: u.uid as number, gid: u.gid as number } };
+}
+
 /** A container's spec for inspect: its bundle's config.json, or the saved one when it has no bundle. */
 function specOf(bundlePath: string, saved: string | undefined): Uint8Array {
   try {
@@ -175,7 +184,7 @@ export function bunkerService(m: TaskManager, o: ServiceOptions): ServiceImpl<ty
       // built from the container's own spec, and only by a task that runs execs (not a foreground run or an orphan)
       const spec = () => {
         const base = readBundleSpec(t.bundlePath) as unknown as OciSpec;
-        const proc = { ...execProcess(base, wanted.args ?? [], req.terminal, wanted.env ?? []), ...(wanted.cwd ? { cwd: wanted.cwd } : {}) };
+        const proc = { ...execProcess(base, wanted.args ?? [], req.terminal, wanted.env ?? []), ...(wanted.cwd ? { cwd: wanted.cwd } : {}), ...execUser(wanted.user) };
         return create(AnySchema, { typeUrl: PROCESS_TYPE_URL, value: new TextEncoder().encode(JSON.stringify(proc)) });
       };
       await t.exec(req.execId, spec, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal });
