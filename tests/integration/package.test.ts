@@ -5,7 +5,7 @@
 // build), and the shim the embedded manager would start is the package's bin/ launcher, found
 // with no selfDir, running with no bun on PATH. The library's own example joins this file later.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { removeAtEnd } from "../support/cleanup.ts";
 import { type FreshProject, freshProject, packedTarball, runIn } from "../support/package.ts";
@@ -104,6 +104,26 @@ test("the embedded manager starts the package's shim and runs a container", asyn
 }, 60_000);
 `;
 
+// The issue's 15 lines: an image, a published port waited on, exec with an exit code, cleanup by
+// \`await using\`. Run in the project under \`unshare --net --mount\` (bridges, rules and pins die with
+// it), embedded (no daemon), on a root and state of the test's own.
+const USER_EXAMPLE = `
+import { expect, test } from "bun:test";
+import { bunker, Wait } from "bunker";
+
+test("a web server from an image: a port to wait on, exec with an exit code, removed at the end", async () => {
+  await bunker.loadImage(process.env.BUSYBOX_ARCHIVE!);
+  await using web = await bunker.run("busybox", {
+    cmd: ["httpd", "-f", "-p", "8080", "-h", "/etc"],
+    ports: { 8080: 0 },
+    waitFor: Wait.port(8080),
+  });
+  expect((await fetch(\`http://\${web.host}:\${web.port(8080)}/hostname\`)).status).toBe(200);
+  const r = await web.exec(["sh", "-c", "echo hi; exit 3"]);
+  expect([r.exitCode, r.stdout]).toEqual([3, "hi\\n"]);
+});
+`;
+
 describeWith(["root", "bin:runc", "bin:make", "bin:cc", `bin:${CROSS_CC}`, "bin:tar"], "bunker as an installed package", () => {
   let tarball: string;
   let project: FreshProject;
@@ -184,4 +204,23 @@ describeWith(["root", "bin:runc", "bin:make", "bin:cc", `bin:${CROSS_CC}`, "bin:
     expect({ code: r.code, report: r.stderr }).toMatchObject({ code: 0 });
     expect(r.stderr).toContain(" 1 pass");
   }, 180_000);
+
+  test("the issue's 15-line example passes in a fresh project: image, port, exec exit code, nothing left", async () => {
+    const archive = join(scratch, "busybox.tar");
+    const built = Bun.spawnSync([process.execPath, join(import.meta.dir, "../../scripts/busybox-image.ts"), archive], { stderr: "pipe" });
+    expect(built.exitCode).toBe(0);
+    project.write("example.test.ts", USER_EXAMPLE);
+    const dirs = { BUNKER_ROOT: join(scratch, "ex-root"), BUNKER_STATE: join(scratch, "ex-state"), BUNKER_ADDRESS: join(scratch, "ex.sock") };
+    const r = await project.run(
+      ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", process.execPath, "test", "--timeout", "120000", "./example.test.ts"],
+      { ...dirs, BUSYBOX_ARCHIVE: archive, PATH: `${process.env.PATH}:/usr/sbin:/sbin` },
+    );
+    expect({ code: r.code, report: r.stderr }).toMatchObject({ code: 0 });
+    expect(r.stderr).toContain(" 1 pass");
+    // the container, its layer and its network went with `await using`
+    const cli = join(project.dir, "node_modules", ".bin", "bunker");
+    const ps = await project.run([cli, "--root", dirs.BUNKER_ROOT, "--state", dirs.BUNKER_STATE, "--address", dirs.BUNKER_ADDRESS, "ps", "-a", "-q"], { BUNKER_BUN: process.execPath });
+    expect({ code: ps.code, out: ps.stdout }).toEqual({ code: 0, out: "" });
+    expect(readdirSync(join(dirs.BUNKER_ROOT, "containers")).length).toBe(0);
+  }, 300_000);
 });
