@@ -113,7 +113,7 @@ test("overlay mounts: absolute options for short stacks, relative ones from insi
   const listed = s.mounts("default/deep")[0]!.options.join(",");
   expect(listed.length).toBeGreaterThan(4096);
   expect(listed).toContain(`upperdir=${s.dir}/134/fs`);
-});
+}, 60_000); // 130 committed snapshots on disk: seconds where a file create takes 3-5 ms (this machine under load)
 
 test("a failed mount is not recorded as a target; remove unmounts recorded targets and deletes the layer", async () => {
   const s = openSnapshotter(tmp, "overlayfs");
