@@ -62,7 +62,13 @@ export class CleanupSession implements CleanupTracker {
   private hooked = false;
   private ending: Promise<void> | undefined;
 
-  constructor(private readonly reaperCommand: () => string[] = defaultReaperCommand) {
+  private readonly reaperCommand: () => string[];
+  private readonly hookProcess: boolean;
+
+  /** `reaperCommand` and `hookProcess: false` are for tests (a recording reaper, no process handlers). */
+  constructor(o: { reaperCommand?: () => string[]; hookProcess?: boolean } = {}) {
+    this.reaperCommand = o.reaperCommand ?? defaultReaperCommand;
+    this.hookProcess = o.hookProcess ?? true;
     this.identity = { session: randomUUID(), pid: process.pid, pidStart: processStartTime(process.pid) ?? "" };
     this.labels = Object.freeze(sessionLabels(this.identity));
   }
@@ -190,7 +196,7 @@ export class CleanupSession implements CleanupTracker {
   }
 
   private hook(): void {
-    if (this.hooked) return;
+    if (this.hooked || !this.hookProcess) return;
     this.hooked = true;
     process.on("exit", () => this.endSync());
     process.on("beforeExit", () => {
