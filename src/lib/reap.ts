@@ -59,41 +59,44 @@ export interface RemovalReport {
 }
 
 /**
- * Removes (rm -f) every container of the target that `choose` picks from the full list. A removal
- * that fails is tried again on a fresh list (up to ROUNDS lists): the test process's own manager
- * may be tearing the same container down at that moment (its shim's exit event), and the second
- * look finds it gone or finishes what the other left.
+ * Removes (rm -f) every container of the target that `choose` picks from the full list, then
+ * lists again until nothing chosen is left (at most ROUNDS removals): the test process's own manager
+ * may be tearing the same container down at that moment (its shim's exit event), so a removal can
+ * fail or answer NotFound while the container is still listed; the next look finishes it.
  */
 export async function removeChosen(t: Target, choose: (all: TaskInfo[]) => TaskInfo[], logger: Logger): Promise<RemovalReport> {
-  const removed: string[] = [];
+  const removed = new Set<string>();
   let failed: RemovalReport["failed"] = [];
   const open = await openTarget(t, logger);
   try {
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; ; round++) {
       const { tasks } = await open.api.list({ namespace: "" });
       const queue = choose(tasks);
-      if (queue.length === 0) return { removed, failed: [] };
+      if (queue.length === 0) return { removed: [...removed], failed: [] };
+      if (round === ROUNDS) {
+        const named = new Set(failed.map((f) => f.container));
+        for (const c of queue) if (!named.has(`${c.namespace}/${c.id}`)) failed.push({ container: `${c.namespace}/${c.id}`, error: `still listed after ${ROUNDS} removals` });
+        return { removed: [...removed], failed };
+      }
+      if (round > 0) logger.warn({ left: queue.map((c) => `${c.namespace}/${c.id}`), failed }, "containers still listed: removing them again");
       failed = [];
       const worker = async (): Promise<void> => {
         for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
           const name = `${c.namespace}/${c.id}`;
           try {
             await open.api.delete({ namespace: c.namespace, id: c.id, force: true });
-            removed.push(name);
+            removed.add(name);
           } catch (err) {
-            if (isNotFound(err)) continue; // removed meanwhile (its own exit handler, the test's rm)
-            failed.push({ container: name, error: errorMessage(err) });
+            // NotFound: removed meanwhile (its own exit handler, the test's rm); the next list tells
+            if (!isNotFound(err)) failed.push({ container: name, error: errorMessage(err) });
           }
         }
       };
       await Promise.all(Array.from({ length: PARALLEL_REMOVALS }, worker));
-      if (failed.length === 0) break;
-      logger.warn({ failed }, "some removals failed: looking again");
     }
   } finally {
     open.close();
   }
-  return { removed, failed };
 }
 
 /** Releases a network the session made; one already gone is fine. */

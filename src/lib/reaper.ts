@@ -52,6 +52,7 @@ export async function reaperMain(argv: string[]): Promise<number> {
     log.info("session ended: nothing to remove");
     return 0;
   }
+  log.info({ targets: state.targets.length, networks: state.networks.length }, "reaping");
   return await reap(state, session, log);
 }
 

@@ -50,8 +50,8 @@ describeWith(["root", "bin:runc"], "library cleanup", () => {
   });
 
   /** Starts the child, waits for its containers, returns it with what it made and its shims. */
-  async function startChild(mode: string): Promise<{ proc: Bun.Subprocess<"pipe", "pipe", "pipe">; made: Made; shims: ProcInfo[]; inits: ProcInfo[]; reaper: ProcInfo }> {
-    const config = { root: env.root, state: env.state, address, rootfs: env.rootfs, namespace: env.namespace, bin: await bunkerBinDir(), count: CONTAINERS, mode };
+  async function startChild(mode: string, daemon = false): Promise<{ proc: Bun.Subprocess<"pipe", "pipe", "pipe">; made: Made; shims: ProcInfo[]; inits: ProcInfo[]; reaper: ProcInfo }> {
+    const config = { root: env.root, state: env.state, address: daemon ? env.address : address, daemon, rootfs: env.rootfs, namespace: env.namespace, bin: await bunkerBinDir(), count: CONTAINERS, mode };
     const proc = Bun.spawn([process.execPath, CHILD, JSON.stringify(config)], { env: env.spawnEnv(), stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     started.push(procInfo(proc.pid)!);
     const reader = proc.stdout.getReader();
@@ -67,7 +67,7 @@ describeWith(["root", "bin:runc"], "library cleanup", () => {
     const reaper = procInfo(made.reaper)!;
     expect(reaper).toBeDefined();
     started.push(reaper);
-    const shims = allProcs().filter((p) => cmdline(p.pid).includes(address));
+    const shims = daemon ? env.shims() : allProcs().filter((p) => cmdline(p.pid).includes(address));
     const inits = made.made.map((m) => procInfo(m.pid)!);
     expect(inits.every((p) => p !== undefined)).toBe(true);
     expect(shims.length).toBeGreaterThan(0);
@@ -125,6 +125,18 @@ describeWith(["root", "bin:runc"], "library cleanup", () => {
       await expectNothingLeft(c);
     }, 120_000);
   }
+
+  test("a test process that used a daemon and is SIGKILLed leaves nothing: its reaper removes through the daemon", async () => {
+    const daemon = await env.startDaemon();
+    started.push(procInfo(daemon.proc.pid)!);
+    const c = await startChild("wait", true);
+    c.proc.kill("SIGKILL");
+    await c.proc.exited;
+    await expectNothingLeft(c);
+    // the daemon did the removal, and still serves
+    expect(procInfo(daemon.proc.pid)?.state).not.toBe("Z");
+    expect((await env.run(["version"])).stdout).toContain("daemon");
+  }, 120_000);
 
   test("sweepLeftovers removes the containers of dead sessions only", async () => {
     const rt = await startEmbeddedRuntime({ root: env.root, state: env.state, address, selfDir: await bunkerBinDir(), logger: pino({ level: "silent" }) });

@@ -7,20 +7,25 @@
 //   throw   an uncaught error
 //   reject  an unhandled rejection
 //   wait    goes on (the test sends SIGINT, SIGTERM or SIGKILL instead of closing stdin)
-// Argument: JSON { root, state, address, rootfs, namespace, bin, count, mode }.
+// With daemon: true it starts them through the `bunker daemon` at `address` instead (no embedded
+// runtime), as a session against a daemon does.
+// Argument: JSON { root, state, address, daemon, rootfs, namespace, bin, count, mode }.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
 import { managerApi } from "../../src/api/client.ts";
 import { startEmbeddedRuntime } from "../../src/executor/index.ts";
 import { cleanupSession } from "../../src/lib/cleanup.ts";
+import { Bunker } from "../../src/gen/bunker/v1/api_pb.ts";
 import { generateSpec } from "../../src/oci/spec.ts";
 import { cgroupParent } from "../../src/runtime/paths.ts";
+import { dial } from "../../src/ttrpc/index.ts";
 
 interface ChildConfig {
   root: string;
   state: string;
   address: string;
+  daemon: boolean;
   rootfs: string;
   namespace: string;
   bin: string;
@@ -29,10 +34,11 @@ interface ChildConfig {
 }
 
 const c = JSON.parse(process.argv[2] ?? "{}") as ChildConfig;
-const rt = await startEmbeddedRuntime({ root: c.root, state: c.state, address: c.address, selfDir: c.bin, logger: pino({ level: "silent" }) });
-const api = managerApi(rt.manager, { embedded: false });
+const rt = c.daemon ? undefined : await startEmbeddedRuntime({ root: c.root, state: c.state, address: c.address, selfDir: c.bin, logger: pino({ level: "silent" }) });
+const client = c.daemon ? await dial(c.address) : undefined;
+const api = rt ? managerApi(rt.manager, { embedded: false }) : client!.service(Bunker);
 const session = cleanupSession();
-const target = { daemon: false, root: c.root, state: c.state, address: c.address };
+const target = { daemon: c.daemon, root: c.root, state: c.state, address: c.address };
 
 const made = await Promise.all(
   Array.from({ length: c.count }, async (_, i) => {
@@ -51,7 +57,8 @@ await Bun.stdin.text();
 
 switch (c.mode) {
   case "return":
-    rt.close();
+    rt?.close();
+    client?.close();
     break;
   case "exit":
     process.exit(0);
