@@ -7,7 +7,7 @@
 // sweepLeftovers is checked on containers whose owner is dead, beside a live session's and a
 // container the library did not make.
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
 import { managerApi } from "../../src/api/client.ts";
@@ -136,6 +136,53 @@ describeWith(["root", "bin:runc"], "library cleanup", () => {
     // the daemon did the removal, and still serves
     expect(procInfo(daemon.proc.pid)?.state).not.toBe("Z");
     expect((await env.run(["version"])).stdout).toContain("daemon");
+  }, 120_000);
+
+  test("a `bun test` file that leaves its containers running leaves nothing once bun test is over", async () => {
+    // bun test fires no 'exit' handlers: the reaper sees the pipe end when the runner exits.
+    const repo = join(import.meta.dir, "../..");
+    const file = join(env.dir, "leaky.test.ts");
+    const out = join(env.dir, "made.json");
+    writeFileSync(
+      file,
+      `import { test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { managerApi } from "${repo}/src/api/client.ts";
+import { startEmbeddedRuntime } from "${repo}/src/executor/index.ts";
+import { cleanupSession } from "${repo}/src/lib/cleanup.ts";
+import { generateSpec } from "${repo}/src/oci/spec.ts";
+import { cgroupParent } from "${repo}/src/runtime/paths.ts";
+const c = ${JSON.stringify({ root: env.root, state: env.state, address, rootfs: env.rootfs, namespace: env.namespace, bin: await bunkerBinDir() })};
+test("starts a container and forgets it", async () => {
+  const rt = await startEmbeddedRuntime({ root: c.root, state: c.state, address: c.address, selfDir: c.bin });
+  const api = managerApi(rt.manager, { embedded: false });
+  const session = cleanupSession();
+  session.track({ namespace: c.namespace, id: "leak", daemon: false, root: c.root, state: c.state, address: c.address });
+  const spec = generateSpec({ namespace: c.namespace, id: "leak", args: ["sleep", "600"], cgroupParent: cgroupParent(c.address) });
+  await api.create({ namespace: c.namespace, id: "leak", rootfs: c.rootfs, spec: new TextEncoder().encode(JSON.stringify(spec)), labels: session.labels });
+  const { pid } = await api.start({ namespace: c.namespace, id: "leak" });
+  writeFileSync(${JSON.stringify(out)}, JSON.stringify({ reaper: session.reaperPid, pid, runner: process.pid }));
+  rt.close();
+});
+`,
+    );
+    // cwd: the repo, as a suite runs from its project (its bunfig.toml preload included).
+    const proc = Bun.spawn([process.execPath, "test", file], { cwd: repo, env: env.spawnEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    started.push(procInfo(proc.pid)!);
+    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+    expect(stderr).toContain("1 pass");
+    expect(code).toBe(0);
+    const made = JSON.parse(readFileSync(out, "utf8")) as { reaper: number; pid: number };
+    const reaper = procInfo(made.reaper);
+    // Already gone (a fast reaper) or about to be: either way it must end, and everything with it.
+    if (reaper) expect(await waitGone([reaper], 60_000)).toEqual([]);
+    const init = procInfo(made.pid);
+    if (init) expect(await waitGone([init], 10_000)).toEqual([]);
+    expect(await psAll()).toEqual([]);
+    const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "");
+    expect(mounts.filter((m) => m.startsWith(`${env.state}/`))).toEqual([]);
+    // a shim lingers a moment after its last container (shim-linger.test.ts), then goes
+    expect(await waitGone(allProcs().filter((p) => cmdline(p.pid).includes(address)), 10_000)).toEqual([]);
   }, 120_000);
 
   test("sweepLeftovers removes the containers of dead sessions only", async () => {
