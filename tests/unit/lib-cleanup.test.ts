@@ -154,7 +154,7 @@ describe("cleanup session", () => {
     s.untrack({ namespace: "ns", id: "a", ...target });
     const pid = s.reaperPid!;
     await s.end(); // does not wait for a reaper with nothing to do
-    for (let i = 0; i < 200 && !existsSync(out); i++) await Bun.sleep(10);
+    for (let i = 0; i < 1000 && !existsSync(out); i++) await Bun.sleep(10);
     expect(read(out).text.split("\n").filter(Boolean).map((l) => parseMessage(l)?.t)).toEqual(["target", "done"]);
     expect(pid).toBeGreaterThan(0);
   });
