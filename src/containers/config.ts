@@ -79,7 +79,7 @@ export function readState(dir: string): ContainerState {
 export function updateState(dir: string, change: (s: ContainerState) => void): ContainerState {
   const s = readState(dir);
   change(s);
-  const tmp = join(dir, `.${STATE_FILE}`);
+  const tmp = join(dir, `.${STATE_FILE}.${process.pid}`);
   try {
     writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
     renameSync(tmp, join(dir, STATE_FILE));

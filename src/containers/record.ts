@@ -234,7 +234,9 @@ export class ContainerStore {
 
   private save(rec: ContainerRecord): void {
     const dir = this.dir(rec.namespace, rec.id);
-    const tmp = join(dir, `.${RECORD_FILE}`);
+    // a temp of this process's own: two processes finishing one teardown (a test's manager and the
+    // library's reaper) must not rename each other's temp away
+    const tmp = join(dir, `.${RECORD_FILE}.${process.pid}`);
     writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600 });
     renameSync(tmp, join(dir, RECORD_FILE));
   }

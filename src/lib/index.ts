@@ -25,6 +25,7 @@ export type { Mount, RunOptions } from "./run.ts";
 export type { PortRequest } from "./ports.ts";
 export { Wait, type WaitFor, type WaitStrategy } from "./wait.ts";
 export { addTracker, SESSION_ID } from "./tracking.ts";
+export { sweepLeftovers } from "./sweep.ts";
 export { VERSION as version } from "../version.ts";
 export { type ContainerRef, type ContainerTracker, LIB_LABELS, type NetworkRef } from "./types.ts";
 export {

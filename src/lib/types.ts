@@ -46,4 +46,6 @@ export const LIB_LABELS = {
   session: "bunker.lib.session",
   /** The pid of the process that made it. */
   pid: "bunker.lib.pid",
+  /** That process's start time (clock ticks since boot): with the pid, one process (a reused pid is not its owner). */
+  pidStart: "bunker.lib.pid.start",
 } as const;

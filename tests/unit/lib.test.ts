@@ -230,7 +230,9 @@ describe("options and run flags", () => {
 
   test("labels mark the library's containers with this process's session", () => {
     const l = libLabels({ app: "db" });
-    expect(l).toEqual({ app: "db", [LIB_LABELS.lib]: "1", [LIB_LABELS.session]: SESSION_ID, [LIB_LABELS.pid]: String(process.pid) });
+    expect(l).toEqual({ app: "db", [LIB_LABELS.lib]: "1", [LIB_LABELS.session]: SESSION_ID, [LIB_LABELS.pid]: String(process.pid), [LIB_LABELS.pidStart]: expect.stringMatching(/^\d+$/) });
+    // the library's labels win over a user's of the same name: the reaper selects by them
+    expect(libLabels({ [LIB_LABELS.session]: "mine" })[LIB_LABELS.session]).toBe(SESSION_ID);
     expect(SESSION_ID).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
