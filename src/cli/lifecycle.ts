@@ -40,51 +40,40 @@ async function stopOne(api: Api, g: GlobalOptions, id: string, timeout: number |
   }
 }
 
-/** docker stop: the container stays, stopped, until rm. */
-export async function stop(api: Api, g: GlobalOptions, c: Extract<Command, { name: "stop" }>): Promise<number> {
+/** Runs `each` for every id, printing the id on success and a `bunker: VERB ID: …` line on failure (docker's way). */
+async function forEachId(verb: string, ids: readonly string[], each: (id: string) => Promise<void>): Promise<number> {
   let code = 0;
-  for (const id of c.ids) {
+  for (const id of ids) {
     try {
-      await stopOne(api, g, id, c.timeout);
+      await each(id);
       out(id);
     } catch (err) {
-      report("stop", id, err);
+      report(verb, id, err);
       code = 1;
     }
   }
   return code;
+}
+
+/** docker stop: the container stays, stopped, until rm. */
+export function stop(api: Api, g: GlobalOptions, c: Extract<Command, { name: "stop" }>): Promise<number> {
+  return forEachId("stop", c.ids, (id) => stopOne(api, g, id, c.timeout));
 }
 
 /** docker start: a running container is left as it is; a created or stopped one runs. */
-export async function start(api: Api, g: GlobalOptions, c: Extract<Command, { name: "start" }>): Promise<number> {
-  let code = 0;
-  for (const id of c.ids) {
-    try {
-      const ref = { namespace: g.namespace, id };
-      const t = (await api.list(ref)).tasks[0];
-      if (!t) throw new NotFoundError(`container ${id} not found`);
-      if (t.status !== Status.RUNNING && t.status !== Status.PAUSED) await api.start(ref);
-      out(id);
-    } catch (err) {
-      report("start", id, err);
-      code = 1;
-    }
-  }
-  return code;
+export function start(api: Api, g: GlobalOptions, c: Extract<Command, { name: "start" }>): Promise<number> {
+  return forEachId("start", c.ids, async (id) => {
+    const ref = { namespace: g.namespace, id };
+    const t = (await api.list(ref)).tasks[0];
+    if (!t) throw new NotFoundError(`container ${id} not found`);
+    if (t.status !== Status.RUNNING && t.status !== Status.PAUSED) await api.start(ref);
+  });
 }
 
 /** docker restart: stop (signal, timeout, SIGKILL), then start. */
-export async function restart(api: Api, g: GlobalOptions, c: Extract<Command, { name: "restart" }>): Promise<number> {
-  let code = 0;
-  for (const id of c.ids) {
-    try {
-      await stopOne(api, g, id, c.timeout);
-      await api.start({ namespace: g.namespace, id });
-      out(id);
-    } catch (err) {
-      report("restart", id, err);
-      code = 1;
-    }
-  }
-  return code;
+export function restart(api: Api, g: GlobalOptions, c: Extract<Command, { name: "restart" }>): Promise<number> {
+  return forEachId("restart", c.ids, async (id) => {
+    await stopOne(api, g, id, c.timeout);
+    await api.start({ namespace: g.namespace, id });
+  });
 }
