@@ -167,7 +167,8 @@ test("starts a container and forgets it", async () => {
 `,
     );
     // cwd: the repo, as a suite runs from its project (its bunfig.toml preload included).
-    const proc = Bun.spawn([process.execPath, "test", file], { cwd: repo, env: env.spawnEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const reaperLog = join(env.dir, "reaper-bun-test.log");
+    const proc = Bun.spawn([process.execPath, "test", file], { cwd: repo, env: { ...env.spawnEnv(), BUNKER_REAPER_LOG: reaperLog }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     started.push(procInfo(proc.pid)!);
     const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
     expect(stderr).toContain("1 pass");
@@ -177,7 +178,10 @@ test("starts a container and forgets it", async () => {
     // Already gone (a fast reaper) or about to be: either way it must end, and everything with it.
     if (reaper) expect(await waitGone([reaper], 60_000)).toEqual([]);
     const init = procInfo(made.pid);
-    if (init) expect(await waitGone([init], 10_000)).toEqual([]);
+    // seen once in a full CI run (not alone): the init outlived its reaper; say what the reaper did
+    if (init && (await waitGone([init], 30_000)).length > 0) {
+      throw new Error(`the container's init (pid ${made.pid}) outlived its reaper; the reaper's log:\n${existsSync(reaperLog) ? readFileSync(reaperLog, "utf8") : "(none)"}`);
+    }
     expect(await psAll()).toEqual([]);
     const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "");
     expect(mounts.filter((m) => m.startsWith(`${env.state}/`))).toEqual([]);
@@ -193,6 +197,8 @@ test("starts a container and forgets it", async () => {
       const gone = Bun.spawn(["true"]);
       const goneInfo = { pid: gone.pid, start: processStartTime(gone.pid) ?? "1" };
       await gone.exited;
+      // until /proc no longer shows that process (a zombie not yet reaped still has its start time)
+      for (let i = 0; i < 200 && procInfo(gone.pid)?.start === Number(goneInfo.start); i++) await Bun.sleep(10);
       const labelsFor: Record<string, Record<string, string>> = {
         dead: sessionLabels({ session: "dead-session", pid: goneInfo.pid, pidStart: goneInfo.start }),
         // our pid with another start time: the pid was reused, the owner is dead
