@@ -12,7 +12,7 @@ import { validateIdentifier, validateNamespace } from "../identifiers.ts";
 import { resolveShimBinary } from "./binary.ts";
 import { type Bundle, type BundleSys, bundlePaths, deleteBundle, exists, listBundleIds, listNamespaces, loadBundle, newBundle } from "./bundle.ts";
 import { DeadShimCleanup } from "./cleanup.ts";
-import { type LogRequest, planContainerLog } from "./container-log.ts";
+import { type LogPlan, type LogRequest, planContainerLog } from "./container-log.ts";
 import { type ContainerLayers, type ContainerNetworks, ContainerStore, killAt, type ImageSource, type NetworkRequest, type NetworkSetup, type Step } from "../containers/record.ts";
 import { CONFIG_FILE as SAVED_CONFIG, type ContainerConfig, type ContainerState, readConfig, readState, updateState, writeConfig } from "../containers/config.ts";
 import { NO_RESTART, type RestartPolicy } from "../containers/restart-policy.ts";
@@ -246,7 +246,7 @@ export class TaskManager {
   async list(namespace?: string, { load = false }: { load?: boolean } = {}): Promise<Task[]> {
     // a container between its released run and its new task is in no list: wait for it (tens of ms)
     await Promise.all([...this.restarting].filter(([k]) => !namespace || k.startsWith(`${namespace}/`)).map(([, p]) => p.catch(() => undefined)));
-    await this.finishTeardowns(namespace);
+    const { exited } = await this.finishTeardowns(namespace);
     if (load) await this.loadAll(namespace);
     const out: Task[] = this.tasks.all(namespace).map((t) => this.shimTask(t));
     for (const fg of this.foreground(namespace)) out.push(this.foregroundTask(fg));
@@ -255,9 +255,9 @@ export class TaskManager {
       const { namespace: ns, id, path } = u.bundle;
       out.push(new OrphanTask(ns, id, path, u.meta, u.error, () => this.cleanupDead(ns, id)));
     }
-    for (const c of this.bundleless(namespace)) {
-      const exited = this.exitedTask(c.namespace, c.id);
-      if (exited) out.push(exited);
+    for (const c of exited) {
+      const t = this.exitedTask(c.namespace, c.id);
+      if (t) out.push(t);
     }
     return out;
   }
@@ -371,36 +371,40 @@ export class TaskManager {
    * whose bundle is gone (a reboot wiped --state): of one container, a namespace, or all. A record
    * whose foreground CLI still runs is that CLI's to finish.
    */
-  private async finishTeardowns(namespace?: string, id?: string): Promise<number> {
+  private async finishTeardowns(namespace?: string, id?: string): Promise<{ finished: number; exited: { namespace: string; id: string }[] }> {
     const records = id ? [this.containers.read(namespace!, id)].filter((r) => r !== undefined) : this.containers.list(namespace);
-    const finished = await Promise.all(
-      records.map(async (rec) => {
+    const outcomes = await Promise.all(
+      records.map(async (rec): Promise<"finished" | "exited" | undefined> => {
         const bundle = loadBundle(this.o.state, rec.namespace, rec.id);
         const present = exists(bundle.path);
-        if (present && !rec.removing) return false;
+        if (present && !rec.removing) return undefined;
         // a reboot ended it, and it can run again: listed as exited until started or removed, its
         // network released once (by whichever bunker process sees it first)
-        if (!present && !rec.removing && existsSync(join(this.containers.dir(rec.namespace, rec.id), SAVED_CONFIG))) {
-          if (!this.restarting.has(taskKey(rec.namespace, rec.id)) && !readState(this.containers.dir(rec.namespace, rec.id)).settled) {
+        const dir = this.containers.dir(rec.namespace, rec.id);
+        if (!present && !rec.removing && existsSync(join(dir, SAVED_CONFIG))) {
+          if (!this.restarting.has(taskKey(rec.namespace, rec.id)) && !readState(dir).settled) {
             await this.settleStopped(rec.namespace, rec.id).catch((err) => this.log.warn({ id: rec.id, err: errorMessage(err) }, "releasing what a reboot left"));
           }
-          return false;
+          return "exited";
         }
         const fg = present ? readForeground(bundle.path) : undefined;
-        if (fg && ownerAlive(fg)) return false;
+        if (fg && ownerAlive(fg)) return undefined;
         this.log.info({ namespace: rec.namespace, id: rec.id, released: rec.released }, "finishing a teardown cut short");
         await this.tryTeardown(bundle, () => this.releaseTaskOnResume(bundle, fg));
-        return true;
+        return "finished";
       }),
     );
-    return finished.filter(Boolean).length;
+    return {
+      finished: outcomes.filter((o) => o === "finished").length,
+      exited: records.filter((_, i) => outcomes[i] === "exited").map((r) => ({ namespace: r.namespace, id: r.id })),
+    };
   }
 
   /** Finishes the teardown of one container if one was cut short; whether there was one (rm then succeeds). */
   async resumeTeardown(namespace: string, id: string): Promise<boolean> {
     validateNamespace(namespace);
     validateIdentifier(id, "container id");
-    return (await this.finishTeardowns(namespace, id)) > 0;
+    return (await this.finishTeardowns(namespace, id)).finished > 0;
   }
 
   /** Waits (up to LOAD_TIMEOUT_MS) until the shim no longer knows the task: its own Delete completed. */
@@ -489,8 +493,8 @@ export class TaskManager {
     const layers = this.o.layers;
     if (opts.image && !layers) throw new FailedPreconditionError("this bunker has no image store: give a rootfs");
     if (hasNetwork(opts.network) && !this.o.networks) throw new FailedPreconditionError("this bunker has no network subsystem: only --net none");
-    // planned here to refuse a bad driver or option before anything exists; build plans it again (a restart too)
-    if (opts.log) planContainerLog(opts.log, { recordDir: this.containers.dir(namespace, id), id, shimBinary: binary });
+    // planned before anything exists: a bad driver or option leaves nothing behind
+    const log = this.planLog(opts, namespace, id, binary);
     const bundle = newBundle({ root: this.o.root, state: this.o.state, namespace, id, spec: opts.spec, sys: this.o.sys });
     // the record after the bundle (the mkdir that reserves the id): a record never names a bundle
     // someone else is making; a crash between the two leaves a bundle that reload cleans up
@@ -501,7 +505,12 @@ export class TaskManager {
       deleteBundle(bundle, this.o.sys);
       throw err;
     }
-    return this.build(bundle, binary, opts, "create");
+    return this.build(bundle, binary, opts, log, "create");
+  }
+
+  /** Where a detached container's output goes this run (container-log.ts); undefined: no log asked for, or driver none. */
+  private planLog(opts: CreateOptions, namespace: string, id: string, binary: string): LogPlan | undefined {
+    return opts.log ? planContainerLog(opts.log, { recordDir: this.containers.dir(namespace, id), id, shimBinary: binary }) : undefined;
   }
 
   /**
@@ -509,10 +518,9 @@ export class TaskManager {
    * a create rolls back everything (the record included); a restart releases what this run made
    * (task, network, bundle) and leaves the container stopped, with its layer and its record.
    */
-  private async build(bundle: Bundle, binary: string, opts: CreateOptions, why: "create" | "restart"): Promise<ShimTask> {
+  private async build(bundle: Bundle, binary: string, opts: CreateOptions, log: LogPlan | undefined, why: "create" | "restart"): Promise<ShimTask> {
     const { namespace, id } = bundle;
     const layers = this.o.layers;
-    const log = opts.log ? planContainerLog(opts.log, { recordDir: this.containers.dir(namespace, id), id, shimBinary: binary }) : undefined;
     let shimLog: ShimLog | undefined;
     let task: ShimTask | undefined;
     try {
@@ -713,8 +721,9 @@ export class TaskManager {
       });
       const opts = optionsOf(config);
       const binary = resolveShimBinary(opts.runtime, this.o.selfDir === undefined ? {} : { selfDir: this.o.selfDir });
+      const log = this.planLog(opts, namespace, id, binary);
       const bundle = newBundle({ root: this.o.root, state: this.o.state, namespace, id, spec: opts.spec, sys: this.o.sys });
-      const t = await this.build(bundle, binary, opts, "restart");
+      const t = await this.build(bundle, binary, opts, log, "restart");
       try {
         pid = await t.start("");
       } catch (err) {
@@ -810,11 +819,8 @@ export class TaskManager {
   }
 
   /** Containers with a saved config and no bundle: stopped by a reboot or a failed restart (listed as exited). */
-  bundleless(namespace?: string): { namespace: string; id: string }[] {
-    return this.containers
-      .list(namespace)
-      .filter((r) => !r.removing && !this.tasks.has(r.namespace, r.id) && !exists(bundlePaths(this.o.root, this.o.state, r.namespace, r.id).path) && existsSync(join(this.containers.dir(r.namespace, r.id), SAVED_CONFIG)))
-      .map((r) => ({ namespace: r.namespace, id: r.id }));
+  async exitedContainers(namespace?: string): Promise<{ namespace: string; id: string }[]> {
+    return (await this.finishTeardowns(namespace)).exited;
   }
 
   private exitedTask(namespace: string, id: string): ExitedTask | undefined {

@@ -5,6 +5,7 @@
 // the next daemon start applies it, as podman leaves restarts to its systemd units.
 // Each exit costs the daemon one state write; a restart loop's cost is bounded by the back-off
 // (at most ~10 restarts in its first minute, then one a minute).
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import { errorMessage, isNotFound } from "../errdefs.ts";
 import { TaskExitSchema } from "../gen/containerd/events/task_pb.ts";
@@ -40,7 +41,7 @@ export class RestartSupervisor {
       const e = unpackEvent(env.event, TaskExitSchema);
       // an exec's exit names its exec id; only the init's (id = container id) ends the container
       if (!e || e.id !== e.containerId) return;
-      void this.onExit(env.namespace, e.containerId, e.exitStatus, e.exitedAt ? Number(e.exitedAt.seconds) * 1000 + Math.floor(e.exitedAt.nanos / 1e6) : Date.now());
+      void this.onExit(env.namespace, e.containerId, e.exitStatus, e.exitedAt ? timestampDate(e.exitedAt).getTime() : Date.now());
     });
   }
 
@@ -89,7 +90,7 @@ export class RestartSupervisor {
    * network released, their exit 255 unless one was seen).
    */
   async restoreAtStart(): Promise<{ restarted: number; exited: number }> {
-    const stopped = this.m.bundleless();
+    const stopped = await this.m.exitedContainers();
     let restarted = 0;
     let exited = 0;
     const queue = [...stopped];
