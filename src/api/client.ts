@@ -3,7 +3,7 @@
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { NotImplementedError } from "../errdefs.ts";
-import { Bunker } from "../gen/bunker/v1/api_pb.ts";
+import { Bunker, type WaitResponse } from "../gen/bunker/v1/api_pb.ts";
 import { Exchange } from "../runtime/events.ts";
 import { type ManagerOptions, TaskManager } from "../runtime/manager.ts";
 
@@ -41,6 +41,24 @@ export function localClient(impl: Record<string, Handler<DescMessage, DescMessag
     };
   }
   return out as Api;
+}
+
+/**
+ * Starts a created process (a container's init, or an exec with `execId`) with its Wait already
+ * asked for, so that a fast process never exits unobserved; a Start that fails deletes the process
+ * (`force` for a container) and throws. The wait is returned wrapped: an async function would
+ * await it.
+ */
+export async function startWatched(api: Api, proc: { namespace: string; id: string; execId?: string }, o: { force?: boolean } = {}): Promise<{ waiting: Promise<WaitResponse> }> {
+  const waiting = api.wait(proc);
+  try {
+    await api.start(proc);
+  } catch (err) {
+    waiting.catch(() => undefined);
+    await api.delete({ ...proc, ...(o.force ? { force: true } : {}) }).catch(() => undefined);
+    throw err;
+  }
+  return { waiting };
 }
 
 /** The bunker.v1 API of a manager in this process, through the very handlers the daemon serves. */

@@ -15,7 +15,7 @@ import { applyRunOptions } from "../oci/run-options.ts";
 import { familiarString, parseDockerRef } from "../registry/reference.ts";
 import { sys } from "../sys/index.ts";
 import { type Command, type GlobalOptions, parseSignal, type RunOptions } from "./args.ts";
-import type { Api } from "../api/client.ts";
+import { type Api, startWatched } from "../api/client.ts";
 import { openOutputFifos, type OutputFifos, StdinFifo, streamSink } from "../api/stdio.ts";
 import { VERSION } from "../version.ts";
 import { type AttachedTerminal, attachTerminal, withSignalProxy } from "./attach.ts";
@@ -119,17 +119,9 @@ export async function run(api: Api, g: GlobalOptions, o: RunOptions): Promise<nu
     return await withSignalProxy(
       (signal) => api.kill({ ...ref, signal }).then(() => undefined),
       async () => {
-        // Wait before Start: a fast process must not exit unobserved.
-        const waiting = api.wait(ref);
         // the pty exists since Create: the process starts with our window size, not 0x0
         if (o.tty) terminal = await attachTerminal({ interactive: o.interactive === true, resize: (size) => api.resizePty({ ...ref, ...size }) });
-        try {
-          await api.start(ref);
-        } catch (err) {
-          waiting.catch(() => undefined);
-          await api.delete({ ...ref, force: true }).catch(() => undefined);
-          throw err;
-        }
+        const { waiting } = await startWatched(api, ref, { force: true });
         io.releaseWriters();
         // at our stdin's EOF the shim is told to close the process's (it holds the FIFO open itself)
         const pumping = stdin
@@ -175,14 +167,7 @@ export async function exec(api: Api, g: GlobalOptions, c: Extract<Command, { nam
     return await withSignalProxy(
       (signal) => api.kill({ ...proc, signal }).then(() => undefined),
       async () => {
-        const waiting = api.wait(proc);
-        try {
-          await api.start(proc);
-        } catch (err) {
-          waiting.catch(() => undefined);
-          await api.delete(proc).catch(() => undefined);
-          throw err;
-        }
+        const { waiting } = await startWatched(api, proc);
         // an exec's pty is made by its Start (runc exec): resized from then on
         if (c.tty) terminal = await attachTerminal({ interactive: c.interactive === true, resize: (size) => api.resizePty({ ...proc, ...size }) });
         io.releaseWriters();

@@ -4,7 +4,7 @@
 // Output is kept whole in memory: exec in tests is for short commands whose output is asserted on.
 import { tmpdir } from "node:os";
 import { InvalidArgumentError } from "../errdefs.ts";
-import type { Api } from "../api/client.ts";
+import { type Api, startWatched } from "../api/client.ts";
 import { openOutputFifos } from "../api/stdio.ts";
 import { sys } from "../sys/index.ts";
 
@@ -57,14 +57,7 @@ export async function execIn(api: Api, ref: { namespace: string; id: string }, a
   const proc = { ...ref, execId };
   try {
     await api.exec({ ...proc, process: new TextEncoder().encode(JSON.stringify(process)), stdin: "", stdout: io.stdout, stderr: io.stderr, terminal: false });
-    const waiting = api.wait(proc);
-    try {
-      await api.start(proc);
-    } catch (e) {
-      waiting.catch(() => undefined);
-      await api.delete(proc).catch(() => undefined);
-      throw e;
-    }
+    const { waiting } = await startWatched(api, proc);
     io.releaseWriters();
     const exit = await waiting;
     await io.drain(DRAIN_MS);
