@@ -119,7 +119,8 @@ describe("cleanup session", () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   // A stand-in reaper that records what the session told it (and its argv), then exits.
   function recordingSession(out: string): CleanupSession {
-    const script = `const t = await Bun.stdin.text(); require("node:fs").writeFileSync(${JSON.stringify(out)}, JSON.stringify({ argv: process.argv.slice(-3), text: t }));`;
+    // written whole (temp + rename): a test polling for the file must never read it half-written
+    const script = `const t = await Bun.stdin.text(); const fs = require("node:fs"); fs.writeFileSync(${JSON.stringify(out + ".tmp")}, JSON.stringify({ argv: process.argv.slice(-3), text: t })); fs.renameSync(${JSON.stringify(out + ".tmp")}, ${JSON.stringify(out)});`;
     return new CleanupSession({ reaperCommand: () => [process.execPath, "-e", script], hookProcess: false });
   }
   const read = (out: string) => JSON.parse(readFileSync(out, "utf8")) as { argv: string[]; text: string };
