@@ -1,13 +1,14 @@
 // Builds a one-layer busybox image archive offline from busybox-static's /bin/busybox, for the
 // README's main command (`bunker load` then `bunker run busybox …`): an OCI archive (oci-layout,
 // index.json, blobs) written with bunker's own tar writer, named docker.io/library/busybox:latest.
-//   bun scripts/busybox-image.ts OUT.tar [NAME]
+// The CRI tests make their pause and workload images with it too, giving the Cmd after the name.
+//   bun scripts/busybox-image.ts OUT.tar [NAME [CMD...]]
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tarBytes, type TarWriteHeader } from "../src/archive/tar-writer.ts";
 
-const [out, name = "docker.io/library/busybox:latest"] = process.argv.slice(2);
+const [out, name = "docker.io/library/busybox:latest", ...cmd] = process.argv.slice(2);
 if (!out) {
-  console.error("usage: bun scripts/busybox-image.ts OUT.tar [NAME]");
+  console.error("usage: bun scripts/busybox-image.ts OUT.tar [NAME [CMD...]]");
   process.exit(2);
 }
 const ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64" };
@@ -35,7 +36,7 @@ const config = enc.encode(JSON.stringify({
   architecture: ARCH[process.arch] ?? process.arch,
   os: "linux",
   created: "2023-11-14T22:13:20Z",
-  config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"] },
+  config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: cmd.length > 0 ? cmd : ["sh"] },
   rootfs: { type: "layers", diff_ids: [sha(layer)] },
 }));
 const manifest = enc.encode(JSON.stringify({
@@ -51,6 +52,8 @@ const index = enc.encode(JSON.stringify({
     mediaType: "application/vnd.oci.image.manifest.v1+json",
     digest: sha(manifest),
     size: manifest.length,
+    // containerd's import picks manifests by platform; naming it spares a read of the config.
+    platform: { architecture: ARCH[process.arch] ?? process.arch, os: "linux" },
     annotations: { "io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.slice(name.lastIndexOf(":") + 1) },
   }],
 }));

@@ -1,0 +1,193 @@
+// A private containerd with its CRI plugin on, for driving bunker's shim the way kubelet does
+// (issue #19). Two runtime handlers, as a cluster's RuntimeClasses would name them: `bunker`
+// (io.containerd.bunker.v1, our shim, grouped one per pod by io.kubernetes.cri.sandbox-id) and
+// `runc` (io.containerd.runc.v2, Debian's Go shim: the reference every case is also run against).
+// The default handler is chosen per environment; pods may still name either.
+//
+// The config keys are the ones this machine needs (issue #19, "Facts found"): no CAP_SYS_RESOURCE
+// for the sandbox's oom_score_adj -998 (restrict_oom_score_adj), netns pins under the private state
+// dir, a streaming server on 127.0.0.1 with a kernel-chosen port, CNI from Debian's
+// containernetworking-plugins with a config dir and host-local lease dir of the test's own. The
+// sandbox and workload images are built offline from busybox-static and imported with `ctr`, so
+// nothing is pulled. Every pod gets a cgroup parent under one per-environment root, so stop() can
+// remove every cgroup the environment made (containerd 1.6 leaves the parents on cgroup v1).
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+import { startContainerd, type TestContainerd } from "../containerd.ts";
+import { endShims, shimPath } from "../shim-env.ts";
+import { removeAtEnd } from "../cleanup.ts";
+import { CriClient } from "./client.ts";
+
+export const PAUSE_IMAGE = "bunker.test/cri/pause:1";
+export const BUSYBOX_IMAGE = "bunker.test/cri/busybox:1";
+export const BUNKER_RUNTIME_TYPE = "io.containerd.bunker.v1";
+export const RUNC_RUNTIME_TYPE = "io.containerd.runc.v2";
+export type Handler = "bunker" | "runc";
+const NAMESPACE = "k8s.io";
+const REPO = resolve(import.meta.dir, "../../..");
+
+export interface CriEnvOptions {
+  /** The handler a pod with no runtime_handler gets (the cluster's default RuntimeClass). */
+  defaultHandler: Handler;
+  /** A CNI bridge network (bridge + host-local + loopback) on this /24 prefix, e.g. "10.88.7". */
+  bridgeSubnet?: string;
+  /** Run containerd in this process's network namespace (`nsenter --net=/proc/PID/ns/net`). */
+  netnsPid?: number;
+}
+
+let imagesBuilt: { pause: string; busybox: string } | undefined;
+
+/** The pause and workload image archives (built once per test process). */
+export function criImageArchives(): { pause: string; busybox: string } {
+  if (imagesBuilt) return imagesBuilt;
+  const dir = mkdtempSync("/tmp/bunker-cri-images-");
+  removeAtEnd(dir);
+  const build = (out: string, name: string, cmd: string[]) => {
+    const r = Bun.spawnSync([process.execPath, join(REPO, "scripts/busybox-image.ts"), out, name, ...cmd], { stdout: "pipe", stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`busybox-image.ts ${name} failed: ${r.stderr.toString()}`);
+    return out;
+  };
+  // The sandbox's one process only waits to be killed (containerd stops a sandbox with SIGKILL), as
+  // Kubernetes' pause does; busybox's sleep is enough for that.
+  imagesBuilt = {
+    pause: build(join(dir, "pause.tar"), PAUSE_IMAGE, ["sleep", "2147483647"]),
+    busybox: build(join(dir, "busybox.tar"), BUSYBOX_IMAGE, ["sh"]),
+  };
+  return imagesBuilt;
+}
+
+function criConfig(dir: string, opts: CriEnvOptions): string {
+  const q = (s: string) => JSON.stringify(s);
+  const cri = '[plugins."io.containerd.grpc.v1.cri"]';
+  return [
+    cri,
+    `  sandbox_image = ${q(PAUSE_IMAGE)}`,
+    '  stream_server_address = "127.0.0.1"',
+    '  stream_server_port = "0"',
+    "  restrict_oom_score_adj = true",
+    "  netns_mounts_under_state_dir = true",
+    `${cri.slice(0, -1)}.containerd]`,
+    '  snapshotter = "overlayfs"',
+    `  default_runtime_name = ${q(opts.defaultHandler)}`,
+    `${cri.slice(0, -1)}.containerd.runtimes.bunker]`,
+    `  runtime_type = ${q(BUNKER_RUNTIME_TYPE)}`,
+    `${cri.slice(0, -1)}.containerd.runtimes.runc]`,
+    `  runtime_type = ${q(RUNC_RUNTIME_TYPE)}`,
+    `${cri.slice(0, -1)}.cni]`,
+    '  bin_dir = "/usr/lib/cni"',
+    `  conf_dir = ${q(join(dir, "cni/net.d"))}`,
+    "",
+  ].join("\n");
+}
+
+/** A bridge conflist whose leases live under the environment's dir, never /var/lib/cni. */
+function writeBridgeConfig(dir: string, subnet: string, bridge: string): void {
+  const confDir = join(dir, "cni/net.d");
+  mkdirSync(confDir, { recursive: true });
+  const conflist = {
+    cniVersion: "0.4.0",
+    name: "bunker-cri-test",
+    plugins: [
+      {
+        type: "bridge",
+        bridge,
+        isGateway: true,
+        ipMasq: false,
+        ipam: { type: "host-local", ranges: [[{ subnet: `${subnet}.0/24` }]], routes: [{ dst: "0.0.0.0/0" }], dataDir: join(dir, "cni/ipam") },
+      },
+      { type: "loopback" },
+    ],
+  };
+  writeFileSync(join(confDir, "10-bunker-cri-test.conflist"), JSON.stringify(conflist, null, 2));
+}
+
+export class CriEnv {
+  readonly client: CriClient;
+  /** Every pod's cgroup_parent lies under this (cgroupfs driver). */
+  readonly cgroupRoot: string;
+  readonly logRoot: string;
+
+  constructor(
+    readonly ctd: TestContainerd,
+    readonly opts: CriEnvOptions,
+    tag: string,
+  ) {
+    this.client = new CriClient(ctd.address);
+    this.cgroupRoot = `/bunker-cri-${tag}`;
+    this.logRoot = join(ctd.dir, "pod-logs");
+  }
+
+  /** kill -9 containerd (by pid) and start it again with the same dirs; shims and pods keep running. */
+  async restartContainerd(): Promise<void> {
+    this.client.close();
+    await this.ctd.restart();
+  }
+
+  /** Removes every pod through CRI, ends every process of this containerd, removes its cgroups and dirs. */
+  async stop(): Promise<void> {
+    try {
+      const pods = await this.client.runtime.listPodSandbox({}, { timeoutMs: 20_000 });
+      for (const pod of pods.items) {
+        await this.client.runtime.stopPodSandbox({ podSandboxId: pod.id }, { timeoutMs: 30_000 }).catch(() => undefined);
+        await this.client.runtime.removePodSandbox({ podSandboxId: pod.id }, { timeoutMs: 30_000 }).catch(() => undefined);
+      }
+    } catch {
+      // containerd is gone or broken: stop() below ends its processes by pid anyway
+    }
+    this.client.close();
+    await endShims(this.ctd).catch(() => undefined);
+    await this.ctd.stop();
+    removeCgroupTree(this.cgroupRoot);
+  }
+}
+
+/** rmdir a cgroup and its children under every v1 hierarchy (or the v2 one); the processes are gone by now. */
+export function removeCgroupTree(path: string): void {
+  const mounts = existsSync("/sys/fs/cgroup/cgroup.controllers")
+    ? ["/sys/fs/cgroup"]
+    : readdirSync("/sys/fs/cgroup").map((c) => join("/sys/fs/cgroup", c));
+  const remove = (dir: string) => {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const e of entries) remove(join(dir, e));
+    try {
+      rmdirSync(dir);
+    } catch {
+      // busy (a process survived) or already gone: stop() reported survivors already
+    }
+  };
+  for (const m of mounts) remove(join(m, path));
+}
+
+/** A containerd with CRI and both handlers, the two images imported into k8s.io. */
+export async function startCriEnv(opts: CriEnvOptions): Promise<CriEnv> {
+  const images = criImageArchives();
+  const tag = randomBytes(4).toString("hex");
+  const dir = mkdtempSync("/tmp/bunker-cri-");
+  if (opts.bridgeSubnet) writeBridgeConfig(dir, opts.bridgeSubnet, `cri${tag}`);
+  else mkdirSync(join(dir, "cni/net.d"), { recursive: true });
+  const ctd = await startContainerd({
+    dir,
+    cri: true,
+    extraConfig: criConfig(dir, opts),
+    path: await shimPath(),
+    env: { BUNKER_SHIM_LINGER_MS: "0" },
+    wrap: opts.netnsPid === undefined ? undefined : ["nsenter", `--net=/proc/${opts.netnsPid}/ns/net`, "--"],
+  });
+  const env = new CriEnv(ctd, opts, tag);
+  try {
+    for (const archive of [images.pause, images.busybox]) {
+      const r = await ctd.ctr(["-n", NAMESPACE, "images", "import", "--platform", "linux/amd64", archive]);
+      if (r.code !== 0) throw new Error(`ctr images import ${archive}: ${r.stderr}`);
+    }
+  } catch (err) {
+    await env.stop().catch(() => undefined);
+    throw err;
+  }
+  return env;
+}
