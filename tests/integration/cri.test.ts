@@ -11,7 +11,7 @@ import { ContainerState, PodSandboxState } from "../../src/gen/k8s/cri/v1/api_pb
 import { describeWith } from "../support/require.ts";
 import { type CriEnv, type Handler, startCriEnv } from "../support/cri/containerd-cri.ts";
 import { GrpcError } from "../support/cri/client.ts";
-import { criLog, runPod, startContainer, waitExited } from "../support/cri/pods.ts";
+import { criLog, type Pod, runPod, startContainer, waitExited } from "../support/cri/pods.ts";
 
 const HANDLERS: Handler[] = ["bunker", "runc"];
 const T = 120_000;
@@ -24,12 +24,29 @@ export async function containerPid(env: CriEnv, id: string): Promise<number> {
   return info.pid;
 }
 
-/** Which memory cgroup (v1) or unified cgroup (v2) a process is in, as a path under the hierarchy. */
-function memoryCgroupFile(pid: number, file: string): string {
+/** A file of the cgroup a process is in for a v1 controller (or the unified v2 hierarchy). */
+function cgroupFile(pid: number, controller: string, file: string): string {
   const lines = readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n");
-  const v1 = lines.find((l) => l.split(":")[1]?.split(",").includes("memory"));
-  if (v1) return `/sys/fs/cgroup/memory${v1.split(":")[2]}/${file}`;
+  const v1 = lines.find((l) => l.split(":")[1]?.split(",").includes(controller));
+  if (v1) return `/sys/fs/cgroup/${v1.split(":")[1]}${v1.split(":")[2]}/${file}`;
   return `/sys/fs/cgroup${lines.find((l) => l.startsWith("0::"))!.slice(3)}/${file}`;
+}
+
+function memoryCgroupFile(pid: number, file: string): string {
+  return cgroupFile(pid, "memory", file);
+}
+
+async function waitForLog(pod: Pod, name: string, text: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (criLog(pod, name).some((l) => l.text === text)) return;
+    await Bun.sleep(50);
+  }
+  throw new Error(`${name} never logged ${JSON.stringify(text)}: ${JSON.stringify(criLog(pod, name))}`);
+}
+
+async function removePod(env: CriEnv, id: string): Promise<void> {
+  await env.client.runtime.stopPodSandbox({ podSandboxId: id }, { timeoutMs: 30_000 });
+  await env.client.runtime.removePodSandbox({ podSandboxId: id }, { timeoutMs: 30_000 });
 }
 
 for (const handler of HANDLERS) {
@@ -60,8 +77,7 @@ for (const handler of HANDLERS) {
       for (const l of log) expect(Number.isNaN(Date.parse(l.time))).toBe(false);
       const listed = await env.client.runtime.listContainers({ filter: { podSandboxId: pod.id } });
       expect(listed.containers.map((c) => c.id)).toEqual([id]);
-      await env.client.runtime.stopPodSandbox({ podSandboxId: pod.id });
-      await env.client.runtime.removePodSandbox({ podSandboxId: pod.id });
+      await removePod(env, pod.id);
       const gone = await env.client.runtime.containerStatus({ containerId: id }).catch((e: unknown) => e);
       expect((gone as GrpcError).codeName).toBe("NOT_FOUND");
     }, T);
@@ -83,8 +99,7 @@ for (const handler of HANDLERS) {
       // the container is still there and still runs execs
       const again = await env.client.runtime.execSync({ containerId: id, cmd: ["echo", "still"], timeout: 10n });
       expect(new TextDecoder().decode(again.stdout)).toBe("still\n");
-      await env.client.runtime.stopPodSandbox({ podSandboxId: pod.id });
-      await env.client.runtime.removePodSandbox({ podSandboxId: pod.id });
+      await removePod(env, pod.id);
     }, T);
 
     test("exit code and reason: Completed (0), Error (non-zero), OOMKilled under a memory limit", async () => {
@@ -102,8 +117,56 @@ for (const handler of HANDLERS) {
       // (finishedAt may precede startedAt for a process that exits at once: containerd stamps the start
       // after the shim's Start returns, the exit when it happened)
       expect(d.finishedAt).toBeGreaterThan(0n);
-      await env.client.runtime.stopPodSandbox({ podSandboxId: pod.id });
-      await env.client.runtime.removePodSandbox({ podSandboxId: pod.id });
+      await removePod(env, pod.id);
+    }, T);
+
+    test("StopContainer with a grace period: a process ignoring TERM is killed after it", async () => {
+      const pod = await runPod(env, "stop");
+      const id = await startContainer(env, pod, "stubborn", "trap '' TERM; echo ready; while true; do sleep 1; done");
+      await waitForLog(pod, "stubborn", "ready");
+      const started = Date.now();
+      await env.client.runtime.stopContainer({ containerId: id, timeout: 2n }, { timeoutMs: 30_000 });
+      const took = Date.now() - started;
+      expect(took).toBeGreaterThanOrEqual(1900);
+      expect(took).toBeLessThan(10_000);
+      const st = await env.client.runtime.containerStatus({ containerId: id });
+      expect([st.status?.state, st.status?.exitCode, st.status?.reason]).toEqual([ContainerState.CONTAINER_EXITED, 137, "Error"]);
+      await removePod(env, pod.id);
+    }, T);
+
+    test("UpdateContainerResources reaches the container's cgroup; ContainerStats and ListContainerStats", async () => {
+      const pod = await runPod(env, "res");
+      const busy = await startContainer(env, pod, "busy", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo done; sleep 300", {
+        resources: { memoryLimitInBytes: 128n << 20n },
+      });
+      const idle = await startContainer(env, pod, "idle", "sleep 300");
+      const pid = await containerPid(env, busy);
+      expect(readFileSync(memoryCgroupFile(pid, "memory.limit_in_bytes"), "utf8").trim()).toBe(String(128 << 20));
+      await env.client.runtime.updateContainerResources({ containerId: busy, linux: { memoryLimitInBytes: 96n << 20n, cpuPeriod: 100_000n, cpuQuota: 50_000n } });
+      expect(readFileSync(memoryCgroupFile(pid, "memory.limit_in_bytes"), "utf8").trim()).toBe(String(96 << 20));
+      expect(readFileSync(cgroupFile(pid, "cpu", "cpu.cfs_quota_us"), "utf8").trim()).toBe("50000");
+      await waitForLog(pod, "busy", "done");
+      const { stats } = await env.client.runtime.containerStats({ containerId: busy });
+      expect(stats?.attributes?.id).toBe(busy);
+      expect(stats?.attributes?.metadata?.name).toBe("busy");
+      expect(stats?.cpu?.usageCoreNanoSeconds?.value).toBeGreaterThan(0n);
+      expect(stats?.memory?.workingSetBytes?.value).toBeGreaterThan(0n);
+      const listed = await env.client.runtime.listContainerStats({ filter: { podSandboxId: pod.id } });
+      expect(listed.stats.map((x) => x.attributes?.id).sort()).toEqual([busy, idle].sort());
+      for (const x of listed.stats) expect(x.memory?.workingSetBytes?.value).toBeGreaterThan(0n);
+      await removePod(env, pod.id);
+    }, T);
+
+    test("Status: RuntimeReady, NetworkReady false with no CNI config, the default handler in the config", async () => {
+      const r = await env.client.runtime.status({ verbose: true });
+      const conditions = Object.fromEntries((r.status?.conditions ?? []).map((c) => [c.type, c]));
+      expect(conditions.RuntimeReady?.status).toBe(true);
+      expect(conditions.NetworkReady?.status).toBe(false);
+      const config = JSON.parse(r.info.config ?? "{}") as { containerd?: { defaultRuntimeName?: string; runtimes?: Record<string, { runtimeType?: string }> } };
+      expect(config.containerd?.defaultRuntimeName).toBe(handler);
+      expect(config.containerd?.runtimes?.bunker?.runtimeType).toBe("io.containerd.bunker.v1");
+      const version = await env.client.runtime.version({ version: "v1" });
+      expect([version.runtimeName, version.runtimeApiVersion]).toEqual(["containerd", "v1"]);
     }, T);
   });
 }
