@@ -2,8 +2,8 @@
 // container lifecycle, the CRI log file, ExecSync, exit codes and reasons, OOM, stop with a grace
 // period, resource updates and stats. Every case runs twice, once with bunker as the default runtime
 // handler and once with io.containerd.runc.v2 (Debian's Go shim), the reference: a case that passes
-// for runc.v2 and fails for bunker is a bunker bug. Host-network pods only here (the pod network,
-// streaming, shim counts and restarts are in cri-pods.test.ts). One containerd per handler, shared
+// for runc.v2 and fails for bunker is a bunker bug. Host-network pods only here (shim counts,
+// leftovers, streaming and restarts are in cri-pods.test.ts, the pod network in cri-network.test.ts). One containerd per handler, shared
 // by the cases; each case makes its own pods.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -11,42 +11,14 @@ import { ContainerState, PodSandboxState } from "../../src/gen/k8s/cri/v1/api_pb
 import { describeWith } from "../support/require.ts";
 import { type CriEnv, type Handler, startCriEnv } from "../support/cri/containerd-cri.ts";
 import { GrpcError } from "../support/cri/client.ts";
-import { criLog, type Pod, runPod, startContainer, waitExited } from "../support/cri/pods.ts";
+import { criLog, runPod, startContainer, waitExited } from "../support/cri/pods.ts";
+import { cgroupFile, containerPid, removePod, waitForLog } from "../support/cri/inspect.ts";
 
 const HANDLERS: Handler[] = ["bunker", "runc"];
 const T = 120_000;
 
-/** The container's pid, from ContainerStatus's verbose info (containerd's "info" JSON). */
-export async function containerPid(env: CriEnv, id: string): Promise<number> {
-  const r = await env.client.runtime.containerStatus({ containerId: id, verbose: true });
-  const info = JSON.parse(r.info.info ?? "{}") as { pid?: number };
-  if (!info.pid) throw new Error(`ContainerStatus of ${id} names no pid: ${r.info.info}`);
-  return info.pid;
-}
-
-/** A file of the cgroup a process is in for a v1 controller (or the unified v2 hierarchy). */
-function cgroupFile(pid: number, controller: string, file: string): string {
-  const lines = readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n");
-  const v1 = lines.find((l) => l.split(":")[1]?.split(",").includes(controller));
-  if (v1) return `/sys/fs/cgroup/${v1.split(":")[1]}${v1.split(":")[2]}/${file}`;
-  return `/sys/fs/cgroup${lines.find((l) => l.startsWith("0::"))!.slice(3)}/${file}`;
-}
-
 function memoryCgroupFile(pid: number, file: string): string {
   return cgroupFile(pid, "memory", file);
-}
-
-async function waitForLog(pod: Pod, name: string, text: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (criLog(pod, name).some((l) => l.text === text)) return;
-    await Bun.sleep(50);
-  }
-  throw new Error(`${name} never logged ${JSON.stringify(text)}: ${JSON.stringify(criLog(pod, name))}`);
-}
-
-async function removePod(env: CriEnv, id: string): Promise<void> {
-  await env.client.runtime.stopPodSandbox({ podSandboxId: id }, { timeoutMs: 30_000 });
-  await env.client.runtime.removePodSandbox({ podSandboxId: id }, { timeoutMs: 30_000 });
 }
 
 for (const handler of HANDLERS) {

@@ -118,10 +118,29 @@ export class CriEnv {
     this.logRoot = join(ctd.dir, "pod-logs");
   }
 
-  /** kill -9 containerd (by pid) and start it again with the same dirs; shims and pods keep running. */
-  async restartContainerd(): Promise<void> {
+  /**
+   * kill -9 containerd (by pid) and start it again with the same dirs; shims and pods keep running.
+   * Returns how long the CRI plugin took to answer again after containerd's gRPC did (its recovery
+   * connects to every pod's shim).
+   */
+  async restartContainerd(): Promise<number> {
     this.client.close();
     await this.ctd.restart();
+    return await this.waitCriReady();
+  }
+
+  /** Waits until CRI answers Status (it says "server is not initialized yet" while it recovers). */
+  async waitCriReady(timeoutMs = 30_000): Promise<number> {
+    const started = Date.now();
+    for (;;) {
+      try {
+        await this.client.runtime.status({}, { timeoutMs: 5_000 });
+        return Date.now() - started;
+      } catch (err) {
+        if (Date.now() - started > timeoutMs) throw err;
+        await Bun.sleep(50);
+      }
+    }
   }
 
   /** Removes every pod through CRI, ends every process of this containerd, removes its cgroups and dirs. */
@@ -185,6 +204,7 @@ export async function startCriEnv(opts: CriEnvOptions): Promise<CriEnv> {
       const r = await ctd.ctr(["-n", NAMESPACE, "images", "import", "--platform", "linux/amd64", archive]);
       if (r.code !== 0) throw new Error(`ctr images import ${archive}: ${r.stderr}`);
     }
+    await env.waitCriReady();
   } catch (err) {
     await env.stop().catch(() => undefined);
     throw err;
