@@ -11,7 +11,7 @@
 // sandbox and workload images are built offline from busybox-static and imported with `ctr`, so
 // nothing is pulled. Every pod gets a cgroup parent under one per-environment root, so stop() can
 // remove every cgroup the environment made (containerd 1.6 leaves the parents on cgroup v1).
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { startContainerd, type TestContainerd } from "../containerd.ts";
@@ -155,6 +155,12 @@ export class CriEnv {
       // containerd is gone or broken: stop() below ends its processes by pid anyway
     }
     this.client.close();
+    // BUNKER_CRI_LOG_DIR=<dir> keeps each containerd's log (what it said about the shims) past stop()
+    const keep = process.env.BUNKER_CRI_LOG_DIR;
+    if (keep) {
+      mkdirSync(keep, { recursive: true });
+      copyFileSync(this.ctd.logPath, join(keep, `containerd-${this.opts.defaultHandler}-${this.cgroupRoot.slice(12)}.log`));
+    }
     await endShims(this.ctd).catch(() => undefined);
     await this.ctd.stop();
     removeCgroupTree(this.cgroupRoot);
