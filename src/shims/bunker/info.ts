@@ -13,6 +13,7 @@ import { BUNKER_RUNTIME } from "../../contract/runtime.ts";
 import { bytesFields, runtimeConfigText } from "../../contract/start-options.ts";
 import type { RuntimeFeatures } from "../../oci/runtime.ts";
 import { Runc } from "../../runc/runc.ts";
+import { runcOptionsFromHandler } from "./handler-options.ts";
 import type { RuntimeInfo } from "../../shim/runtime-info.ts";
 
 /** Set by scripts/build.sh (`--define`); absent when running from sources. */
@@ -31,10 +32,7 @@ export function binaryNameFromOptions(options: Uint8Array): string {
     return name ? new TextDecoder().decode(name) : "";
   }
   const config = runtimeConfigText(options);
-  if (!config) return "";
-  const name = handlerConfigValues(config.content, config.source).BinaryName;
-  if (name !== undefined && typeof name !== "string") throw new InvalidArgumentError(`${config.source}: BinaryName must be a string`);
-  return name ?? "";
+  return config ? runcOptionsFromHandler(handlerConfigValues(config.content, config.source), config.source).binaryName : "";
 }
 
 export interface InfoDeps {
