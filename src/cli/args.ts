@@ -94,7 +94,7 @@ export type Command =
   | { name: "logs"; id: string; follow: boolean; tail?: number; timestamps: boolean; since?: string; until?: string }
   | { name: "version" }
   | { name: "daemon" }
-  | { name: "install"; prefix: string; containerdConfig?: string }
+  | { name: "install"; prefix: string; containerdConfig?: string; containerdVersion?: string }
   | { name: "pull"; ref: string; platform?: string; quiet: boolean }
   | { name: "load"; input?: string; quiet: boolean }
   | { name: "save"; output: string; refs: string[] }
@@ -492,10 +492,15 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       const f = parseFlags(tail, [
         { names: ["--prefix"], key: "prefix", kind: "string" },
         { names: ["--containerd-config"], key: "containerdConfig", kind: "string" },
+        { names: ["--containerd-version"], key: "containerdVersion", kind: "string" },
       ], ctx);
       noMore(f.rest, 0, ctx);
       const containerdConfig = str(f.values, "containerdConfig");
-      return { globals, command: { name: "install", prefix: str(f.values, "prefix") ?? "/usr/local", ...(containerdConfig !== undefined ? { containerdConfig } : {}) } };
+      const containerdVersion = str(f.values, "containerdVersion");
+      return {
+        globals,
+        command: { name: "install", prefix: str(f.values, "prefix") ?? "/usr/local", ...(containerdConfig !== undefined ? { containerdConfig } : {}), ...(containerdVersion !== undefined ? { containerdVersion } : {}) },
+      };
     }
     case "pull":
     case "load":
@@ -584,7 +589,7 @@ commands:
                                  print task events as JSON lines: new ones (live) until Ctrl-C or the daemon stops;
                                  --since replays the history from T (RFC 3339, Unix seconds or a duration: 10m)
   version                        print the versions of bunker, bun and runc, and the commit
-  install [--prefix DIR] [--containerd-config FILE]
+  install [--prefix DIR] [--containerd-config FILE] [--containerd-version VERSION]
                                  copy this binary to DIR/bin (default /usr/local) with the shim link,
                                  print (or append to FILE) containerd's runtime section
   daemon                         serve the bunker API on --address

@@ -10,13 +10,8 @@ declare const BUNKER_COMMIT: string | undefined;
 
 export const SHIM_NAME = "containerd-shim-bunker-v1";
 import { BUNKER_RUNTIME } from "../contract/runtime.ts";
+import { chooseConfigVersion, containerdSection, hasSection, sectionHeader } from "./containerd-config.ts";
 export const RUNTIME_TYPE = BUNKER_RUNTIME;
-const SECTION_HEADER = '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.bunker]';
-
-/** The config.toml (version 2) runtime section that makes containerd's CRI use our shim. */
-export function containerdSection(): string {
-  return `${SECTION_HEADER}\n  runtime_type = "${RUNTIME_TYPE}"\n`;
-}
 
 export function commit(): string {
   return typeof BUNKER_COMMIT !== "undefined" && BUNKER_COMMIT ? BUNKER_COMMIT : "dev";
@@ -39,6 +34,10 @@ export function runcVersion(): string {
 export interface InstallOptions {
   prefix: string;
   containerdConfig?: string;
+  /** --containerd-version: which containerd the section is for (else the config file's version, else `containerd --version`). */
+  containerdVersion?: string;
+  /** `containerd --version`'s version (tests substitute it). */
+  installedContainerd?: () => string | undefined;
   /** The daemon's dirs and socket for the systemd unit (systemd-unit.ts); no unit without them. */
   daemon?: { root: string; state: string; address: string };
 }
@@ -54,6 +53,9 @@ export function install(o: InstallOptions, source = process.execPath, compiled =
     throw new FailedPreconditionError(`install copies the compiled bunker binary, but this is ${source} running sources: build dist/bunker (scripts/build.sh) and run its install`);
   }
   if (o.prefix === "") throw new InvalidArgumentError("--prefix must not be empty");
+  // decided before anything is copied: a bad --containerd-version leaves nothing behind
+  const configText = o.containerdConfig !== undefined ? readConfig(resolve(o.containerdConfig)) : undefined;
+  const choice = chooseConfigVersion({ flag: o.containerdVersion, config: configText, installed: o.installedContainerd });
   const bin = join(resolve(o.prefix), "bin");
   try {
     mkdirSync(bin, { recursive: true });
@@ -83,28 +85,35 @@ export function install(o: InstallOptions, source = process.execPath, compiled =
   const lines = [`installed ${target}`, `installed ${link} -> bunker`];
   if (o.daemon) lines.push(...writeUnit(o.prefix, { binary: target, ...o.daemon }));
   if (o.containerdConfig !== undefined) {
-    lines.push(...writeSection(resolve(o.containerdConfig)));
+    lines.push(...writeSection(resolve(o.containerdConfig), configText ?? "", choice.version));
   } else {
-    lines.push("", "# containerd config.toml (version 2): add, then restart containerd", containerdSection().trimEnd());
+    lines.push(...sectionLines(choice));
   }
   return lines;
 }
 
-function writeSection(file: string): string[] {
-  let current = "";
-  if (existsSync(file)) {
-    try {
-      current = readFileSync(file, "utf8");
-    } catch (err) {
-      throw new FailedPreconditionError(`read ${file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
+/** The printed snippet: which config version and why, then the section. */
+export function sectionLines(choice: { version: 2 | 3; because: string }): string[] {
+  return ["", `# containerd config.toml (version ${choice.version}, ${choice.because}): add, then restart containerd`, containerdSection(choice.version).trimEnd()];
+}
+
+function readConfig(file: string): string {
+  if (!existsSync(file)) return "";
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new FailedPreconditionError(`read ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (current.includes(SECTION_HEADER)) return [`${file} already has ${SECTION_HEADER}`];
+}
+
+function writeSection(file: string, current: string, version: 2 | 3): string[] {
+  const header = sectionHeader(version);
+  if (hasSection(current, version)) return [`${file} already has ${header}`];
   const sep = current === "" || current.endsWith("\n\n") ? "" : current.endsWith("\n") ? "\n" : "\n\n";
   try {
-    appendFileSync(file, sep + containerdSection());
+    appendFileSync(file, sep + containerdSection(version));
   } catch (err) {
     throw new FailedPreconditionError(`write ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return [`added ${SECTION_HEADER} to ${file} (restart containerd to use it)`];
+  return [`added ${header} to ${file} (restart containerd to use it)`];
 }

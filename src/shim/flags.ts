@@ -18,6 +18,11 @@ export interface ShimFlags {
   socket: string;
   debug: boolean;
   version: boolean;
+  /**
+   * `-info`: read the runtime options from stdin, print a RuntimeInfo, exit (containerd 2.x). A flag,
+   * not an action, as in Go's shim: older shims fail clearly on an unknown flag.
+   */
+  info: boolean;
   /** `start`, `delete`, or "" for serve. */
   action: string;
   /** Arguments after the action, as flag.Args()[1:]. */
@@ -36,6 +41,8 @@ const STRING_FLAGS = new Map<string, Key>([
 const BOOL_FLAGS = new Map<string, Key>([
   ["debug", "debug"],
   ["v", "version"],
+  ["version", "version"],
+  ["info", "info"],
 ]);
 
 export class FlagHelpError extends InvalidArgumentError {}
@@ -57,6 +64,7 @@ export function parseFlags(argv: readonly string[]): ShimFlags {
     socket: "",
     debug: false,
     version: false,
+    info: false,
     action: "",
     rest: [],
   };

@@ -6,6 +6,7 @@
 // Only the serve action loads the heavy modules (ttrpc server, generated descriptors, pino): start
 // and delete run once per container on containerd's critical path and must start fast.
 import { errorMessage } from "../errdefs.ts";
+import { parseStartInput } from "../contract/bootstrap.ts";
 import { encodeDeleteResponse } from "./delete-response.ts";
 import { FlagHelpError, parseFlags, type ShimFlags } from "./flags.ts";
 import { stderrLogger } from "./logger.ts";
@@ -28,6 +29,7 @@ const USAGE = `Usage: containerd-shim-<name>-<version> [flags] [start|delete]
   -namespace string  namespace that owns the shim
   -publish-binary string  path to publish binary (used for publishing events) (default "containerd")
   -socket string   socket path to serve
+  -info            read the runtime options from stdin, print the shim's RuntimeInfo protobuf, exit
   -v               show the shim version and exit
 `;
 
@@ -55,11 +57,19 @@ export async function run(argv: readonly string[], shim: Shim, opts: RunOptions 
     return 0;
   }
   try {
+    // containerd runs -info with no namespace or id (Go's shim answers it before checking them)
+    if (flags.info) {
+      if (!shim.info) throw new Error("this shim has no -info");
+      const { encodeRuntimeInfo } = await import("./runtime-info.ts");
+      await out(encodeRuntimeInfo(await shim.info(await (opts.stdin ?? readStdin)())));
+      return 0;
+    }
     if (flags.namespace === "") throw new Error("shim namespace cannot be empty");
     const ttrpcAddress = process.env.TTRPC_ADDRESS ?? "";
     switch (flags.action) {
       case "start": {
-        const options = await (opts.stdin ?? readStdin)();
+        // containerd ≤ 2.2 sends the runtime options, 2.3+ a BootstrapParams holding them
+        const { options } = parseStartInput(await (opts.stdin ?? readStdin)());
         const address = await shim.start({
           id: flags.id,
           namespace: flags.namespace,

@@ -9,6 +9,7 @@ import type { Lifecycle } from "./lifecycle.ts";
 import type { Logger } from "./logger.ts";
 import type { Publisher } from "./publisher.ts";
 import type { Monitor } from "./reaper.ts";
+import type { RuntimeInfo } from "./runtime-info.ts";
 
 export interface StartOpts {
   id: string;
@@ -80,6 +81,11 @@ export interface Shim {
   start(opts: StartOpts): Promise<string>;
   /** The `delete` action, run by containerd after a shim died: clean up one container. */
   delete(opts: DeleteOpts): Promise<DeleteResult>;
+  /**
+   * The `-info` flag: what this runtime is and supports, given the runtime options containerd sent
+   * (an encoded Any, or empty). Optional: a shim without it answers -info with an error.
+   */
+  info?(options: Uint8Array): Promise<RuntimeInfo>;
   /** The task service of the serve process (may load its modules on demand). */
   createTaskService(ctx: ServeContext): TaskService | Promise<TaskService>;
 }

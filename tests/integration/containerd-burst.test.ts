@@ -6,20 +6,20 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { TestContainerd } from "../support/containerd.ts";
-import { describeWith } from "../support/require.ts";
+import { describeEachContainerd } from "../support/containerd-versions.ts";
 import { until } from "../support/cli-harness.ts";
 import { mountsUnder, RUNTIME, shimServers, startEnv, stopEnv } from "../support/shim-env.ts";
 
 const N = Number(process.env.BUNKER_BURST ?? "100");
-const NS = `burst${process.pid}`;
 
-describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], `containerd burst: ${N} concurrent ctr run -d`, () => {
+describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr"], `containerd burst: ${N} concurrent ctr run -d`, (build) => {
+  const NS = `burst${process.pid}v${build.line.replace(".", "")}`;
   let ctd: TestContainerd;
   let rootfs: string;
   const ctr = (args: string[], timeoutMs = 180_000) => ctd.ctr(["-n", NS, ...args], { timeoutMs });
 
   beforeAll(async () => {
-    ({ ctd, rootfs } = await startEnv());
+    ({ ctd, rootfs } = await startEnv(build));
   }, 120_000);
   afterAll(async () => {
     await stopEnv(ctd);

@@ -7,13 +7,13 @@ import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { cgroupOfPid, controllerPath } from "../../src/linux/cgroup.ts";
 import { dial } from "../../src/ttrpc/unix.ts";
 import type { TestContainerd } from "../support/containerd.ts";
-import { describeWith } from "../support/require.ts";
+import { describeEachContainerd } from "../support/containerd-versions.ts";
 import { groupSocket, RUNTIME, startEnv, stopEnv, waitFor } from "../support/shim-env.ts";
 import { EventLog } from "../support/ctr-events-env.ts";
 
-const NS = `bk2${process.pid}`;
 
-describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim part 2 under containerd", () => {
+describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim part 2 under containerd", (build) => {
+  const NS = `bk2${process.pid}v${build.line.replace(".", "")}`;
   let ctd: TestContainerd;
   let rootfs: string;
   let events: EventLog;
@@ -36,7 +36,7 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim par
   };
 
   beforeAll(async () => {
-    ({ ctd, rootfs } = await startEnv());
+    ({ ctd, rootfs } = await startEnv(build));
     events = new EventLog(ctd, NS);
     await Bun.sleep(200); // the events stream subscribes before the first container
   }, 120_000);
@@ -71,8 +71,9 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim par
     const rows = ps.stdout.trim().split("\n").slice(1).map((l) => l.trim().split(/\s+/));
     const init = await initPid("ps1");
     expect(rows.map((r) => Number(r[0]))).toContain(init);
-    // containerd prints the exec's ProcessDetails as "&ProcessDetails{ExecID:sl,...}"
-    expect(rows.filter((r) => r[1]?.includes("ExecID:sl,")).length).toBe(1);
+    // ctr prints the exec's ProcessDetails as "&ProcessDetails{ExecID:sl,...}" (1.6, gogo) or as
+    // prototext, 'exec_id:"sl"' (1.7 and 2.x).
+    expect(rows.filter((r) => r[1]?.includes("ExecID:sl,") || r[1] === 'exec_id:"sl"').length).toBe(1);
     expect((await run(["task", "kill", "--exec-id", "sl", "-s", "SIGKILL", "ps1"])).code).toBe(0);
     await events.waitFor("sl exit", (ls) => ls.some((e) => e.topic === "/tasks/exit" && e.body.id === "sl" && e.body.exit_status === 137));
     await remove("ps1");

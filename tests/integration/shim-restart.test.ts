@@ -6,12 +6,12 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestContainerd } from "../support/containerd.ts";
 import { procInfo } from "../support/procs.ts";
-import { describeWith } from "../support/require.ts";
+import { describeEachContainerd } from "../support/containerd-versions.ts";
 import { alive, groupSocket, mountsUnder, RUNTIME, shimServers, startEnv, stopEnv, waitFor } from "../support/shim-env.ts";
 
-const NS = `bkr${process.pid}`;
 
-describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim across containerd restarts and shim deaths", () => {
+describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim across containerd restarts and shim deaths", (build) => {
+  const NS = `bkr${process.pid}v${build.line.replace(".", "")}`;
   let ctd: TestContainerd;
   let rootfs: string;
   const run = (args: string[], timeoutMs = 60_000) => ctd.ctr(["-n", NS, ...args], { timeoutMs });
@@ -27,7 +27,7 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim acr
   const bundle = (id: string) => join(ctd.state, "io.containerd.runtime.v2.task", NS, id);
 
   beforeAll(async () => {
-    ({ ctd, rootfs } = await startEnv());
+    ({ ctd, rootfs } = await startEnv(build));
   }, 120_000);
 
   afterAll(async () => {

@@ -4,18 +4,18 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestContainerd } from "../support/containerd.ts";
-import { describeWith } from "../support/require.ts";
+import { describeEachContainerd } from "../support/containerd-versions.ts";
 import { RUNTIME, startEnv, stopEnv, waitFor } from "../support/shim-env.ts";
 
-const NS = `bku${process.pid}`;
 
-describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim stdio URIs under containerd", () => {
+describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim stdio URIs under containerd", (build) => {
+  const NS = `bku${process.pid}v${build.line.replace(".", "")}`;
   let ctd: TestContainerd;
   let rootfs: string;
   const run = (args: string[]) => ctd.ctr(["-n", NS, ...args], { timeoutMs: 60_000 });
 
   beforeAll(async () => {
-    ({ ctd, rootfs } = await startEnv());
+    ({ ctd, rootfs } = await startEnv(build));
   }, 120_000);
   afterAll(async () => {
     await stopEnv(ctd);

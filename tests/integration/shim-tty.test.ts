@@ -2,19 +2,19 @@
 // script(1) get a pty of their own (runc's --console-socket), output copied back, exit codes kept.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { TestContainerd } from "../support/containerd.ts";
-import { describeWith } from "../support/require.ts";
+import { describeEachContainerd } from "../support/containerd-versions.ts";
 import { Task } from "../../src/gen/containerd/task/v2/shim_pb.ts";
 import { dial } from "../../src/ttrpc/unix.ts";
 import { groupSocket, RUNTIME, startEnv, stopEnv, waitFor } from "../support/shim-env.ts";
 
-const NS = `bkt${process.pid}`;
 
-describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:script"], "bunker shim terminals under containerd", () => {
+describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:script"], "bunker shim terminals under containerd", (build) => {
+  const NS = `bkt${process.pid}v${build.line.replace(".", "")}`;
   let ctd: TestContainerd;
   let rootfs: string;
   /** Runs a ctr command line inside a pty (script -qec), returns its exit code and output. */
   const inPty = async (args: string[], input = "") => {
-    const cmd = ["ctr", "-a", ctd.address, "-n", NS, ...args].map((a) => `'${a}'`).join(" ");
+    const cmd = [ctd.ctrBin, "-a", ctd.address, "-n", NS, ...args].map((a) => `'${a}'`).join(" ");
     const p = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { stdin: new Blob([input]), stdout: "pipe", stderr: "pipe" });
     const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
     const [code, out] = await Promise.all([p.exited, new Response(p.stdout).text()]);
@@ -23,7 +23,7 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:script"], "b
   };
 
   beforeAll(async () => {
-    ({ ctd, rootfs } = await startEnv());
+    ({ ctd, rootfs } = await startEnv(build));
   }, 120_000);
   afterAll(async () => {
     await stopEnv(ctd);

@@ -3,12 +3,12 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestContainerd } from "../support/containerd.ts";
-import { describeWith } from "../support/require.ts";
+import { describeEachContainerd } from "../support/containerd-versions.ts";
 import { groupSocket, mountsUnder, RUNTIME, SHIM_BINARY, shimBinDir, shimServers, startEnv, stopEnv, waitFor, zombieChildren } from "../support/shim-env.ts";
 
-const NS = `bk${process.pid}`;
 
-describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim under containerd", () => {
+describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim under containerd", (build) => {
+  const NS = `bk${process.pid}v${build.line.replace(".", "")}`;
   let ctd: TestContainerd;
   let rootfs: string;
   const run = (args: string[], timeoutMs = 60_000) => ctd.ctr(["-n", NS, ...args], { timeoutMs });
@@ -19,7 +19,7 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim und
   };
 
   beforeAll(async () => {
-    ({ ctd, rootfs } = await startEnv());
+    ({ ctd, rootfs } = await startEnv(build));
   }, 120_000);
 
   afterAll(async () => {

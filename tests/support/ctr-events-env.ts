@@ -15,7 +15,7 @@ export class EventLog {
   private done: Promise<void>;
 
   constructor(ctd: TestContainerd, ns: string) {
-    this.proc = Bun.spawn(["ctr", "-a", ctd.address, "-n", ns, "events"], { stdout: "pipe", stderr: "ignore" });
+    this.proc = Bun.spawn([ctd.ctrBin, "-a", ctd.address, "-n", ns, "events"], { stdout: "pipe", stderr: "ignore" });
     this.done = this.read(this.proc.stdout as ReadableStream<Uint8Array>);
   }
 

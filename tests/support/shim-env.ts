@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { socketAddress, socketPath } from "../../src/contract/address.ts";
 import { NAMESPACE_GROUP_KEY } from "../../src/contract/grouping.ts";
 import { startContainerd, type TestContainerd } from "./containerd.ts";
+import type { ContainerdBuild } from "./containerd-versions.ts";
 import { copyRootfs } from "./rootfs.ts";
 import { allProcs, cmdline, killSame, type ProcInfo, procInfo, waitGone } from "./procs.ts";
 import { removeAtEnd } from "./cleanup.ts";
@@ -110,8 +111,8 @@ export function mountsUnder(dir: string): string[] {
 }
 
 /** A private containerd whose PATH finds our shim (exiting with its last container), and a rootfs. */
-export async function startEnv(): Promise<{ ctd: TestContainerd; rootfs: string }> {
-  const ctd = await startContainerd({ path: await shimPath(), env: { BUNKER_SHIM_LINGER_MS: "0" } });
+export async function startEnv(build?: ContainerdBuild): Promise<{ ctd: TestContainerd; rootfs: string }> {
+  const ctd = await startContainerd({ path: await shimPath(), env: { BUNKER_SHIM_LINGER_MS: "0" }, build });
   const rootfs = await copyRootfs(join(ctd.dir, "rootfs"));
   return { ctd, rootfs };
 }

@@ -37,6 +37,18 @@ describe("group from the runtime options on start's stdin", () => {
     expect(groupFromOptions(toBinary(AnySchema, prefixed))).toBe("g1");
   });
 
+  test("containerd 1.7+'s config_body: the handler's options table inline, as go-toml writes it", () => {
+    const body = (toml: string) => toBinary(AnySchema, packAny(OptionsSchema, { typeUrl: "", configBody: new TextEncoder().encode(toml) }));
+    expect(groupFromOptions(body("BinaryName = '/usr/bin/runc'\nSystemdCgroup = true\ngroup = 'container'\n"))).toBe("container");
+    expect(groupFromOptions(body('group = "pods"\n'))).toBe("pods");
+    expect(groupFromOptions(body("SystemdCgroup = true\n"))).toBeUndefined();
+    // a config_path wins over a body (containerd fills the body only when there is no path)
+    writeFileSync(join(dir, "p.toml"), "group = 'from-file'\n");
+    const both = toBinary(AnySchema, packAny(OptionsSchema, { configPath: join(dir, "p.toml"), configBody: new TextEncoder().encode("group = 'from-body'\n") }));
+    expect(groupFromOptions(both)).toBe("from-file");
+    expect(() => groupFromOptions(body("group = 3\n"))).toThrow("config_body: group must be a string");
+  });
+
   test("broken input is InvalidArgument, a missing file is an error", () => {
     expect(() => groupFromOptions(new Uint8Array([0x0a, 0x05, 0x61]))).toThrow(InvalidArgumentError);
     expect(() => groupFromConfig("{ bad json", "f")).toThrow(InvalidArgumentError);

@@ -9,6 +9,8 @@ import { bunkerGroup } from "../../contract/grouping.ts";
 import { BUNKER_RUNTIME } from "../../contract/runtime.ts";
 import { startGrouped, type SpawnOptions } from "../../shim/start.ts";
 import type { DeleteOpts, DeleteResult, ServeContext, Shim, StartOpts, TaskService } from "../../shim/types.ts";
+import type { RuntimeInfo } from "../../shim/runtime-info.ts";
+import { VERSION } from "../../version.ts";
 
 import { readOptions, runcConfig, runcRuntimes } from "./options.ts";
 import { Runc } from "../../runc/runc.ts";
@@ -49,6 +51,12 @@ export class RuncShim implements Shim {
 
   async start(opts: StartOpts): Promise<string> {
     return await startGrouped(opts, bunkerGroup(opts.id, opts.bundle, opts.options), this.spawn);
+  }
+
+  async info(options: Uint8Array): Promise<RuntimeInfo> {
+    // loaded on demand: start and delete must not pay for it
+    const { bunkerRuntimeInfo } = await import("./info.ts");
+    return await bunkerRuntimeInfo(options, { version: VERSION });
   }
 
   async delete(opts: DeleteOpts): Promise<DeleteResult> {

@@ -1,16 +1,25 @@
-// Runtime options from a CreateTaskRequest's Any (serve side only: it loads generated descriptors).
-import type { Any } from "@bufbuild/protobuf/wkt";
+// Runtime options from a CreateTaskRequest's Any (serve side only: it loads generated descriptors):
+// containerd.runc.v1.Options as runc.v2 reads them, or, under CRI, the runtime handler's `options`
+// table that CRI sends runtimes other than runc as runtimeoptions.v1.Options (handler-options.ts).
+import { toBinary } from "@bufbuild/protobuf";
+import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { OptionsSchema } from "../../gen/containerd/runc/v1/options_pb.ts";
+import { handlerConfigValues } from "../../contract/handler-config.ts";
+import { runtimeConfigText } from "../../contract/start-options.ts";
 import { anyIs, unpackAny } from "../../ttrpc/any.ts";
+import { runcOptionsFromHandler } from "./handler-options.ts";
 import { defaultOptions, type RuncOptions } from "./options.ts";
 
 /**
- * Options from the request's Any. Empty means defaults; so does another type (CRI sends
- * runtimeoptions.v1.Options to runtimes it does not know), which bunker has nothing to read from.
- * Undecodable runc options are InvalidArgument.
+ * Options from the request's Any. Empty means defaults; so does a type bunker has nothing to read
+ * from. Undecodable runc options, or a handler table with a key of the wrong type, are InvalidArgument.
  */
 export function optionsFromAny(any: Any | undefined): RuncOptions {
-  if (!any || !anyIs(any, OptionsSchema)) return defaultOptions();
+  if (!any) return defaultOptions();
+  if (!anyIs(any, OptionsSchema)) {
+    const config = runtimeConfigText(toBinary(AnySchema, any));
+    return config ? runcOptionsFromHandler(handlerConfigValues(config.content, config.source), config.source) : defaultOptions();
+  }
   const o = unpackAny(any, OptionsSchema);
   return {
     binaryName: o.binaryName,
@@ -23,4 +32,3 @@ export function optionsFromAny(any: Any | undefined): RuncOptions {
     ioGid: o.ioGid,
   };
 }
-
