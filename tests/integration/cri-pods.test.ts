@@ -4,11 +4,11 @@
 // mount, socket, cgroup); streaming Exec and Attach with a tty through the CRI streaming server
 // (WebSocket, v4.channel.k8s.io); containerd killed and started again mid-pod. Host-network pods;
 // pod networking is in cri-network.test.ts. One containerd per handler.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { ContainerState, PodSandboxState } from "../../src/gen/k8s/cri/v1/api_pb.ts";
 import { socketAddress, socketPath } from "../../src/contract/address.ts";
-import { describeWith } from "../support/require.ts";
+import { describeEachContainerd } from "../support/containerd-versions.ts";
 import { type CriEnv, type Handler, startCriEnv } from "../support/cri/containerd-cri.ts";
 import { criLog, type Pod, runPod, shimOf, shimProcesses, startContainer, waitExited } from "../support/cri/pods.ts";
 import { containerPid, podPid, removePod, waitForLog } from "../support/cri/inspect.ts";
@@ -19,119 +19,121 @@ import { procInfo } from "../support/procs.ts";
 const HANDLERS: Handler[] = ["bunker", "runc"];
 const T = 120_000;
 
-for (const handler of HANDLERS) {
-  const other: Handler = handler === "bunker" ? "runc" : "bunker";
-  describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:nsenter"], `CRI pods with ${handler} as the default handler`, () => {
-    let env: CriEnv;
-    beforeAll(async () => {
-      env = await startCriEnv({ defaultHandler: handler });
-    }, T);
-    afterAll(async () => {
-      await env?.stop();
-    }, T);
+describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:nsenter"], "CRI pods", (build) => {
+  for (const handler of HANDLERS) {
+    const other: Handler = handler === "bunker" ? "runc" : "bunker";
+    describe(`${handler} as the default handler`, () => {
+      let env: CriEnv;
+      beforeAll(async () => {
+        env = await startCriEnv({ build, defaultHandler: handler });
+      }, T);
+      afterAll(async () => {
+        await env?.stop();
+      }, T);
 
-    test("two pods run in two shims; a pod's containers share its shim", async () => {
-      const pods = [await runPod(env, "one"), await runPod(env, "two")];
-      const [a1, a2] = [await startContainer(env, pods[0]!, "a", "sleep 300"), await startContainer(env, pods[0]!, "b", "sleep 300")];
-      const b1 = await startContainer(env, pods[1]!, "a", "sleep 300");
-      const shimOfPid = async (pid: number) => shimOf(env, handler, pid)?.pid;
-      const first = await shimOfPid(await podPid(env, pods[0]!.id));
-      const second = await shimOfPid(await podPid(env, pods[1]!.id));
-      expect(first).toBeDefined();
-      expect(second).toBeDefined();
-      expect(first).not.toBe(second);
-      expect(await shimOfPid(await containerPid(env, a1))).toBe(first);
-      expect(await shimOfPid(await containerPid(env, a2))).toBe(first);
-      expect(await shimOfPid(await containerPid(env, b1))).toBe(second);
-      expect(shimProcesses(env, handler).map((p) => p.pid).sort()).toEqual([first!, second!].sort());
-      for (const pod of pods) await removePod(env, pod.id);
-    }, T);
+      test("two pods run in two shims; a pod's containers share its shim", async () => {
+        const pods = [await runPod(env, "one"), await runPod(env, "two")];
+        const [a1, a2] = [await startContainer(env, pods[0]!, "a", "sleep 300"), await startContainer(env, pods[0]!, "b", "sleep 300")];
+        const b1 = await startContainer(env, pods[1]!, "a", "sleep 300");
+        const shimOfPid = async (pid: number) => shimOf(env, handler, pid)?.pid;
+        const first = await shimOfPid(await podPid(env, pods[0]!.id));
+        const second = await shimOfPid(await podPid(env, pods[1]!.id));
+        expect(first).toBeDefined();
+        expect(second).toBeDefined();
+        expect(first).not.toBe(second);
+        expect(await shimOfPid(await containerPid(env, a1))).toBe(first);
+        expect(await shimOfPid(await containerPid(env, a2))).toBe(first);
+        expect(await shimOfPid(await containerPid(env, b1))).toBe(second);
+        expect(shimProcesses(env, handler).map((p) => p.pid).sort()).toEqual([first!, second!].sort());
+        for (const pod of pods) await removePod(env, pod.id);
+      }, T);
 
-    test(`a pod naming the ${other} handler runs under ${other}'s shim`, async () => {
-      const pod = await runPod(env, "named", { handler: other });
-      const st = await env.client.runtime.podSandboxStatus({ podSandboxId: pod.id });
-      expect([st.status?.state, st.status?.runtimeHandler]).toEqual([PodSandboxState.SANDBOX_READY, other]);
-      const id = await startContainer(env, pod, "c", "echo under $0; sleep 300");
-      await waitForLog(pod, "c", "under sh");
-      const pid = await containerPid(env, id);
-      expect(shimOf(env, other, pid)).toBeDefined();
-      expect(shimOf(env, handler, pid)).toBeUndefined();
-      const out = await env.client.runtime.execSync({ containerId: id, cmd: ["echo", "exec ok"], timeout: 10n });
-      expect(new TextDecoder().decode(out.stdout)).toBe("exec ok\n");
-      await removePod(env, pod.id);
-    }, T);
+      test(`a pod naming the ${other} handler runs under ${other}'s shim`, async () => {
+        const pod = await runPod(env, "named", { handler: other });
+        const st = await env.client.runtime.podSandboxStatus({ podSandboxId: pod.id });
+        expect([st.status?.state, st.status?.runtimeHandler]).toEqual([PodSandboxState.SANDBOX_READY, other]);
+        const id = await startContainer(env, pod, "c", "echo under $0; sleep 300");
+        await waitForLog(pod, "c", "under sh");
+        const pid = await containerPid(env, id);
+        expect(shimOf(env, other, pid)).toBeDefined();
+        expect(shimOf(env, handler, pid)).toBeUndefined();
+        const out = await env.client.runtime.execSync({ containerId: id, cmd: ["echo", "exec ok"], timeout: 10n });
+        expect(new TextDecoder().decode(out.stdout)).toBe("exec ok\n");
+        await removePod(env, pod.id);
+      }, T);
 
-    test("StopPodSandbox + RemovePodSandbox leave no shim, process, mount, socket or cgroup of the pod", async () => {
-      const pod = await runPod(env, "gone");
-      const id = await startContainer(env, pod, "c", "sleep 300");
-      const processes = [procInfo(await podPid(env, pod.id))!, procInfo(await containerPid(env, id))!];
-      const shim = shimOf(env, handler, processes[0]!.pid)!;
-      expect(shim).toBeDefined();
-      // both shims serve a pod on containerd's socket rule: sha256(<containerd address>/<ns>/<sandbox id>)
-      const socket = socketPath(socketAddress(env.ctd.address, "k8s.io", pod.id));
-      expect(existsSync(socket)).toBe(true);
-      const ofPod = () => mountsUnder(env.ctd.dir).filter((m) => m.includes(pod.id) || m.includes(id));
-      expect(ofPod().length).toBeGreaterThan(0);
-      await env.client.runtime.stopPodSandbox({ podSandboxId: pod.id });
-      const stopped = await env.client.runtime.podSandboxStatus({ podSandboxId: pod.id });
-      expect(stopped.status?.state).toBe(PodSandboxState.SANDBOX_NOTREADY);
-      await env.client.runtime.removePodSandbox({ podSandboxId: pod.id });
-      await waitFor("the pod's shim and processes to exit", () => ![shim, ...processes].some(alive), 15_000);
-      expect(ofPod()).toEqual([]);
-      expect(existsSync(socket)).toBe(false);
-      expect(shimProcesses(env, handler)).toEqual([]);
-      for (const cid of [pod.id, id]) expect(existsSync(`/sys/fs/cgroup/memory${pod.cgroupParent}/${cid}`)).toBe(false);
-      const listed = await env.client.runtime.listPodSandbox({ filter: { id: pod.id } });
-      expect(listed.items).toEqual([]);
-    }, T);
+      test("StopPodSandbox + RemovePodSandbox leave no shim, process, mount, socket or cgroup of the pod", async () => {
+        const pod = await runPod(env, "gone");
+        const id = await startContainer(env, pod, "c", "sleep 300");
+        const processes = [procInfo(await podPid(env, pod.id))!, procInfo(await containerPid(env, id))!];
+        const shim = shimOf(env, handler, processes[0]!.pid)!;
+        expect(shim).toBeDefined();
+        // both shims serve a pod on containerd's socket rule: sha256(<containerd address>/<ns>/<sandbox id>)
+        const socket = socketPath(socketAddress(env.ctd.address, "k8s.io", pod.id));
+        expect(existsSync(socket)).toBe(true);
+        const ofPod = () => mountsUnder(env.ctd.dir).filter((m) => m.includes(pod.id) || m.includes(id));
+        expect(ofPod().length).toBeGreaterThan(0);
+        await env.client.runtime.stopPodSandbox({ podSandboxId: pod.id });
+        const stopped = await env.client.runtime.podSandboxStatus({ podSandboxId: pod.id });
+        expect(stopped.status?.state).toBe(PodSandboxState.SANDBOX_NOTREADY);
+        await env.client.runtime.removePodSandbox({ podSandboxId: pod.id });
+        await waitFor("the pod's shim and processes to exit", () => ![shim, ...processes].some(alive), 15_000);
+        expect(ofPod()).toEqual([]);
+        expect(existsSync(socket)).toBe(false);
+        expect(shimProcesses(env, handler)).toEqual([]);
+        for (const cid of [pod.id, id]) expect(existsSync(`/sys/fs/cgroup/memory${pod.cgroupParent}/${cid}`)).toBe(false);
+        const listed = await env.client.runtime.listPodSandbox({ filter: { id: pod.id } });
+        expect(listed.items).toEqual([]);
+      }, T);
 
-    test("streaming Exec with a tty: stdin, stdout, resize and the exit code", async () => {
-      const pod = await runPod(env, "exec");
-      const id = await startContainer(env, pod, "c", "sleep 300");
-      const { url } = await env.client.runtime.exec({ containerId: id, cmd: ["sh", "-c", "read line; stty size; echo got:$line; exit 3"], tty: true, stdin: true, stdout: true });
-      const session = await streamSession(url);
-      session.resize(101, 33);
-      await Bun.sleep(300);
-      session.send("hello\n");
-      const result = await session.done(20_000);
-      expect(result.stdout).toContain("got:hello");
-      expect(result.stdout).toContain("33 101");
-      expect(result.exitCode).toBe(3);
-      await removePod(env, pod.id);
-    }, T);
+      test("streaming Exec with a tty: stdin, stdout, resize and the exit code", async () => {
+        const pod = await runPod(env, "exec");
+        const id = await startContainer(env, pod, "c", "sleep 300");
+        const { url } = await env.client.runtime.exec({ containerId: id, cmd: ["sh", "-c", "read line; stty size; echo got:$line; exit 3"], tty: true, stdin: true, stdout: true });
+        const session = await streamSession(url);
+        session.resize(101, 33);
+        await Bun.sleep(300);
+        session.send("hello\n");
+        const result = await session.done(20_000);
+        expect(result.stdout).toContain("got:hello");
+        expect(result.stdout).toContain("33 101");
+        expect(result.exitCode).toBe(3);
+        await removePod(env, pod.id);
+      }, T);
 
-    test("streaming Attach with a tty to a container reading its stdin", async () => {
-      const pod = await runPod(env, "attach");
-      const id = await startContainer(env, pod, "c", "while read line; do echo echo:$line; done", { tty: true, stdin: true });
-      const { url } = await env.client.runtime.attach({ containerId: id, stdin: true, stdout: true, tty: true });
-      const session = await streamSession(url);
-      session.send("ping\n");
-      await session.waitFor((out) => out.includes("echo:ping"), 20_000);
-      session.close();
-      // the container's output also goes to its CRI log (the tty's echo of the input first; CRI's log
-      // writer takes "\r\n" as a line's end)
-      await waitForLog(pod, "c", "echo:ping");
-      expect(criLog(pod, "c").map((l) => l.text)).toEqual(["ping", "echo:ping"]);
-      await removePod(env, pod.id);
-    }, T);
+      test("streaming Attach with a tty to a container reading its stdin", async () => {
+        const pod = await runPod(env, "attach");
+        const id = await startContainer(env, pod, "c", "while read line; do echo echo:$line; done", { tty: true, stdin: true });
+        const { url } = await env.client.runtime.attach({ containerId: id, stdin: true, stdout: true, tty: true });
+        const session = await streamSession(url);
+        session.send("ping\n");
+        await session.waitFor((out) => out.includes("echo:ping"), 20_000);
+        session.close();
+        // the container's output also goes to its CRI log (the tty's echo of the input first; CRI's log
+        // writer takes "\r\n" as a line's end)
+        await waitForLog(pod, "c", "echo:ping");
+        expect(criLog(pod, "c").map((l) => l.text)).toEqual(["ping", "echo:ping"]);
+        await removePod(env, pod.id);
+      }, T);
 
-    test("containerd killed and started again mid-pod: state, ExecSync and a later exit still seen", async () => {
-      const pod: Pod = await runPod(env, "restart");
-      const id = await startContainer(env, pod, "c", "echo up; while [ ! -e /tmp/finish ]; do sleep 1; done; exit 5");
-      await waitForLog(pod, "c", "up");
-      const shims = shimProcesses(env, handler);
-      await env.restartContainerd();
-      expect(shimProcesses(env, handler).map((p) => p.pid)).toEqual(shims.map((p) => p.pid));
-      const st = await env.client.runtime.podSandboxStatus({ podSandboxId: pod.id });
-      expect(st.status?.state).toBe(PodSandboxState.SANDBOX_READY);
-      const cs = await env.client.runtime.containerStatus({ containerId: id });
-      expect(cs.status?.state).toBe(ContainerState.CONTAINER_RUNNING);
-      const out = await env.client.runtime.execSync({ containerId: id, cmd: ["sh", "-c", "touch /tmp/finish; echo touched"], timeout: 10n });
-      expect(new TextDecoder().decode(out.stdout)).toBe("touched\n");
-      const exited = await waitExited(env, id, 20_000);
-      expect([exited.exitCode, exited.reason]).toEqual([5, "Error"]);
-      expect(criLog(pod, "c").map((l) => l.text)).toEqual(["up"]);
-      await removePod(env, pod.id);
-    }, T);
-  });
-}
+      test("containerd killed and started again mid-pod: state, ExecSync and a later exit still seen", async () => {
+        const pod: Pod = await runPod(env, "restart");
+        const id = await startContainer(env, pod, "c", "echo up; while [ ! -e /tmp/finish ]; do sleep 1; done; exit 5");
+        await waitForLog(pod, "c", "up");
+        const shims = shimProcesses(env, handler);
+        await env.restartContainerd();
+        expect(shimProcesses(env, handler).map((p) => p.pid)).toEqual(shims.map((p) => p.pid));
+        const st = await env.client.runtime.podSandboxStatus({ podSandboxId: pod.id });
+        expect(st.status?.state).toBe(PodSandboxState.SANDBOX_READY);
+        const cs = await env.client.runtime.containerStatus({ containerId: id });
+        expect(cs.status?.state).toBe(ContainerState.CONTAINER_RUNNING);
+        const out = await env.client.runtime.execSync({ containerId: id, cmd: ["sh", "-c", "touch /tmp/finish; echo touched"], timeout: 10n });
+        expect(new TextDecoder().decode(out.stdout)).toBe("touched\n");
+        const exited = await waitExited(env, id, 20_000);
+        expect([exited.exitCode, exited.reason]).toEqual([5, "Error"]);
+        expect(criLog(pod, "c").map((l) => l.text)).toEqual(["up"]);
+        await removePod(env, pod.id);
+      }, T);
+    });
+  }
+});

@@ -15,6 +15,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSyn
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { startContainerd, type TestContainerd } from "../containerd.ts";
+import type { ContainerdBuild } from "../containerd-versions.ts";
 import { endShims, shimPath } from "../shim-env.ts";
 import { removeAtEnd } from "../cleanup.ts";
 import { CriClient } from "./client.ts";
@@ -34,6 +35,8 @@ export interface CriEnvOptions {
   bridgeSubnet?: string;
   /** Run containerd in this process's network namespace (`nsenter --net=/proc/PID/ns/net`). */
   netnsPid?: number;
+  /** The containerd build (tests/support/containerd-versions.ts); default the one on PATH. */
+  build?: ContainerdBuild;
 }
 
 let imagesBuilt: { pause: string; busybox: string } | undefined;
@@ -201,6 +204,7 @@ export async function startCriEnv(opts: CriEnvOptions): Promise<CriEnv> {
     cri: true,
     extraConfig: criConfig(dir, opts),
     path: await shimPath(),
+    build: opts.build,
     env: { BUNKER_SHIM_LINGER_MS: "0" },
     wrap: opts.netnsPid === undefined ? undefined : ["nsenter", `--net=/proc/${opts.netnsPid}/ns/net`, "--"],
   });
