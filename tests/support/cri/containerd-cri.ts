@@ -60,28 +60,39 @@ export function criImageArchives(): { pause: string; busybox: string } {
   return imagesBuilt;
 }
 
-function criConfig(dir: string, opts: CriEnvOptions): string {
+/**
+ * The CRI plugin's config. containerd 1.6/1.7 read version 2 (everything under io.containerd.grpc.v1.cri);
+ * 2.x reads version 3, where the runtimes, CNI and sandbox settings moved to io.containerd.cri.v1.runtime
+ * and the images to io.containerd.cri.v1.images: written in 2.x's own form, as a cluster's config is
+ * (2.x would migrate version 2, but then the version 3 paths `bunker install` prints go untested).
+ */
+function criConfig(dir: string, opts: CriEnvOptions, version: 2 | 3): string {
   const q = (s: string) => JSON.stringify(s);
-  const cri = '[plugins."io.containerd.grpc.v1.cri"]';
-  return [
-    cri,
-    `  sandbox_image = ${q(PAUSE_IMAGE)}`,
+  const grpc = 'plugins."io.containerd.grpc.v1.cri"';
+  const runtime = version === 3 ? 'plugins."io.containerd.cri.v1.runtime"' : grpc;
+  const images = version === 3 ? 'plugins."io.containerd.cri.v1.images"' : `${grpc}.containerd`;
+  const lines = [
+    `[${grpc}]`,
     '  stream_server_address = "127.0.0.1"',
     '  stream_server_port = "0"',
+    ...(version === 2 ? [`  sandbox_image = ${q(PAUSE_IMAGE)}`] : []),
+    ...(version === 3 ? [`[${runtime}]`] : []),
     "  restrict_oom_score_adj = true",
     "  netns_mounts_under_state_dir = true",
-    `${cri.slice(0, -1)}.containerd]`,
-    '  snapshotter = "overlayfs"',
+    `[${runtime}.containerd]`,
     `  default_runtime_name = ${q(opts.defaultHandler)}`,
-    `${cri.slice(0, -1)}.containerd.runtimes.bunker]`,
+    `[${runtime}.containerd.runtimes.bunker]`,
     `  runtime_type = ${q(BUNKER_RUNTIME_TYPE)}`,
-    `${cri.slice(0, -1)}.containerd.runtimes.runc]`,
+    `[${runtime}.containerd.runtimes.runc]`,
     `  runtime_type = ${q(RUNC_RUNTIME_TYPE)}`,
-    `${cri.slice(0, -1)}.cni]`,
-    '  bin_dir = "/usr/lib/cni"',
+    `[${runtime}.cni]`,
+    version === 3 ? '  bin_dirs = ["/usr/lib/cni"]' : '  bin_dir = "/usr/lib/cni"',
     `  conf_dir = ${q(join(dir, "cni/net.d"))}`,
+    ...(version === 3 ? [`[${images}]`, '  snapshotter = "overlayfs"', `[${images}.pinned_images]`, `  sandbox = ${q(PAUSE_IMAGE)}`] : []),
     "",
-  ].join("\n");
+  ];
+  if (version === 2) lines.splice(lines.indexOf(`[${runtime}.containerd]`) + 1, 0, '  snapshotter = "overlayfs"');
+  return lines.join("\n");
 }
 
 /** A bridge conflist whose leases live under the environment's dir, never /var/lib/cni. */
@@ -199,10 +210,12 @@ export async function startCriEnv(opts: CriEnvOptions): Promise<CriEnv> {
   const dir = mkdtempSync("/tmp/bunker-cri-");
   if (opts.bridgeSubnet) writeBridgeConfig(dir, opts.bridgeSubnet, `cri${tag}`);
   else mkdirSync(join(dir, "cni/net.d"), { recursive: true });
+  const configVersion = (opts.build?.major ?? 1) >= 2 ? 3 : 2;
   const ctd = await startContainerd({
     dir,
     cri: true,
-    extraConfig: criConfig(dir, opts),
+    configVersion,
+    extraConfig: criConfig(dir, opts, configVersion),
     path: await shimPath(),
     build: opts.build,
     env: { BUNKER_SHIM_LINGER_MS: "0" },
