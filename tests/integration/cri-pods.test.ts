@@ -1,7 +1,7 @@
 // Pods under containerd's CRI plugin, for bunker and for io.containerd.runc.v2 as the reference
 // (issue #19): one shim per pod (grouped by io.kubernetes.cri.sandbox-id) and a pod's containers
 // in it; a pod naming the other RuntimeClass handler; nothing of a removed pod left (shim, process,
-// mount, socket, cgroup); streaming Exec and Attach with a tty through the CRI streaming server
+// mount, socket, cgroup); a crashed container made again in its pod; streaming Exec and Attach with a tty through the CRI streaming server
 // (WebSocket, v4.channel.k8s.io); containerd killed and started again mid-pod. Host-network pods;
 // pod networking is in cri-network.test.ts. One containerd per handler.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -113,6 +113,24 @@ describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:ns
         // writer takes "\r\n" as a line's end)
         await waitForLog(pod, "c", "echo:ping");
         expect(criLog(pod, "c").map((l) => l.text)).toEqual(["ping", "echo:ping"]);
+        await removePod(env, pod.id);
+      }, T);
+
+      test("kubelet's restart of a crashed container: RemoveContainer, then attempt 1 in the same pod and shim", async () => {
+        const pod = await runPod(env, "crash");
+        const first = await startContainer(env, pod, "app", "echo attempt; exit 1");
+        expect((await waitExited(env, first)).exitCode).toBe(1);
+        const shim = shimOf(env, handler, await podPid(env, pod.id));
+        expect(shim).toBeDefined();
+        await env.client.runtime.removeContainer({ containerId: first });
+        const second = await startContainer(env, pod, "app", "echo attempt; sleep 300", { attempt: 1 });
+        expect(second).not.toBe(first);
+        expect(shimOf(env, handler, await containerPid(env, second))?.pid).toBe(shim!.pid);
+        const listed = await env.client.runtime.listContainers({ filter: { podSandboxId: pod.id } });
+        expect(listed.containers.map((c) => [c.id, c.metadata?.attempt, c.state])).toEqual([[second, 1, ContainerState.CONTAINER_RUNNING]]);
+        // each attempt has its own log file, as kubelet names them
+        expect(criLog(pod, "app", 0).map((l) => l.text)).toEqual(["attempt"]);
+        await waitFor("attempt 1's log", () => criLog(pod, "app", 1).length > 0, 10_000);
         await removePod(env, pod.id);
       }, T);
 

@@ -107,7 +107,7 @@ describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:ns
         await removePod(env, pod.id);
       }, T);
 
-      test("UpdateContainerResources reaches the container's cgroup; ContainerStats and ListContainerStats", async () => {
+      test("UpdateContainerResources reaches the container's cgroup; ContainerStats, ListContainerStats, PodSandboxStats", async () => {
         const pod = await runPod(env, "res");
         const busy = await startContainer(env, pod, "busy", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo done; sleep 300", {
           resources: { memoryLimitInBytes: 128n << 20n },
@@ -127,6 +127,12 @@ describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:ns
         const listed = await env.client.runtime.listContainerStats({ filter: { podSandboxId: pod.id } });
         expect(listed.stats.map((x) => x.attributes?.id).sort()).toEqual([busy, idle].sort());
         for (const x of listed.stats) expect(x.memory?.workingSetBytes?.value).toBeGreaterThan(0n);
+        // the pod's own figures (kubelet's summary API): the sandbox cgroup's usage and each container's
+        const pod_ = await env.client.runtime.podSandboxStats({ podSandboxId: pod.id });
+        expect(pod_.stats?.attributes?.id).toBe(pod.id);
+        expect(pod_.stats?.linux?.cpu?.usageCoreNanoSeconds?.value).toBeGreaterThan(0n);
+        expect(pod_.stats?.linux?.memory?.workingSetBytes?.value).toBeGreaterThan(0n);
+        expect(pod_.stats?.linux?.containers.map((c) => c.attributes?.id).sort()).toEqual([busy, idle].sort());
         await removePod(env, pod.id);
       }, T);
 

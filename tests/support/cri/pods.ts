@@ -60,6 +60,8 @@ export interface ContainerOptions {
   resources?: MessageInitShape<typeof LinuxContainerResourcesSchema>;
   tty?: boolean;
   stdin?: boolean;
+  /** ContainerMetadata.attempt: kubelet counts a container's restarts in it. */
+  attempt?: number;
 }
 
 /** CreateContainer + StartContainer of a busybox container running `sh -c script`; returns its id. */
@@ -75,10 +77,10 @@ export async function createContainer(env: CriEnv, pod: Pod, name: string, scrip
       podSandboxId: pod.id,
       sandboxConfig: pod.config,
       config: {
-        metadata: { name, attempt: 0 },
+        metadata: { name, attempt: opts.attempt ?? 0 },
         image: { image: BUSYBOX_IMAGE },
         command: ["sh", "-c", script],
-        logPath: `${name}.log`,
+        logPath: `${name}_${opts.attempt ?? 0}.log`,
         tty: opts.tty ?? false,
         stdin: opts.stdin ?? false,
         labels: { "bunker.test/container": name },
@@ -91,10 +93,10 @@ export async function createContainer(env: CriEnv, pod: Pod, name: string, scrip
 }
 
 /** The container's CRI log (`<RFC3339Nano> <stream> <P|F> <text>` per line), parsed. */
-export function criLog(pod: Pod, name: string): Array<{ time: string; stream: string; tag: string; text: string }> {
+export function criLog(pod: Pod, name: string, attempt = 0): Array<{ time: string; stream: string; tag: string; text: string }> {
   let raw: string;
   try {
-    raw = readFileSync(join(pod.logDir, `${name}.log`), "utf8");
+    raw = readFileSync(join(pod.logDir, `${name}_${attempt}.log`), "utf8");
   } catch {
     return [];
   }
