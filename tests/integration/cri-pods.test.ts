@@ -18,6 +18,7 @@ import { alive, mountsUnder, waitFor } from "../support/shim-env.ts";
 import { killSame, procInfo, waitGone } from "../support/procs.ts";
 
 const HANDLERS: Handler[] = ["bunker", "runc"];
+const RUNC_ROOT = "/run/containerd/runc/k8s.io";
 const T = 120_000;
 
 describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:nsenter"], "CRI pods", (build) => {
@@ -145,15 +146,19 @@ describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:ns
         expect(exited.exitCode).not.toBe(0);
         await waitFor("the pod to be NOTREADY", async () => (await env.client.runtime.podSandboxStatus({ podSandboxId: pod.id })).status?.state === PodSandboxState.SANDBOX_NOTREADY, 30_000);
         const survivors = () => processes.filter(alive);
+        // runc's state of the pod's containers, in the root both shims use under containerd
+        const runcState = () => [pod.id, id].filter((c) => existsSync(`${RUNC_ROOT}/${c}/state.json`));
         if (handler === "bunker") {
           // the shim's delete action (run by containerd for a dead shim) force-deletes the containers
           await waitFor("the pod's processes to end", () => survivors().length === 0, 15_000);
+          await waitFor("runc's state of the pod to go", () => runcState().length === 0, 15_000);
         } else {
-          // runc.v2's delete leaves a killed shim's containers running on some containerd lines (2.1);
-          // only bunker is held to it. The test ends what survived, by pid.
+          // runc.v2's delete leaves a killed shim's containers running on some containerd lines (2.1),
+          // and their runc state; only bunker is held to it. The test ends what survived, by pid.
           const left = survivors();
           for (const p of left) killSame(p, "SIGKILL");
           await waitGone(left, 10_000);
+          for (const c of runcState()) Bun.spawnSync(["runc", "--root", RUNC_ROOT, "delete", "--force", c], { stdout: "ignore", stderr: "ignore" });
         }
         await env.client.runtime.stopPodSandbox({ podSandboxId: pod.id });
         // kubelet retries a failed RemovePodSandbox; containerd 2.1 often fails the first one after a
@@ -171,6 +176,7 @@ describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:ns
         // (always with runc.v2 here): its own clean-up, not the shim's; stop() unmounts it
         if (build.line !== "1.6") expect(mountsUnder(env.ctd.dir).filter((m) => m.includes(pod.id) || m.includes(id))).toEqual([]);
         expect(survivors()).toEqual([]);
+        expect(runcState()).toEqual([]);
       }, T);
 
       test("containerd killed and started again mid-pod: state, ExecSync and a later exit still seen", async () => {

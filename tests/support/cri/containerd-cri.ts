@@ -11,7 +11,7 @@
 // sandbox and workload images are built offline from busybox-static and imported with `ctr`, so
 // nothing is pulled. Every pod gets a cgroup parent under one per-environment root, so stop() can
 // remove every cgroup the environment made (containerd 1.6 leaves the parents on cgroup v1).
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { startContainerd, type TestContainerd } from "../containerd.ts";
@@ -177,7 +177,32 @@ export class CriEnv {
     }
     await endShims(this.ctd).catch(() => undefined);
     await this.ctd.stop();
+    deleteRuncStateUnder(this.ctd.dir);
     removeCgroupTree(this.cgroupRoot);
+  }
+}
+
+/**
+ * runc state the shims left in containerd's runc root for containers whose bundle was under `dir`
+ * (runc.v2 leaves it when its shim is killed; containerd then no longer lists the container).
+ */
+function deleteRuncStateUnder(dir: string): void {
+  const root = `/run/containerd/runc/${NAMESPACE}`;
+  let ids: string[];
+  try {
+    ids = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    let state: string;
+    try {
+      state = readFileSync(join(root, id, "state.json"), "utf8");
+    } catch {
+      continue;
+    }
+    if (!state.includes(`"bundle=${dir}/`)) continue;
+    Bun.spawnSync(["runc", "--root", root, "delete", "--force", id], { stdout: "ignore", stderr: "ignore" });
   }
 }
 
