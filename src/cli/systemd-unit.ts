@@ -11,11 +11,13 @@
 //   a client that comes too early finds no socket and runs embedded, which is safe;
 // - LimitNOFILE/LimitNPROC/TasksMax unlimited and OOMScoreAdjust=-999 as containerd's: the
 //   daemon must not be the first thing the OOM killer takes, nor hit the unit's task cap.
+// - Environment=BUN_GC_TIMER_DISABLE=1: an idle daemon does not wake every second (../idle.ts).
 // The daemon's --root/--state/--address are written out, so the unit serves the instance that
 // installed it rather than whatever the defaults become.
 import { existsSync, mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { FailedPreconditionError } from "../errdefs.ts";
+import { IDLE_ENV } from "../idle.ts";
 
 export const UNIT_NAME = "bunker.service";
 
@@ -41,6 +43,7 @@ After=network.target local-fs.target
 [Service]
 ExecStartPre=-/sbin/modprobe overlay
 ExecStart=${exec}
+${Object.entries(IDLE_ENV).map(([k, v]) => `Environment=${k}=${v}`).join("\n")}
 Type=simple
 Delegate=yes
 KillMode=process

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync
 import { join, resolve } from "node:path";
 import { COMPILE_FLAGS } from "./compile.ts";
 import { copyRootfs } from "./rootfs.ts";
+import { IDLE_ENV } from "../../src/idle.ts";
 import { allProcs, cmdline, killSame, waitGone } from "./procs.ts";
 import { removeAtEnd } from "./cleanup.ts";
 
@@ -115,10 +116,10 @@ export class BunkerEnv {
     return { code, stdout, stderr };
   }
 
-  /** Starts `bunker daemon` and waits until it answers. */
+  /** Starts `bunker daemon` (in the environment its systemd unit gives it) and waits until it answers. */
   async startDaemon(globals: string[] = []): Promise<{ proc: Bun.Subprocess<"ignore", "ignore", "pipe">; readyMs: number; log: () => string }> {
     const t0 = performance.now();
-    const proc = Bun.spawn([this.bunker, ...this.globals(), ...globals, "daemon"], { env: this.spawnEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const proc = Bun.spawn([this.bunker, ...this.globals(), ...globals, "daemon"], { env: { ...this.spawnEnv(), ...IDLE_ENV }, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     this.daemons.add(proc);
     // Drain its log as it comes: a full pipe would block the daemon's (synchronous) logger.
     let text = "";

@@ -7,7 +7,7 @@ import { dirname, join, normalize, relative } from "node:path";
 
 const SRC = join(import.meta.dir, "../../src");
 
-/** The single files at src/ (errdefs, identifiers, proc, gopath, gostd, version): everyone's base. */
+/** The single files at src/ (errdefs, identifiers, proc, gopath, gostd, version, native, idle): everyone's base. */
 const BASE = "(base)";
 
 const ALLOWED: Record<string, string[]> = {
