@@ -9,8 +9,9 @@ import { Server } from "../ttrpc/server.ts";
 import { listenUnix } from "../ttrpc/unix.ts";
 import type { ShimFlags } from "./flags.ts";
 import { Lifecycle, lingerFromEnv, type LifecycleOptions } from "./lifecycle.ts";
-import { createLogger, redirectStderrToLogFifo } from "./logger.ts";
+import { redirectStderrToLogFifo, stderrLogger } from "./logger.ts";
 import { RemotePublisher } from "./publisher.ts";
+import { MEMSTATS_ENV } from "./memstats.ts";
 import { Monitor } from "./reaper.ts";
 import type { ServeContext, Shim, TaskService } from "./types.ts";
 
@@ -51,7 +52,7 @@ class DropLog {
 export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, opts: ServeOptions = {}): Promise<number> {
   const bundle = flags.bundle || process.cwd();
   if (!opts.noLogFifo) redirectStderrToLogFifo(bundle, sys());
-  const log = await createLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace } });
+  const log = stderrLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace } });
   if (!flags.socket) {
     log.error({}, "serve needs -socket: the start action passes it");
     return 1;
@@ -103,6 +104,8 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     authorize: sameUidPeers(),
   });
   log.info({ socket: flags.socket }, "serving");
+  const memStatsDir = process.env[MEMSTATS_ENV];
+  if (memStatsDir) await (await import("./memstats.ts")).writeMemStats(memStatsDir, "serving");
 
   const onSignal = (sig: NodeJS.Signals): void => {
     const containers = service?.containerCount() ?? 0;
