@@ -6,8 +6,8 @@ import { errorMessage } from "../errdefs.ts";
 import { Task } from "../gen/containerd/task/v2/shim_pb.ts";
 import { sameUidPeers, sys } from "../sys/index.ts";
 import { Server } from "../ttrpc/server.ts";
-import { listenUnix } from "../ttrpc/unix.ts";
-import type { ShimFlags } from "./flags.ts";
+import { listenFd, listenUnix, socketPath } from "../ttrpc/unix.ts";
+import { LISTEN_FD_ENV, type ShimFlags } from "./flags.ts";
 import { Lifecycle, lingerFromEnv, type LifecycleOptions } from "./lifecycle.ts";
 import { redirectStderrToLogFifo, stderrLogger } from "./logger.ts";
 import { RemotePublisher } from "./publisher.ts";
@@ -47,6 +47,14 @@ class DropLog {
     this.log.warn({ err, suppressedBefore: this.suppressed }, "connection dropped");
     this.suppressed = 0;
   }
+}
+
+/** The inherited listener's fd, if `start` passed one; the variable is not handed on to runc. */
+function takeListenFd(): number | undefined {
+  const value = process.env[LISTEN_FD_ENV];
+  delete process.env[LISTEN_FD_ENV];
+  const fd = Number(value);
+  return value && Number.isInteger(fd) && fd > 2 ? fd : undefined;
 }
 
 export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, opts: ServeOptions = {}): Promise<number> {
@@ -99,10 +107,16 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     onDrop: (err) => drops.note(errorMessage(err)),
   });
   server.register(Task, service.impl);
-  const listener = await listenUnix(server, flags.socket, {
-    mode: 0o600,
-    authorize: sameUidPeers(),
-  });
+  const inherited = takeListenFd();
+  let listener;
+  if (inherited === undefined) {
+    listener = await listenUnix(server, flags.socket, { mode: 0o600, authorize: sameUidPeers() });
+  } else {
+    // `start` bound the socket, printed its address and went: the container it ran for is ours
+    // until its Create comes (what start's Connect reservation does for a shim that was running)
+    if (flags.id) lifecycle.reserve(flags.id);
+    listener = listenFd(server, inherited, socketPath(flags.socket), { authorize: sameUidPeers() });
+  }
   log.info({ socket: flags.socket }, "serving");
   const memStatsDir = process.env[MEMSTATS_ENV];
   if (memStatsDir) await (await import("./memstats.ts")).writeMemStats(memStatsDir, "serving");
