@@ -4,7 +4,7 @@
 // first connection waits in the socket's backlog while the serve process loads. Concurrent starts
 // for one group (20 `ctr run` at once) are serialized by a lock file next to the socket, so
 // exactly one serve process is spawned; the others find it live and reserve their container on it.
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { DeadlineExceededError, ResourceExhaustedError, UnavailableError } from "../errdefs.ts";
 import { pidAlive } from "../proc.ts";
 import { encodeMessage } from "../ttrpc/wire.ts";
@@ -26,8 +26,6 @@ export function selfArgv(): string[] {
 }
 
 const LOCK_WAIT_MS = 20_000;
-/** Connections waiting for the serve process to load: a pod's containerd client and a few starts. */
-const SERVE_BACKLOG = 64;
 const STALE_LOCK_MS = 30_000;
 
 /** An O_EXCL lock file holding our pid; a dead holder's (or a very old) lock is broken. */
@@ -105,20 +103,27 @@ async function waitGone(address: string, timeoutMs: number): Promise<void> {
  * shim does: `start` can print the address and exit at once, and containerd's first connection
  * waits in the backlog until the serve process has loaded (100–200 ms of module loading a start
  * that waited for it used to pay on containerd's critical path, once per pod).
+ *
+ * The socket is bound with Bun.listen (0.3 ms; loading the native core to bind it cost `start`
+ * ~8 ms of CPU) at a temporary name and hard-linked to its real name once the serve process holds
+ * it; then our listener is stopped (which closes our fd and unlinks only the temporary name) before
+ * this process ever returns to its event loop, so no connection can be accepted here and dropped.
  */
-async function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): Promise<ReturnType<typeof Bun.spawn>> {
+function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): void {
   const argv = [...(spawn.self ?? selfArgv()), ...serveArgs(opts.flags, address)];
   const path = socketPath(address);
-  const { sys } = await import("../sys/index.ts");
+  const bound = `${path}.${process.pid}`;
   // the umask makes the socket born owner-only: no window where another uid could connect
   const oldMask = process.umask(0o177);
-  let fd: number;
+  let listener;
   try {
-    fd = sys().listenUnix(path, SERVE_BACKLOG);
+    listener = Bun.listen({ unix: bound, socket: { data() {} } });
   } finally {
     process.umask(oldMask);
   }
   try {
+    // Bun exposes a listener's fd (not in bun-types)
+    const fd = (listener as unknown as { fd: number }).fd;
     const proc = Bun.spawn(argv, {
       cwd: opts.bundle,
       env: { ...process.env, ...spawn.env, TTRPC_ADDRESS: opts.ttrpcAddress, [LISTEN_FD_ENV]: String(LISTEN_FD) },
@@ -128,12 +133,9 @@ async function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions)
     });
     proc.unref();
     adjustOomScore(proc.pid);
-    return proc;
-  } catch (err) {
-    removeSocket(address);
-    throw err;
+    linkSync(bound, path);
   } finally {
-    sys().close(fd);
+    listener.stop(true);
   }
 }
 
@@ -170,7 +172,7 @@ export async function startGrouped(opts: StartOpts, group: string, spawn: SpawnO
       await waitGone(address, 5000); // it may be shutting down: let it go, then start a new one
       removeSocket(address);
       // the new serve process reserves opts.id itself (it is its -id)
-      await spawnServe(opts, address, spawn);
+      spawnServe(opts, address, spawn);
       writeAddress(opts.bundle, address);
       return address;
     }
