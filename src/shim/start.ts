@@ -4,7 +4,8 @@
 // first connection waits in the socket's backlog while the serve process loads. Concurrent starts
 // for one group (20 `ctr run` at once) are serialized by a lock file next to the socket, so
 // exactly one serve process is spawned; the others find it live and reserve their container on it.
-import { closeSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, linkSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { DeadlineExceededError, ResourceExhaustedError, UnavailableError } from "../errdefs.ts";
 import { pidAlive } from "../proc.ts";
 import { encodeMessage } from "../ttrpc/wire.ts";
@@ -112,7 +113,9 @@ async function waitGone(address: string, timeoutMs: number): Promise<void> {
 function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): void {
   const argv = [...(spawn.self ?? selfArgv()), ...serveArgs(opts.flags, address)];
   const path = socketPath(address);
-  const bound = `${path}.${process.pid}`;
+  // beside it (a hard link stays in one filesystem), and no longer than it (sun_path is 108 bytes)
+  const bound = join(dirname(path), `.${process.pid}`);
+  rmSync(bound, { force: true }); // left by a dead start that had our pid
   // the umask makes the socket born owner-only: no window where another uid could connect
   const oldMask = process.umask(0o177);
   let listener;
@@ -123,7 +126,8 @@ function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): void
   }
   try {
     // Bun exposes a listener's fd (not in bun-types)
-    const fd = (listener as unknown as { fd: number }).fd;
+    const fd = (listener as unknown as { fd?: number }).fd;
+    if (typeof fd !== "number") throw new UnavailableError(`this Bun (${Bun.version}) does not expose a listener's fd: cannot start a shim`);
     const proc = Bun.spawn(argv, {
       cwd: opts.bundle,
       env: { ...process.env, ...spawn.env, TTRPC_ADDRESS: opts.ttrpcAddress, [LISTEN_FD_ENV]: String(LISTEN_FD) },
