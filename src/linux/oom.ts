@@ -22,7 +22,7 @@ import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
 import { EFD, sys, type Syscalls } from "../sys/index.ts";
 import type { Cgroup } from "./cgroup.ts";
 import { readinessOf, type Watch } from "../sys/readiness.ts";
-import { parseFlatKeyed, readCgroupFile } from "./stats-v1.ts";
+import { parseFlatKeyed, readCgroupFile } from "./cgroup-files.ts";
 
 export type OomCallback = (containerId: string) => void;
 

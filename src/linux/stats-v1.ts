@@ -7,7 +7,7 @@
 //   parseBlkioFile(text, devices): BlkIOEntry[]          "maj:min Op value" lines
 //   parsePartitions(text): Map<"maj:min", "/dev/name">   /proc/partitions
 import { create } from "@bufbuild/protobuf";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   type BlkIOEntry,
@@ -26,22 +26,10 @@ import {
   PidsStatSchema,
 } from "../gen/cgroups/v1/metrics_pb.ts";
 import { InvalidArgumentError } from "../errdefs.ts";
+import { parseFlatKeyed, readCgroupFile, readOptional } from "./cgroup-files.ts";
+
+export { parseFlatKeyed, readCgroupFile };
 import type { CgroupV1 } from "./cgroup.ts";
-
-/** The text of a cgroup file, or undefined when it does not exist (ENOENT; ENODEV for a cgroup being removed). */
-export function readCgroupFile(dir: string | undefined, name: string): string | undefined {
-  return dir === undefined ? undefined : readOptional(join(dir, name));
-}
-
-function readOptional(path: string): string | undefined {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENODEV" || code === "ENOTSUP" || code === "EOPNOTSUPP") return undefined;
-    throw err;
-  }
-}
 
 /** An unsigned 64-bit decimal; a cgroup file with anything else is a kernel we do not understand. */
 export function parseU64(text: string, what: string): bigint {
@@ -50,17 +38,6 @@ export function parseU64(text: string, what: string): bigint {
   const v = BigInt(s);
   if (v > 0xffffffffffffffffn) throw new InvalidArgumentError(`${what}: ${s} overflows uint64`);
   return v;
-}
-
-/** "key value" lines. Values that are not unsigned integers (v2's "max") are skipped. */
-export function parseFlatKeyed(text: string): Map<string, bigint> {
-  const out = new Map<string, bigint>();
-  for (const line of text.split("\n")) {
-    const [key, value, extra] = line.trim().split(/\s+/);
-    if (!key || value === undefined || extra !== undefined || !/^\d+$/.test(value)) continue;
-    out.set(key, BigInt(value));
-  }
-  return out;
 }
 
 function readU64(dir: string | undefined, name: string): bigint | undefined {

@@ -115,6 +115,11 @@ export function parseFlags(argv: readonly string[]): ShimFlags {
   return flags;
 }
 
+/** Set by `start` when it passes the bound socket as fd 3 (Go's shim: the listener is ExtraFiles[0]). */
+export const LISTEN_FD_ENV = "BUNKER_SHIM_LISTEN_FD";
+/** The fd the serve process finds its listener on. */
+export const LISTEN_FD = 3;
+
 /** The argument list a shim passes to its own serve process (Go manager newCommand + `-socket`). */
 export function serveArgs(flags: ShimFlags, socket: string): string[] {
   const args = ["-namespace", flags.namespace, "-id", flags.id, "-address", flags.address];

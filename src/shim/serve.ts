@@ -6,11 +6,12 @@ import { errorMessage } from "../errdefs.ts";
 import { Task } from "../gen/containerd/task/v2/shim_pb.ts";
 import { sameUidPeers, sys } from "../sys/index.ts";
 import { Server } from "../ttrpc/server.ts";
-import { listenUnix } from "../ttrpc/unix.ts";
-import type { ShimFlags } from "./flags.ts";
+import { listenFd, listenUnix, socketPath } from "../ttrpc/unix.ts";
+import { LISTEN_FD_ENV, type ShimFlags } from "./flags.ts";
 import { Lifecycle, lingerFromEnv, type LifecycleOptions } from "./lifecycle.ts";
-import { createLogger, redirectStderrToLogFifo } from "./logger.ts";
+import { redirectStderrToLogFifo, stderrLogger } from "./logger.ts";
 import { RemotePublisher } from "./publisher.ts";
+import { MEMSTATS_ENV } from "./memstats.ts";
 import { Monitor } from "./reaper.ts";
 import type { ServeContext, Shim, TaskService } from "./types.ts";
 
@@ -48,10 +49,18 @@ class DropLog {
   }
 }
 
+/** The inherited listener's fd, if `start` passed one; the variable is not handed on to runc. */
+function takeListenFd(): number | undefined {
+  const value = process.env[LISTEN_FD_ENV];
+  delete process.env[LISTEN_FD_ENV];
+  const fd = Number(value);
+  return value && Number.isInteger(fd) && fd > 2 ? fd : undefined;
+}
+
 export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, opts: ServeOptions = {}): Promise<number> {
   const bundle = flags.bundle || process.cwd();
   if (!opts.noLogFifo) redirectStderrToLogFifo(bundle, sys());
-  const log = await createLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace } });
+  const log = stderrLogger({ debug: flags.debug, bindings: { runtime: shim.name, namespace: flags.namespace } });
   if (!flags.socket) {
     log.error({}, "serve needs -socket: the start action passes it");
     return 1;
@@ -98,11 +107,19 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     onDrop: (err) => drops.note(errorMessage(err)),
   });
   server.register(Task, service.impl);
-  const listener = await listenUnix(server, flags.socket, {
-    mode: 0o600,
-    authorize: sameUidPeers(),
-  });
+  const inherited = takeListenFd();
+  let listener;
+  if (inherited === undefined) {
+    listener = await listenUnix(server, flags.socket, { mode: 0o600, authorize: sameUidPeers() });
+  } else {
+    // `start` bound the socket, printed its address and went: the container it ran for is ours
+    // until its Create comes (what start's Connect reservation does for a shim that was running)
+    if (flags.id) lifecycle.reserve(flags.id);
+    listener = listenFd(server, inherited, socketPath(flags.socket), { authorize: sameUidPeers() });
+  }
   log.info({ socket: flags.socket }, "serving");
+  const memStatsDir = process.env[MEMSTATS_ENV];
+  if (memStatsDir) await (await import("./memstats.ts")).writeMemStats(memStatsDir, "serving");
 
   const onSignal = (sig: NodeJS.Signals): void => {
     const containers = service?.containerCount() ?? 0;

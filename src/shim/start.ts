@@ -1,24 +1,23 @@
-// The `start` action's machinery: find or start the serve process of a group. Bun cannot listen on
-// an inherited fd, so instead of binding the socket and passing it as fd 3 (Go, Rust), `start`
-// spawns the serve process detached with `-socket <address>`, the serve process binds it itself,
-// and `start` waits until the socket accepts connections. Concurrent starts for one group (20
-// `ctr run` at once) are serialized by a lock file next to the socket, so exactly one serve
-// process is spawned; the others find it live and reuse it.
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
-import { DeadlineExceededError, ResourceExhaustedError, UnavailableError, UnknownError } from "../errdefs.ts";
+// The `start` action's machinery: find or start the serve process of a group. Like Go's shim, a
+// `start` that needs a new serve process binds the socket itself, passes the listener as fd 3
+// (Bun.listen takes an inherited fd), prints the address and exits without waiting: containerd's
+// first connection waits in the socket's backlog while the serve process loads. Concurrent starts
+// for one group (20 `ctr run` at once) are serialized by a lock file next to the socket, so
+// exactly one serve process is spawned; the others find it live and reserve their container on it.
+import { closeSync, linkSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { DeadlineExceededError, ResourceExhaustedError, UnavailableError } from "../errdefs.ts";
 import { pidAlive } from "../proc.ts";
 import { encodeMessage } from "../ttrpc/wire.ts";
 import { oneshot } from "./oneshot.ts";
 import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "../contract/address.ts";
-import { serveArgs } from "./flags.ts";
+import { LISTEN_FD, LISTEN_FD_ENV, serveArgs } from "./flags.ts";
 import type { StartOpts } from "./types.ts";
 
 export interface SpawnOptions {
   /** argv prefix that re-invokes this shim (default: selfArgv()). */
   self?: string[];
   env?: Record<string, string | undefined>;
-  /** How long the serve process may take to accept connections. */
-  readyTimeoutMs?: number;
 }
 
 /** The command that runs this shim again: the compiled binary, or bun with the entry script. */
@@ -100,18 +99,48 @@ async function waitGone(address: string, timeoutMs: number): Promise<void> {
   while (Date.now() < deadline && (await canConnect(address))) await Bun.sleep(10);
 }
 
-function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): ReturnType<typeof Bun.spawn> {
+/**
+ * Binds the group's socket here and hands the listener to a new serve process as fd 3, as Go's
+ * shim does: `start` can print the address and exit at once, and containerd's first connection
+ * waits in the backlog until the serve process has loaded (100–200 ms of module loading a start
+ * that waited for it used to pay on containerd's critical path, once per pod).
+ *
+ * The socket is bound with Bun.listen (0.3 ms; loading the native core to bind it cost `start`
+ * ~8 ms of CPU) at a temporary name and hard-linked to its real name once the serve process holds
+ * it; then our listener is stopped (which closes our fd and unlinks only the temporary name) before
+ * this process ever returns to its event loop, so no connection can be accepted here and dropped.
+ */
+function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): void {
   const argv = [...(spawn.self ?? selfArgv()), ...serveArgs(opts.flags, address)];
-  const proc = Bun.spawn(argv, {
-    cwd: opts.bundle,
-    env: { ...process.env, ...spawn.env, TTRPC_ADDRESS: opts.ttrpcAddress },
-    // never containerd's pipes: containerd reads start's output until every writer is gone
-    stdio: ["ignore", "ignore", "ignore"],
-    detached: true,
-  });
-  proc.unref();
-  adjustOomScore(proc.pid);
-  return proc;
+  const path = socketPath(address);
+  // beside it (a hard link stays in one filesystem), and no longer than it (sun_path is 108 bytes)
+  const bound = join(dirname(path), `.${process.pid}`);
+  rmSync(bound, { force: true }); // left by a dead start that had our pid
+  // the umask makes the socket born owner-only: no window where another uid could connect
+  const oldMask = process.umask(0o177);
+  let listener;
+  try {
+    listener = Bun.listen({ unix: bound, socket: { data() {} } });
+  } finally {
+    process.umask(oldMask);
+  }
+  try {
+    // Bun exposes a listener's fd (not in bun-types)
+    const fd = (listener as unknown as { fd?: number }).fd;
+    if (typeof fd !== "number") throw new UnavailableError(`this Bun (${Bun.version}) does not expose a listener's fd: cannot start a shim`);
+    const proc = Bun.spawn(argv, {
+      cwd: opts.bundle,
+      env: { ...process.env, ...spawn.env, TTRPC_ADDRESS: opts.ttrpcAddress, [LISTEN_FD_ENV]: String(LISTEN_FD) },
+      // never containerd's pipes: containerd reads start's output until every writer is gone
+      stdio: ["ignore", "ignore", "ignore", fd],
+      detached: true,
+    });
+    proc.unref();
+    adjustOomScore(proc.pid);
+    linkSync(bound, path);
+  } finally {
+    listener.stop(true);
+  }
 }
 
 /**
@@ -125,23 +154,6 @@ export function adjustOomScore(pid: number, parent = process.ppid): void {
     writeFileSync(`/proc/${pid}/oom_score_adj`, String(Math.min(score + 1, 1000)));
   } catch {
     // not permitted (rootless) or the process is already gone
-  }
-}
-
-async function waitReady(address: string, proc: ReturnType<typeof Bun.spawn>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 2;
-  for (;;) {
-    if (await canConnect(address, 500)) return;
-    if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new UnknownError(`shim serve process exited (${proc.exitCode ?? proc.signalCode}) before serving ${address}; see the shim log`);
-    }
-    if (Date.now() > deadline) {
-      proc.kill("SIGKILL");
-      throw new DeadlineExceededError(`shim serve process did not serve ${address} within ${timeoutMs} ms`);
-    }
-    await Bun.sleep(delay);
-    delay = Math.min(delay * 2, 20);
   }
 }
 
@@ -163,17 +175,10 @@ export async function startGrouped(opts: StartOpts, group: string, spawn: SpawnO
       }
       await waitGone(address, 5000); // it may be shutting down: let it go, then start a new one
       removeSocket(address);
-      const proc = spawnServe(opts, address, spawn);
-      try {
-        await waitReady(address, proc, spawn.readyTimeoutMs ?? 10_000);
-      } catch (err) {
-        removeSocket(address);
-        throw err;
-      }
-      if (await reserve(address, opts.id, opts.namespace)) {
-        writeAddress(opts.bundle, address);
-        return address;
-      }
+      // the new serve process reserves opts.id itself (it is its -id)
+      spawnServe(opts, address, spawn);
+      writeAddress(opts.bundle, address);
+      return address;
     }
     throw new UnavailableError(`could not reserve ${opts.id} on a shim at ${address}`);
   } finally {

@@ -228,6 +228,42 @@ export async function listenUnix(server: Server, address: string, opts: ListenOp
   };
 }
 
+/**
+ * Serves `server` on a listening socket this process inherited as `fd`, bound at `path` by the
+ * process that passed it (the shim's `start` action, as Go's shim passes its serve process fd 3):
+ * connections made before we got here wait in the socket's backlog instead of failing.
+ */
+export function listenFd(server: Server, fd: number, path: string, opts: Pick<ListenOptions, "authorize"> = {}): UnixListener {
+  const h = handlers((d, s) => {
+    if (opts.authorize && !opts.authorize({ fd: d.fd })) {
+      s.terminate();
+      return;
+    }
+    server.serve(d);
+  });
+  let listener;
+  try {
+    // Bun.listen takes an inherited fd (bun-types declares only hostname/port and unix)
+    listener = Bun.listen<SocketDuplex | undefined>({ fd, socket: h, data: undefined } as unknown as Parameters<typeof Bun.listen<SocketDuplex | undefined>>[0]);
+  } catch (err) {
+    throw new UnavailableError(`ttrpc: listen on inherited fd ${fd} (${path}): ${errorMessage(err)}`, { cause: err });
+  }
+  let closed = false;
+  return {
+    path,
+    close() {
+      if (closed) return;
+      closed = true;
+      listener.stop(false);
+      try {
+        unlinkSync(path);
+      } catch {
+        // already gone: nothing to clean up
+      }
+    },
+  };
+}
+
 async function removeStale(path: string): Promise<void> {
   let st;
   try {

@@ -33,7 +33,6 @@ import type { Syscalls } from "../../sys/types.ts";
 import { packAny } from "../../ttrpc/any.ts";
 import type { ServiceImpl } from "../../ttrpc/server.ts";
 import { OomWatcher } from "../../linux/oom.ts";
-import { statsAny } from "../../linux/stats.ts";
 import { validateIdentifier } from "../../identifiers.ts";
 import { checkpoint, checkpointPlan } from "./checkpoint.ts";
 import { Container, type OciRuntimeFactory } from "./container.ts";
@@ -284,9 +283,11 @@ export class RuncTaskService implements TaskService {
         publisher.publish("/tasks/exec-added", TaskExecAddedSchema, { containerId: c.id, execId: e.id });
       },
 
-      stats: (req) => {
+      stats: async (req) => {
         const c = this.get(req.id);
         if (!c.cgroup) throw new NotFoundError(`container ${c.id}: cgroup does not exist`);
+        // on first use: the cgroups Metrics descriptors cost every serve process memory (stats.ts)
+        const { statsAny } = await import("../../linux/stats.ts");
         return { stats: statsAny(c.cgroup) };
       },
 
