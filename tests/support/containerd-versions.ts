@@ -51,6 +51,11 @@ function cachedBuild(suite: string): ContainerdBuild | string {
   return { ...lineOf(version), version, bin };
 }
 
+/** The builds unpacked in the cache (for benches that take a version). */
+export function cachedBuilds(): ContainerdBuild[] {
+  return CACHED_SUITES.map(cachedBuild).filter((b): b is ContainerdBuild => typeof b === "object");
+}
+
 /**
  * describeWith once per containerd build, named "<name> [containerd 1.7]"; a build not on this
  * machine is a missing need (skipped, or a failure under BUNKER_REQUIRE_ALL=1).
