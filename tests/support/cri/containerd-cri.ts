@@ -24,7 +24,13 @@ export const PAUSE_IMAGE = "bunker.test/cri/pause:1";
 export const BUSYBOX_IMAGE = "bunker.test/cri/busybox:1";
 export const BUNKER_RUNTIME_TYPE = "io.containerd.bunker.v1";
 export const RUNC_RUNTIME_TYPE = "io.containerd.runc.v2";
-export type Handler = "bunker" | "runc";
+/**
+ * The RuntimeClass handlers every environment has: bunker (one shim per pod, as CRI groups), runc.v2,
+ * and bunker-shared: bunker with the handler option `group = "namespace"`, every pod of the handler
+ * in one shim process (read from the handler's ConfigPath file, as CRI passes options to a runtime
+ * that is not runc).
+ */
+export type Handler = "bunker" | "runc" | "bunker-shared";
 const NAMESPACE = "k8s.io";
 const REPO = resolve(import.meta.dir, "../../..");
 
@@ -85,6 +91,10 @@ function criConfig(dir: string, opts: CriEnvOptions, version: 2 | 3): string {
     `  runtime_type = ${q(BUNKER_RUNTIME_TYPE)}`,
     `[${runtime}.containerd.runtimes.runc]`,
     `  runtime_type = ${q(RUNC_RUNTIME_TYPE)}`,
+    `[${runtime}.containerd.runtimes.bunker-shared]`,
+    `  runtime_type = ${q(BUNKER_RUNTIME_TYPE)}`,
+    `[${runtime}.containerd.runtimes.bunker-shared.options]`,
+    `  ConfigPath = ${q(join(dir, "bunker-shared.toml"))}`,
     `[${runtime}.cni]`,
     version === 3 ? '  bin_dirs = ["/usr/lib/cni"]' : '  bin_dir = "/usr/lib/cni"',
     `  conf_dir = ${q(join(dir, "cni/net.d"))}`,
@@ -235,6 +245,7 @@ export async function startCriEnv(opts: CriEnvOptions): Promise<CriEnv> {
   const dir = mkdtempSync("/tmp/bunker-cri-");
   if (opts.bridgeSubnet) writeBridgeConfig(dir, opts.bridgeSubnet, `cri${tag}`);
   else mkdirSync(join(dir, "cni/net.d"), { recursive: true });
+  writeFileSync(join(dir, "bunker-shared.toml"), 'group = "namespace"\n');
   const configVersion = (opts.build?.major ?? 1) >= 2 ? 3 : 2;
   const ctd = await startContainerd({
     dir,

@@ -127,7 +127,7 @@ export async function waitExited(env: CriEnv, id: string, timeoutMs = 30_000): P
  * containerd, is what ties a shim to it.
  */
 export function shimProcesses(env: CriEnv, handler: Handler): ProcInfo[] {
-  const binary = handler === "bunker" ? "containerd-shim-bunker-v1" : "containerd-shim-runc-v2";
+  const binary = handler === "runc" ? "containerd-shim-runc-v2" : "containerd-shim-bunker-v1";
   return allProcs().filter((p) => {
     const argv = cmdline(p.pid).split(" ");
     const i = argv.indexOf("-address");
