@@ -7,6 +7,7 @@
 import { closeSync, linkSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DeadlineExceededError, ResourceExhaustedError, UnavailableError } from "../errdefs.ts";
+import { IDLE_ENV } from "../idle.ts";
 import { pidAlive } from "../proc.ts";
 import { encodeMessage } from "../ttrpc/wire.ts";
 import { oneshot } from "./oneshot.ts";
@@ -130,7 +131,7 @@ function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): void
     if (typeof fd !== "number") throw new UnavailableError(`this Bun (${Bun.version}) does not expose a listener's fd: cannot start a shim`);
     const proc = Bun.spawn(argv, {
       cwd: opts.bundle,
-      env: { ...process.env, ...spawn.env, TTRPC_ADDRESS: opts.ttrpcAddress, [LISTEN_FD_ENV]: String(LISTEN_FD) },
+      env: { ...process.env, ...IDLE_ENV, ...spawn.env, TTRPC_ADDRESS: opts.ttrpcAddress, [LISTEN_FD_ENV]: String(LISTEN_FD) },
       // never containerd's pipes: containerd reads start's output until every writer is gone
       stdio: ["ignore", "ignore", "ignore", fd],
       detached: true,
