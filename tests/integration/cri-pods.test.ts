@@ -50,6 +50,17 @@ describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:ns
         for (const pod of pods) await removePod(env, pod.id);
       }, T);
 
+      if (handler === "bunker") {
+        test('the bunker-shared handler (option group = "namespace") serves two pods from one shim', async () => {
+          const pods = [await runPod(env, "sh1", { handler: "bunker-shared" }), await runPod(env, "sh2", { handler: "bunker-shared" })];
+          const ids = [await startContainer(env, pods[0]!, "c", "sleep 300"), await startContainer(env, pods[1]!, "c", "sleep 300")];
+          const shims = await Promise.all([...pods.map((p) => podPid(env, p.id)), ...ids.map((id) => containerPid(env, id))].map(async (pid) => shimOf(env, "bunker-shared", await pid)?.pid));
+          expect(shims[0]).toBeDefined();
+          expect(new Set(shims).size).toBe(1);
+          for (const pod of pods) await removePod(env, pod.id);
+        }, T);
+      }
+
       test(`a pod naming the ${other} handler runs under ${other}'s shim`, async () => {
         const pod = await runPod(env, "named", { handler: other });
         const st = await env.client.runtime.podSandboxStatus({ podSandboxId: pod.id });

@@ -27,8 +27,8 @@ export const RUNC_RUNTIME_TYPE = "io.containerd.runc.v2";
 /**
  * The RuntimeClass handlers every environment has: bunker (one shim per pod, as CRI groups), runc.v2,
  * and bunker-shared: bunker with the handler option `group = "namespace"`, every pod of the handler
- * in one shim process (read from the handler's ConfigPath file, as CRI passes options to a runtime
- * that is not runc).
+ * in one shim process (in the options table on containerd 1.7+, which passes it as config_body; in a
+ * ConfigPath file on 1.6, which passes only the path).
  */
 export type Handler = "bunker" | "runc" | "bunker-shared";
 const NAMESPACE = "k8s.io";
@@ -94,7 +94,8 @@ function criConfig(dir: string, opts: CriEnvOptions, version: 2 | 3): string {
     `[${runtime}.containerd.runtimes.bunker-shared]`,
     `  runtime_type = ${q(BUNKER_RUNTIME_TYPE)}`,
     `[${runtime}.containerd.runtimes.bunker-shared.options]`,
-    `  ConfigPath = ${q(join(dir, "bunker-shared.toml"))}`,
+    // as the README tells operators: 1.7+ pass the table itself (config_body), 1.6 only a file
+    opts.build && (opts.build.major > 1 || Number(opts.build.line.split(".")[1]) >= 7) ? '  group = "namespace"' : `  ConfigPath = ${q(join(dir, "bunker-shared.toml"))}`,
     `[${runtime}.cni]`,
     version === 3 ? '  bin_dirs = ["/usr/lib/cni"]' : '  bin_dir = "/usr/lib/cni"',
     `  conf_dir = ${q(join(dir, "cni/net.d"))}`,
