@@ -5,6 +5,7 @@
 //
 // Only the serve action loads the heavy modules (ttrpc server, generated descriptors, pino): start
 // and delete run once per container on containerd's critical path and must start fast.
+import { readFileSync, writeSync } from "node:fs";
 import { errorMessage } from "../errdefs.ts";
 import { parseStartInput } from "../contract/bootstrap.ts";
 import { encodeDeleteResponse } from "./delete-response.ts";
@@ -33,12 +34,22 @@ const USAGE = `Usage: containerd-shim-<name>-<version> [flags] [start|delete]
   -v               show the shim version and exit
 `;
 
+// Synchronous on purpose: `Bun.write(Bun.stdout)` hands the write to Bun's thread pool, and the
+// start action's answer reached containerd ~10 ms after its work was done (strace -f of one start,
+// under load); containerd waits for it on every new pod. The answers are small (an address, a
+// RuntimeInfo of a few KiB) and containerd's pipe is blocking.
 async function writeStdout(data: Uint8Array | string): Promise<void> {
-  await Bun.write(Bun.stdout, data);
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  for (let off = 0; off < bytes.length; ) off += writeSync(1, bytes, off, bytes.length - off);
 }
 
 async function readStdin(): Promise<Uint8Array> {
-  return new Uint8Array(await Bun.stdin.arrayBuffer());
+  try {
+    return new Uint8Array(readFileSync(0));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EBADF") return new Uint8Array(); // started with stdin closed
+    throw err;
+  }
 }
 
 export async function run(argv: readonly string[], shim: Shim, opts: RunOptions = {}): Promise<number> {
