@@ -1,7 +1,8 @@
 // Pods as Kubernetes runs them, through containerd's CRI plugin (issue #19), bunker's shim against
 // io.containerd.runc.v2 side by side in one containerd (two RuntimeClass handlers):
 //   1. pod start: RunPodSandbox + CreateContainer + StartContainer of one busybox container, what
-//      kubelet does for a new pod; interleaved rounds, medians and the ratio;
+//      kubelet does for a new pod; interleaved rounds, medians and the ratio (also for the handler
+//      bunker-shared below, whose pods join a running shim instead of starting one);
 //   2. shim memory with one shim per pod (CRI groups a pod's containers by its sandbox id): N
 //      sleeping pods per handler, PSS/RSS/anonymous of every shim process (smaps_rollup), totals;
 //      and the same pods under the handler bunker-shared (option group = "namespace": all of its
@@ -18,7 +19,7 @@ import { cachedBuilds } from "../tests/support/containerd-versions.ts";
 const ROUNDS = Number(process.argv[2] ?? 20);
 const POD_COUNTS = (process.argv[3] ?? "20,100").split(",").map(Number);
 const LINE = process.argv[4];
-const HANDLERS = ["bunker", "runc"] as const;
+const HANDLERS = ["bunker", "runc", "bunker-shared"] as const;
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -73,17 +74,22 @@ const build = LINE ? cachedBuilds().find((b) => b.line === LINE) : undefined;
 if (LINE && !build) throw new Error(`no containerd ${LINE} here (scripts/containerd-versions.sh)`);
 const env = await startCriEnv({ defaultHandler: "runc", build });
 try {
-  const times: Record<"bunker" | "runc", number[]> = { bunker: [], runc: [] };
-  await podStart(env, "bunker", -1); // warm both: images unpacked once, page cache
-  await podStart(env, "runc", -1);
+  const times: Record<Handler, number[]> = { bunker: [], runc: [], "bunker-shared": [] };
+  for (const h of HANDLERS) await podStart(env, h, -1); // warm each: images unpacked once, page cache
+  // a node's other pods: under bunker-shared a new pod joins their running shim (the harness's
+  // shims exit with their last container, BUNKER_SHIM_LINGER_MS=0, so without one every pod would start it)
+  const resident = await runPod(env, "resident", { handler: "bunker-shared" });
+  await startContainer(env, resident, "app", "sleep 100000");
   for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 ? [...HANDLERS].reverse() : HANDLERS;
+    const order = HANDLERS.map((_, i) => HANDLERS[(i + r) % HANDLERS.length]!);
     for (const h of order) times[h].push(await podStart(env, h, r));
   }
+  await removePod(env, resident.id);
   const mib = (kib: number) => (kib / 1024).toFixed(1);
-  const [b, g] = [median(times.bunker), median(times.runc)];
+  const [b, g, sh] = [median(times.bunker), median(times.runc), median(times["bunker-shared"])];
   console.log(`containerd ${build?.version ?? "(system)"}, ${ROUNDS} interleaved rounds`);
   console.log(`| pod start (RunPodSandbox + CreateContainer + StartContainer), median | bunker ${b.toFixed(1)} ms | runc.v2 ${g.toFixed(1)} ms | ${(b / g).toFixed(2)}x |`);
+  console.log(`| the same under bunker-shared (group = "namespace": its pods join one running shim) | ${sh.toFixed(1)} ms | runc.v2 as above | ${(sh / g).toFixed(2)}x |`);
   const memory: Record<number, Record<Handler, Mem>> = {};
   for (const n of POD_COUNTS) {
     const bm = await podMemory(env, "bunker", n);
@@ -96,7 +102,7 @@ try {
     );
     console.log(`| the same under bunker-shared (group = "namespace") | ${sm.shims} shim: PSS ${mib(sm.pssKiB)} MiB, RSS ${mib(sm.rssKiB)}, anon ${mib(sm.anonKiB)} | runc.v2 as above | PSS ${(sm.pssKiB / gm.pssKiB).toFixed(2)}x |`);
   }
-  console.log(JSON.stringify({ containerd: build?.version ?? "system", rounds: ROUNDS, podStartMs: { bunker: b, runc: g }, memory }));
+  console.log(JSON.stringify({ containerd: build?.version ?? "system", rounds: ROUNDS, podStartMs: { bunker: b, runc: g, "bunker-shared": sh }, memory }));
 } finally {
   await env.stop();
 }
