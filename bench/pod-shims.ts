@@ -18,6 +18,7 @@ import { join, resolve } from "node:path";
 import { readAddress, removeSocket } from "../src/contract/address.ts";
 import { BUNKER_GROUP_ANNOTATION, CRI_SANDBOX_ANNOTATION, GROUP_PER_NAMESPACE } from "../src/contract/grouping.ts";
 import { startContainerd, type TestContainerd } from "../tests/support/containerd.ts";
+import { ctrOk, inBatches, removeContainers } from "./ctr-batch.ts";
 import { allProcs, cmdline, killSame, procInfo, waitGone } from "../tests/support/procs.ts";
 import { copyRootfs } from "../tests/support/rootfs.ts";
 import { SHIM_BINARY, shimBinDir, shimPath } from "../tests/support/shim-env.ts";
@@ -80,14 +81,8 @@ function shimPids(ctd: TestContainerd, runtime: string): number[] {
     });
 }
 
-async function ctr(ctd: TestContainerd, args: string[]): Promise<void> {
-  const r = await ctd.ctr(["-n", NS, ...args], { timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`ctr ${args.join(" ")}: ${r.code} ${r.stderr}`);
-}
+const ctr = (ctd: TestContainerd, args: string[]): Promise<void> => ctrOk(ctd, NS, args);
 
-async function inBatches<T>(items: T[], size: number, fn: (t: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
-}
 
 interface PodsResult {
   procs: number;
@@ -108,15 +103,7 @@ async function podsMemory(ctd: TestContainerd, rootfs: string, config: Config, n
     const m = memory(pid);
     for (const [k] of MEM_FIELDS) total[k] += m[k];
   }
-  await inBatches(ids, 10, (id) => ctr(ctd, ["task", "kill", "-s", "SIGKILL", id]));
-  await inBatches(ids, 10, async (id) => {
-    for (let tries = 0; ; tries++) {
-      const r = await ctd.ctr(["-n", NS, "task", "delete", id], { timeoutMs: 60_000 });
-      if (r.code === 0 || tries > 50) break;
-      await Bun.sleep(100); // not stopped yet
-    }
-    await ctr(ctd, ["container", "rm", id]);
-  });
+  await removeContainers(ctd, NS, ids);
   await waitGone(pids.map((pid) => procInfo(pid)).filter((p) => p !== undefined), 15_000);
   return { procs: pids.length, total };
 }

@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startContainerd, type TestContainerd } from "../tests/support/containerd.ts";
+import { ctrOk, inBatches, removeContainers } from "./ctr-batch.ts";
 import { allProcs, cmdline } from "../tests/support/procs.ts";
 import { copyRootfs } from "../tests/support/rootfs.ts";
 import { endShims, shimPath, shimServers } from "../tests/support/shim-env.ts";
@@ -43,10 +44,7 @@ function memory(pid: number): { rss: number; pss: number } {
   return { rss: field("Rss"), pss: field("Pss") };
 }
 
-async function ctr(ctd: TestContainerd, args: string[]): Promise<void> {
-  const r = await ctd.ctr(["-n", NS, ...args], { timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`ctr ${args.join(" ")}: ${r.code} ${r.stderr}`);
-}
+const ctr = (ctd: TestContainerd, args: string[]): Promise<void> => ctrOk(ctd, NS, args);
 
 async function lifecycle(ctd: TestContainerd, rootfs: string): Promise<Record<Name, number[]>> {
   const times: Record<Name, number[]> = { bunker: [], runc: [] };
@@ -60,9 +58,6 @@ async function lifecycle(ctd: TestContainerd, rootfs: string): Promise<Record<Na
   return times;
 }
 
-async function inBatches<T>(items: T[], size: number, fn: (t: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
-}
 
 async function memoryWith(ctd: TestContainerd, rootfs: string, name: Name, n: number): Promise<{ procs: number; rss: number; pss: number }> {
   const ids = Array.from({ length: n }, (_, i) => `mem-${name}-${n}-${i}`);
@@ -76,17 +71,7 @@ async function memoryWith(ctd: TestContainerd, rootfs: string, name: Name, n: nu
     rss += m.rss;
     pss += m.pss;
   }
-  await inBatches(ids, 10, async (id) => {
-    await ctr(ctd, ["task", "kill", "-s", "SIGKILL", id]);
-  });
-  await inBatches(ids, 10, async (id) => {
-    for (let tries = 0; ; tries++) {
-      const r = await ctd.ctr(["-n", NS, "task", "delete", id], { timeoutMs: 60_000 });
-      if (r.code === 0 || tries > 50) break;
-      await Bun.sleep(100); // not stopped yet
-    }
-    await ctr(ctd, ["container", "rm", id]);
-  });
+  await removeContainers(ctd, NS, ids);
   return { procs: pids.length, rss, pss };
 }
 

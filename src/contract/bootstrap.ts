@@ -98,19 +98,13 @@ function pickOptions(extensions: Uint8Array[]): Uint8Array {
   return extensions[0] ?? new Uint8Array(0);
 }
 
+/** A start input with only its form and options known (the other fields come from a BootstrapParams). */
+function emptyInput(form: StartInput["form"], options: Uint8Array): StartInput {
+  return { form, options, instanceId: "", namespace: "", logLevel: 0, containerdVersion: "", ttrpcAddress: "", grpcAddress: "", containerdBinary: "", socketDir: undefined };
+}
+
 function bootstrap(fields: RawField[]): StartInput {
-  const input: StartInput = {
-    form: "bootstrap",
-    options: new Uint8Array(0),
-    instanceId: "",
-    namespace: "",
-    logLevel: 0,
-    containerdVersion: "",
-    ttrpcAddress: "",
-    grpcAddress: "",
-    containerdBinary: "",
-    socketDir: undefined,
-  };
+  const input = emptyInput("bootstrap", new Uint8Array(0));
   const extensions: Uint8Array[] = [];
   for (const f of fields) {
     if (f.n > LAST_KNOWN_FIELD) continue;
@@ -141,18 +135,7 @@ function bootstrap(fields: RawField[]): StartInput {
 
 /** Reads start's stdin in either form; InvalidArgumentError for anything else. */
 export function parseStartInput(stdin: Uint8Array): StartInput {
-  const plain: StartInput = {
-    form: "any",
-    options: stdin,
-    instanceId: "",
-    namespace: "",
-    logLevel: 0,
-    containerdVersion: "",
-    ttrpcAddress: "",
-    grpcAddress: "",
-    containerdBinary: "",
-    socketDir: undefined,
-  };
+  const plain = emptyInput("any", stdin);
   if (stdin.length === 0) return plain;
   let fields: RawField[];
   try {

@@ -212,6 +212,11 @@ export async function listenUnix(server: Server, address: string, opts: ListenOp
     process.umask(oldMask);
   }
   chmodSync(path, mode);
+  return closingListener(listener, path);
+}
+
+/** A listener that stops accepting and removes its socket file once, however often it is closed. */
+function closingListener(listener: { stop(closeActive?: boolean): void }, path: string): UnixListener {
   let closed = false;
   return {
     path,
@@ -248,20 +253,7 @@ export function listenFd(server: Server, fd: number, path: string, opts: Pick<Li
   } catch (err) {
     throw new UnavailableError(`ttrpc: listen on inherited fd ${fd} (${path}): ${errorMessage(err)}`, { cause: err });
   }
-  let closed = false;
-  return {
-    path,
-    close() {
-      if (closed) return;
-      closed = true;
-      listener.stop(false);
-      try {
-        unlinkSync(path);
-      } catch {
-        // already gone: nothing to clean up
-      }
-    },
-  };
+  return closingListener(listener, path);
 }
 
 async function removeStale(path: string): Promise<void> {
