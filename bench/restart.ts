@@ -12,7 +12,6 @@
 import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BunkerEnv } from "../tests/support/cli-harness.ts";
-import { killSame, procInfo, waitGone } from "../tests/support/procs.ts";
 import { procStatFields } from "../src/proc.ts";
 
 const N = Number(process.argv[2] ?? 100);
@@ -51,10 +50,7 @@ async function reboot(env: BunkerEnv): Promise<{ fromSpawnMs: number; fromReadyM
     await Promise.all(Array.from({ length: Math.min(batch, N - i) }, (_, j) => ok(env, "run", "-d", "--restart", "always", "--rootfs", env.rootfs, `rb${i + j}`, "sleep", "100000")));
   }
   if ((await running(env)) !== N) throw new Error("not every container runs before the reboot");
-  const pids = (await ok(env, "ps")).split("\n").slice(1).map((l) => Number(l.split(/\s+/)[1])).filter((p) => p > 0);
-  const victims = [...pids, ...env.shims().map((s) => s.pid), d.proc.pid].flatMap((pid) => procInfo(pid) ?? []);
-  for (const v of victims) killSame(v, "SIGKILL");
-  await waitGone(victims, 10_000);
+  await env.killEverything(d);
   unmountState(env);
   mountStateTmpfs(env);
   const t0 = performance.now();

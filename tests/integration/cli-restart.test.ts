@@ -7,7 +7,6 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeWith } from "../support/require.ts";
 import { BunkerEnv, until } from "../support/cli-harness.ts";
-import { killSame, procInfo, waitGone } from "../support/procs.ts";
 
 describeWith(["root", "bin:runc"], "start, restart, restart policies and reboots", () => {
   let env: BunkerEnv;
@@ -103,10 +102,7 @@ describeWith(["root", "bin:runc"], "start, restart, restart policies and reboots
     await ok("run", "-d", "--restart", "no", "--rootfs", env.rootfs, "bn", "sleep", "1000");
     await ok("stop", "-t", "0", "bs");
     // what a reboot does: every process of ours dies at once (daemon, shims, containers), /run is emptied
-    const containers = (await ok("ps", "-a")).split("\n").slice(1).map((l) => Number(l.split(/\s+/)[1])).filter((p) => p > 0);
-    const victims = [...containers, ...env.shims().map((s) => s.pid), d.proc.pid].flatMap((pid) => procInfo(pid) ?? []);
-    for (const v of victims) killSame(v, "SIGKILL");
-    await waitGone(victims, 5_000);
+    await env.killEverything(d);
     await d.proc.exited;
     // unmount first (deepest first): rm must never reach into a bind-mounted rootfs
     const umounted = Bun.spawnSync(["bash", "-c", `for m in $(grep -o ' ${env.state}/[^ ]*' /proc/self/mountinfo | sort -r); do umount -l $m || exit 1; done; rm -rf ${env.state}`]);

@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import { COMPILE_FLAGS } from "./compile.ts";
 import { copyRootfs } from "./rootfs.ts";
 import { IDLE_ENV } from "../../src/idle.ts";
-import { allProcs, cmdline, killSame, waitGone } from "./procs.ts";
+import { allProcs, cmdline, killSame, procInfo, waitGone } from "./procs.ts";
 import { removeAtEnd } from "./cleanup.ts";
 
 const REPO = resolve(import.meta.dir, "../..");
@@ -135,6 +135,19 @@ export class BunkerEnv {
       await Bun.sleep(20);
     }
     return { proc, readyMs: performance.now() - t0, log: () => text };
+  }
+
+  /**
+   * What a power cut does to this environment's processes: every container (the pids `ps -a`
+   * shows), every shim and the daemon SIGKILLed, by pid, one after another, and waited for.
+   */
+  async killEverything(daemon: { proc: { pid: number } }): Promise<void> {
+    const r = await this.run(["ps", "-a"]);
+    if (r.code !== 0) throw new Error(`bunker ps -a: exit ${r.code}: ${r.stderr}`);
+    const containers = r.stdout.split("\n").slice(1).map((l) => Number(l.split(/\s+/)[1])).filter((p) => p > 0);
+    const victims = [...containers, ...this.shims().map((s) => s.pid), daemon.proc.pid].flatMap((pid) => procInfo(pid) ?? []);
+    for (const v of victims) killSame(v, "SIGKILL");
+    await waitGone(victims, 10_000);
   }
 
   /** Shim processes serving this environment (their argv carries our -address; ours runs as `bunker shim`). */
