@@ -1,6 +1,7 @@
 // The shipped binary alone: `bunker install` puts dist/bunker and its shim link in an empty
 // prefix, and with a PATH holding only that prefix and runc (no repo, no node_modules, cwd /) it
 // runs a container itself and serves as a real containerd's shim found on containerd's PATH.
+import { runCommand } from "../support/run-command.ts";
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -14,16 +15,7 @@ import { describeWith } from "../support/require.ts";
 const DIST = resolve(import.meta.dir, "../../dist/bunker");
 const RUNTIME = "io.containerd.bunker.v1";
 
-async function runIn(argv: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  const proc = Bun.spawn(argv, { cwd: "/", env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  try {
-    const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-    return { code, stdout, stderr };
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const runIn = (argv: string[], env: Record<string, string>, timeoutMs = 60_000) => runCommand(argv, { cwd: "/", env, timeoutMs });
 
 describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "the bunker binary installed alone", () => {
   let dir: string;

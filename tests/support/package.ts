@@ -4,28 +4,16 @@
 // The packing happens once per test run however many files ask for it: it rebuilds nothing when the
 // prebuilt files are fresh, but each fresh project costs a `bun add` (dependencies from the npm
 // registry, or bun's cache), so tests share one project where they can.
+import { runCommand, type RunResult } from "./run-command.ts";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { removeAtEnd } from "./cleanup.ts";
 
 const REPO = resolve(import.meta.dir, "../..");
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs argv in cwd with bun's own directory first on PATH; rejects nothing, the caller asserts. */
-export async function runIn(cwd: string, argv: string[], env: Record<string, string | undefined> = {}, timeoutMs = 180_000): Promise<RunResult> {
-  const proc = Bun.spawn(argv, { cwd, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  try {
-    const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-    return { code, stdout, stderr };
-  } finally {
-    clearTimeout(timer);
-  }
+/** Runs argv in cwd with our environment plus `env`; rejects nothing, the caller asserts. */
+export function runIn(cwd: string, argv: string[], env: Record<string, string | undefined> = {}, timeoutMs = 180_000): Promise<RunResult> {
+  return runCommand(argv, { cwd, env: { ...process.env, ...env }, timeoutMs });
 }
 
 function mustSucceed(what: string, r: RunResult): void {
