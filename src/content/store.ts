@@ -134,8 +134,12 @@ export class ContentStore {
     }
     const what = `blob ${expected.digest}${expected.source ? ` from ${expected.source}` : ""}`;
     this.ensureLayout();
-    if (this.committed(expected, what)) return onProgress?.(expected.size);
     const dir = join(this.dir, "ingest", hex);
+    if (this.committed(expected, what)) {
+      // a process SIGKILLed between its commit's rename and removing its ingest dir left the dir
+      this.removeDeadIngest(dir);
+      return onProgress?.(expected.size);
+    }
     const lock = await this.lockIngest(dir, expected, what);
     if (lock === null) return onProgress?.(expected.size); // another process committed it while we waited
     try {
@@ -145,6 +149,24 @@ export class ContentStore {
         return onProgress?.(expected.size);
       }
       await this.download(dir, expected, what, open, onProgress);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Removes an ingest dir no live process holds (a live holder removes its own); false if none was removed. */
+  private removeDeadIngest(dir: string): boolean {
+    let lock: HeldLock | null;
+    try {
+      lock = tryLock(join(dir, "lock"));
+    } catch (err) {
+      if (isCode(err, "ENOENT", "ENOTDIR")) return false;
+      throw err;
+    }
+    if (lock === null) return false; // a live pull owns it
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      return true;
     } finally {
       lock.release();
     }
@@ -162,21 +184,7 @@ export class ContentStore {
     }
     const removed: string[] = [];
     for (const name of names) {
-      const dir = join(base, name);
-      let lock: HeldLock | null;
-      try {
-        lock = tryLock(join(dir, "lock"));
-      } catch (err) {
-        if (isCode(err, "ENOENT", "ENOTDIR")) continue;
-        throw err;
-      }
-      if (lock === null) continue; // a live pull owns it
-      try {
-        rmSync(dir, { recursive: true, force: true });
-        removed.push(/^[a-f0-9]{64}$/.test(name) ? `sha256:${name}` : name);
-      } finally {
-        lock.release();
-      }
+      if (this.removeDeadIngest(join(base, name))) removed.push(/^[a-f0-9]{64}$/.test(name) ? `sha256:${name}` : name);
     }
     return removed;
   }

@@ -98,6 +98,15 @@ describe("ingest", () => {
     expect(opened).toBe(0);
   });
 
+  test("a committed blob's ingest dir left by a process killed between commit and clean-up is removed by the next ingest", async () => {
+    await store.writeBlob(bytes);
+    mkdirSync(join(root, "content", "ingest", digest.slice(7)), { recursive: true });
+    let opened = 0;
+    await store.ingest({ digest, size: bytes.length }, async (o) => (opened++, bodyOf(bytes, o)));
+    expect(opened).toBe(0);
+    expect(ingestDirs()).toEqual([]);
+  });
+
   test("a digest mismatch throws one clear line and commits nothing", async () => {
     const other = patternBytes(300_001).subarray(1);
     const err = await store.ingest({ digest, size: bytes.length, source: "docker.io/library/x" }, async (o) => bodyOf(other, o)).catch((e: Error) => e);
