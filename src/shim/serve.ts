@@ -128,9 +128,10 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     if (flags.id) lifecycle.reserve(flags.id);
     listener = listenFd(server, inherited, socketPath(flags.socket), { authorize: sameUidPeers() });
   }
-  log.info({ socket: flags.socket }, "serving");
+  // a warm spare that became this pod's shim says so (containerd's log tells the two paths apart)
+  log.info(opts.listenFd === undefined ? { socket: flags.socket } : { socket: flags.socket, spare: true }, "serving");
   // opt-in (spare-wire.ts): a warm spare for the next pod, started once this one is served
-  if (process.env[SPARE_ENV] === "1") scheduleSpare(flags, ttrpcAddress, log);
+  const spareAtShutdown = process.env[SPARE_ENV] === "1" ? scheduleSpare(flags, ttrpcAddress, log) : undefined;
   const memStatsDir = process.env[MEMSTATS_ENV];
   if (memStatsDir) await (await import("./memstats.ts")).writeMemStats(memStatsDir, "serving");
 
@@ -170,6 +171,7 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
   publisher.close();
   await service.close?.();
   stopMonitor();
+  await spareAtShutdown?.();
   // no removeSocket here: listener.close() removed ours, and the path may already be a new shim's
   return 0;
 }

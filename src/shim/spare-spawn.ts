@@ -37,12 +37,22 @@ export async function startSpare(flags: ShimFlags, ttrpcAddress: string): Promis
   return proc.pid;
 }
 
-export function scheduleSpare(flags: ShimFlags, ttrpcAddress: string, log: ServeContext["log"]): void {
-  const timer = setTimeout(() => {
-    startSpare(flags, ttrpcAddress).then(
-      (pid) => pid !== undefined && log.debug({ pid }, "started a spare shim"),
+/**
+ * Starts a spare `spareDelayMs()` after serving began, or when this serve process stops serving
+ * if that comes first (a short-lived pod's shim would otherwise never start one, and the next pod
+ * would find none). Returns that at-shutdown hook; it waits at most briefly for the spawn.
+ */
+export function scheduleSpare(flags: ShimFlags, ttrpcAddress: string, log: ServeContext["log"]): () => Promise<void> {
+  let started: Promise<void> | undefined;
+  const start = (): Promise<void> =>
+    (started ??= startSpare(flags, ttrpcAddress).then(
+      (pid) => void (pid !== undefined && log.debug({ pid }, "started a spare shim")),
       (err: unknown) => log.warn({ err: errorMessage(err) }, "could not start a spare shim"),
-    );
-  }, spareDelayMs());
+    ));
+  const timer = setTimeout(() => void start(), spareDelayMs());
   timer.unref();
+  return async () => {
+    clearTimeout(timer);
+    await Promise.race([start(), Bun.sleep(500)]);
+  };
 }

@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { socketAddress, socketPath } from "../../src/contract/address.ts";
 import { spareAddress } from "../../src/shim/spare-wire.ts";
 import { startContainerd, type TestContainerd } from "../support/containerd.ts";
-import { allProcs, cmdline, killSame, procInfo, type ProcInfo, waitGone } from "../support/procs.ts";
+import { cmdline, killSame, procInfo, type ProcInfo, waitGone } from "../support/procs.ts";
 import { copyRootfs } from "../support/rootfs.ts";
 import { describeWith } from "../support/require.ts";
-import { alive, endShims, RUNTIME, shimPath, shimServers, waitFor } from "../support/shim-env.ts";
+import { alive, endShims, RUNTIME, shimPath, shimServers, spareServers, waitFor } from "../support/shim-env.ts";
 
 const NS = `bks${process.pid}`;
 const SANDBOX = "io.kubernetes.cri.sandbox-id";
@@ -24,11 +24,7 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim war
   const runPod = (pod: string) => ctr(["run", "-d", "--runtime", RUNTIME, "--annotation", `${SANDBOX}=${pod}`, "--rootfs", rootfs, pod, "/bin/sleep", "300"]);
   const controlPath = () => socketPath(spareAddress(ctd.address, NS, ctd.ttrpcAddress));
   const podSocket = (pod: string) => socketPath(socketAddress(ctd.address, NS, pod));
-  /** Our spares: argv names this containerd and ends with the spare action. */
-  const spares = (): ProcInfo[] => allProcs().filter((p) => {
-    const cmd = cmdline(p.pid);
-    return cmd.includes(` -address ${ctd.address} `) && cmd.includes(` -namespace ${NS} `) && cmd.endsWith(" spare");
-  });
+  const spares = (): ProcInfo[] => spareServers(ctd).filter((p) => cmdline(p.pid).includes(` -namespace ${NS} `));
   const waitSpare = (not: number[] = []) =>
     waitFor("a spare waiting on its control socket", () => {
       const found = spares().filter((p) => !not.includes(p.pid) && alive(p));
@@ -55,7 +51,6 @@ describeWith(["root", "bin:runc", "bin:containerd", "bin:ctr"], "bunker shim war
   }, 120_000);
 
   afterAll(async () => {
-    for (const p of spares()) killSame(p, "SIGTERM");
     await endShims(ctd).catch(() => undefined);
     await ctd.stop();
   }, 120_000);
