@@ -52,8 +52,8 @@ interface Taken {
   conn: number;
 }
 
-/** Waits for a valid handover (or the idle time, or SIGTERM: undefined). */
-function waitForHandover(listener: number, idleMs: number): Promise<Taken | undefined> {
+/** Waits for a valid handover (or the idle time, or `stop`: undefined). */
+function waitForHandover(listener: number, idleMs: number, stop: AbortSignal): Promise<Taken | undefined> {
   const s = sys();
   const readiness = readinessOf(s);
   const authorize = sameUidPeers();
@@ -64,16 +64,14 @@ function waitForHandover(listener: number, idleMs: number): Promise<Taken | unde
       if (done) return;
       done = true;
       clearTimeout(idle);
-      process.off("SIGTERM", onSignal);
-      process.off("SIGINT", onSignal);
+      stop.removeEventListener("abort", onStop);
       listening.remove();
       for (const p of peers) dropPeer(p);
       resolve(taken);
     };
-    const onSignal = (): void => finish(undefined);
+    const onStop = (): void => finish(undefined);
     const idle = setTimeout(() => finish(undefined), idleMs);
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
+    stop.addEventListener("abort", onStop);
     const dropPeer = (p: { conn: number; watch: Watch; timer: Timer }): void => {
       peers.delete(p);
       clearTimeout(p.timer);
@@ -125,6 +123,7 @@ function waitForHandover(listener: number, idleMs: number): Promise<Taken | unde
       }
       if (!done) listening.rearm();
     });
+    if (stop.aborted) finish(undefined);
   });
 }
 
@@ -141,6 +140,11 @@ export async function runSpare(shim: Shim, flags: ShimFlags, ttrpcAddress: strin
   const path = socketPath(control);
   ensureSocketDir(control);
   process.on("SIGPIPE", () => {}); // an ack to a `start` that went away is an error, not a death
+  // from the first moment: a spare ended while it still loads must remove its socket too
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   const listener = await claim(path);
   if (listener === undefined) return 0; // another spare is waiting already
   let ino: number | undefined;
@@ -152,7 +156,7 @@ export async function runSpare(shim: Shim, flags: ShimFlags, ttrpcAddress: strin
   try {
     // everything a serve process loads before it serves, loaded now, off any pod's critical path
     const [{ serve }] = await Promise.all([import("./serve.ts"), shim.preload?.()]);
-    taken = await waitForHandover(listener, spareIdleMs());
+    taken = await waitForHandover(listener, spareIdleMs(), stop.signal);
     // no second `start` may pick this spare: unbind before the ack (a queued peer sees a reset
     // and spawns a fresh serve process)
     dropControl(path, ino);
@@ -170,6 +174,9 @@ export async function runSpare(shim: Shim, flags: ShimFlags, ttrpcAddress: strin
     }
     const { handover, fd } = taken;
     process.chdir(handover.bundle);
+    // serve's own handlers from here (an empty shim goes on SIGTERM, one with containers stays)
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
     const served: ShimFlags = { ...flags, id: handover.id, bundle: handover.bundle, socket: handover.socket, debug: handover.debug, action: "" };
     return await serve(shim, served, ttrpcAddress, { ...opts, listenFd: fd });
   } finally {
