@@ -2,7 +2,8 @@
 // io.containerd.runc.v2 side by side in one containerd (two RuntimeClass handlers):
 //   1. pod start: RunPodSandbox + CreateContainer + StartContainer of one busybox container, what
 //      kubelet does for a new pod; interleaved rounds, medians and the ratio (also for the handler
-//      bunker-shared below, whose pods join a running shim instead of starting one);
+//      bunker-shared below, whose pods join a running shim instead of starting one, and for the
+//      handler bunker-spare, spare = true: a warm spare serve process takes each new pod's socket);
 //   2. shim memory with one shim per pod (CRI groups a pod's containers by its sandbox id): N
 //      sleeping pods per handler, PSS/RSS/anonymous of every shim process (smaps_rollup), totals;
 //      and the same pods under the handler bunker-shared (option group = "namespace": all of its
@@ -15,11 +16,14 @@ import { startCriEnv, type CriEnv, type Handler } from "../tests/support/cri/con
 import { runPod, shimProcesses, startContainer } from "../tests/support/cri/pods.ts";
 import { removePod } from "../tests/support/cri/inspect.ts";
 import { cachedBuilds } from "../tests/support/containerd-versions.ts";
+import { killSame, waitGone } from "../tests/support/procs.ts";
+import { spareServers } from "../tests/support/shim-env.ts";
 
 const ROUNDS = Number(process.argv[2] ?? 20);
 const POD_COUNTS = (process.argv[3] ?? "20,100").split(",").map(Number);
 const LINE = process.argv[4];
-const HANDLERS = ["bunker", "runc", "bunker-shared"] as const;
+const SETTLE_MS = 300;
+const HANDLERS = ["bunker", "runc", "bunker-shared", "bunker-spare"] as const;
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -33,6 +37,9 @@ async function podStart(env: CriEnv, handler: Handler, i: number): Promise<numbe
   await startContainer(env, pod, "app", "sleep 100000");
   const ms = performance.now() - t0;
   await removePod(env, pod.id);
+  // untimed: what a pod leaves working in the background (its shim exiting, bunker-spare's next
+  // spare loading) must not be charged to the handler that comes next in the rotation
+  await Bun.sleep(SETTLE_MS);
   return ms;
 }
 
@@ -74,7 +81,7 @@ const build = LINE ? cachedBuilds().find((b) => b.line === LINE) : undefined;
 if (LINE && !build) throw new Error(`no containerd ${LINE} here (scripts/containerd-versions.sh)`);
 const env = await startCriEnv({ defaultHandler: "runc", build });
 try {
-  const times: Record<Handler, number[]> = { bunker: [], runc: [], "bunker-shared": [] };
+  const times: Record<Handler, number[]> = { bunker: [], runc: [], "bunker-shared": [], "bunker-spare": [] };
   for (const h of HANDLERS) await podStart(env, h, -1); // warm each: images unpacked once, page cache
   // a node's other pods: under bunker-shared a new pod joins their running shim (the harness's
   // shims exit with their last container, BUNKER_SHIM_LINGER_MS=0, so without one every pod would start it)
@@ -85,12 +92,17 @@ try {
     for (const h of order) times[h].push(await podStart(env, h, r));
   }
   await removePod(env, resident.id);
+  // bunker-spare's waiting spare would count as a "bunker" shim below: end it by pid
+  const spares = spareServers(env.ctd);
+  for (const p of spares) killSame(p, "SIGTERM");
+  await waitGone(spares, 10_000);
   const mib = (kib: number) => (kib / 1024).toFixed(1);
-  const [b, g, sh] = [median(times.bunker), median(times.runc), median(times["bunker-shared"])];
+  const [b, g, sh, sp] = [median(times.bunker), median(times.runc), median(times["bunker-shared"]), median(times["bunker-spare"])];
   console.log(`containerd ${build?.version ?? "(system)"}, ${ROUNDS} interleaved rounds`);
   console.log(`| pod start (RunPodSandbox + CreateContainer + StartContainer), median | bunker ${b.toFixed(1)} ms | runc.v2 ${g.toFixed(1)} ms | ${(b / g).toFixed(2)}x |`);
   console.log(`| the same under bunker-shared (group = "namespace": its pods join one running shim) | ${sh.toFixed(1)} ms | runc.v2 as above | ${(sh / g).toFixed(2)}x |`);
-  const memory: Record<number, Record<Handler, Mem>> = {};
+  console.log(`| the same under bunker-spare (spare = true: a warm spare serve process takes the pod) | ${sp.toFixed(1)} ms | runc.v2 as above | ${(sp / g).toFixed(2)}x |`);
+  const memory: Record<number, Record<Exclude<Handler, "bunker-spare">, Mem>> = {};
   for (const n of POD_COUNTS) {
     const bm = await podMemory(env, "bunker", n);
     const gm = await podMemory(env, "runc", n);
@@ -102,7 +114,7 @@ try {
     );
     console.log(`| the same under bunker-shared (group = "namespace") | ${sm.shims} shim: PSS ${mib(sm.pssKiB)} MiB, RSS ${mib(sm.rssKiB)}, anon ${mib(sm.anonKiB)} | runc.v2 as above | PSS ${(sm.pssKiB / gm.pssKiB).toFixed(2)}x |`);
   }
-  console.log(JSON.stringify({ containerd: build?.version ?? "system", rounds: ROUNDS, podStartMs: { bunker: b, runc: g, "bunker-shared": sh }, memory }));
+  console.log(JSON.stringify({ containerd: build?.version ?? "system", rounds: ROUNDS, podStartMs: { bunker: b, runc: g, "bunker-shared": sh, "bunker-spare": sp }, memory }));
 } finally {
   await env.stop();
 }

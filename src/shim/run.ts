@@ -113,6 +113,11 @@ export async function run(argv: readonly string[], shim: Shim, opts: RunOptions 
         const { serve } = await import("./serve.ts");
         return await serve(shim, flags, ttrpcAddress, opts);
       }
+      case "spare": {
+        // a serve process that waits, loaded, for a `start` to hand it a pod (spare.ts; opt-in)
+        const { runSpare } = await import("./spare.ts");
+        return await runSpare(shim, flags, ttrpcAddress, opts);
+      }
       default:
         throw new Error(`unknown action ${JSON.stringify(flags.action)} (want start, delete or none)`);
     }

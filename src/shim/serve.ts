@@ -13,6 +13,8 @@ import { redirectStderrToLogFifo, stderrLogger } from "./logger.ts";
 import { RemotePublisher } from "./publisher.ts";
 import { MEMSTATS_ENV } from "./memstats.ts";
 import { Monitor } from "./reaper.ts";
+import { scheduleSpare } from "./spare-spawn.ts";
+import { SPARE_ENV } from "./spare-wire.ts";
 import type { ServeContext, Shim, TaskService } from "./types.ts";
 
 export interface ServeOptions {
@@ -21,6 +23,8 @@ export interface ServeOptions {
   noSubreaper?: boolean;
   /** Keep fd 2 as it is instead of pointing it at the bundle's log FIFO. */
   noLogFifo?: boolean;
+  /** The listener to serve, already bound (a warm spare got it from `start`); else LISTEN_FD_ENV's. */
+  listenFd?: number;
 }
 
 const SHUTDOWN_DRAIN_MS = 2000;
@@ -114,7 +118,7 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     onDrop: (err) => drops.note(errorMessage(err)),
   });
   server.register(Task, service.impl);
-  const inherited = takeListenFd();
+  const inherited = opts.listenFd ?? takeListenFd();
   let listener;
   if (inherited === undefined) {
     listener = await listenUnix(server, flags.socket, { mode: 0o600, authorize: sameUidPeers() });
@@ -124,7 +128,10 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
     if (flags.id) lifecycle.reserve(flags.id);
     listener = listenFd(server, inherited, socketPath(flags.socket), { authorize: sameUidPeers() });
   }
-  log.info({ socket: flags.socket }, "serving");
+  // a warm spare that became this pod's shim says so (containerd's log tells the two paths apart)
+  log.info(opts.listenFd === undefined ? { socket: flags.socket } : { socket: flags.socket, spare: true }, "serving");
+  // opt-in (spare-wire.ts): a warm spare for the next pod, started once this one is served
+  const spareAtShutdown = process.env[SPARE_ENV] === "1" ? scheduleSpare(flags, ttrpcAddress, log) : undefined;
   const memStatsDir = process.env[MEMSTATS_ENV];
   if (memStatsDir) await (await import("./memstats.ts")).writeMemStats(memStatsDir, "serving");
 
@@ -164,6 +171,7 @@ export async function serve(shim: Shim, flags: ShimFlags, ttrpcAddress: string, 
   publisher.close();
   await service.close?.();
   stopMonitor();
+  await spareAtShutdown?.();
   // no removeSocket here: listener.close() removed ours, and the path may already be a new shim's
   return 0;
 }

@@ -13,6 +13,8 @@ import { encodeMessage } from "../ttrpc/wire.ts";
 import { oneshot } from "./oneshot.ts";
 import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "../contract/address.ts";
 import { LISTEN_FD, LISTEN_FD_ENV, serveArgs } from "./flags.ts";
+import { handOverOrSpawn, handToSpare } from "./spare-handover.ts";
+import { SPARE_ENV, spareAddress, spareEnabled } from "./spare-wire.ts";
 import type { StartOpts } from "./types.ts";
 
 export interface SpawnOptions {
@@ -111,7 +113,7 @@ async function waitGone(address: string, timeoutMs: number): Promise<void> {
  * it; then our listener is stopped (which closes our fd and unlinks only the temporary name) before
  * this process ever returns to its event loop, so no connection can be accepted here and dropped.
  */
-function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): void {
+function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions, spare = false): void {
   const argv = [...(spawn.self ?? selfArgv()), ...serveArgs(opts.flags, address)];
   const path = socketPath(address);
   // beside it (a hard link stays in one filesystem), and no longer than it (sun_path is 108 bytes)
@@ -131,7 +133,8 @@ function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): void
     if (typeof fd !== "number") throw new UnavailableError(`this Bun (${Bun.version}) does not expose a listener's fd: cannot start a shim`);
     const proc = Bun.spawn(argv, {
       cwd: opts.bundle,
-      env: { ...process.env, ...IDLE_ENV, ...spawn.env, TTRPC_ADDRESS: opts.ttrpcAddress, [LISTEN_FD_ENV]: String(LISTEN_FD) },
+      // a handler's `spare = true` reaches the serve process as the variable: it starts the next spare
+      env: { ...process.env, ...IDLE_ENV, ...spawn.env, ...(spare ? { [SPARE_ENV]: "1" } : {}), TTRPC_ADDRESS: opts.ttrpcAddress, [LISTEN_FD_ENV]: String(LISTEN_FD) },
       // never containerd's pipes: containerd reads start's output until every writer is gone
       stdio: ["ignore", "ignore", "ignore", fd],
       detached: true,
@@ -142,6 +145,48 @@ function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions): void
   } finally {
     listener.stop(true);
   }
+}
+
+/**
+ * Offers the group's socket to the warm spare (spare.ts): bound at a temporary name as spawnServe
+ * does, its fd sent over the spare's control socket, and linked to its real name only once the
+ * spare acked. A refused or unanswered offer unbinds it (a late spare holds a socket nobody can
+ * reach and ends by its idle timer), and spawnServe then binds afresh: the listener containerd
+ * dials is never shared by two processes.
+ */
+async function offerToSpare(opts: StartOpts, address: string): Promise<boolean> {
+  const path = socketPath(address);
+  const bound = join(dirname(path), `.${process.pid}`);
+  rmSync(bound, { force: true });
+  const oldMask = process.umask(0o177);
+  let listener;
+  try {
+    listener = Bun.listen({ unix: bound, socket: { data() {} } });
+  } finally {
+    process.umask(oldMask);
+  }
+  try {
+    const fd = (listener as unknown as { fd?: number }).fd;
+    if (typeof fd !== "number") return false;
+    const control = spareAddress(opts.address, opts.namespace, opts.ttrpcAddress);
+    const handover = { id: opts.id, socket: address, bundle: opts.bundle, debug: opts.debug };
+    // the native core only when a spare's socket exists: sendmsg with SCM_RIGHTS needs it
+    const loadSys = (): ReturnType<typeof import("../sys/index.ts").sys> => (require("../sys/index.ts") as typeof import("../sys/index.ts")).sys();
+    if (!(await handToSpare(control, fd, handover, loadSys))) return false;
+    linkSync(bound, path);
+    return true;
+  } finally {
+    listener.stop(true);
+  }
+}
+
+/** A new serve process for the group: the warm spare when enabled and there, else a fresh one. */
+async function startServe(opts: StartOpts, address: string, spawn: SpawnOptions): Promise<void> {
+  if (!spareEnabled(opts.options)) return spawnServe(opts, address, spawn);
+  await handOverOrSpawn(
+    () => offerToSpare(opts, address),
+    () => spawnServe(opts, address, spawn, true),
+  );
 }
 
 /**
@@ -177,7 +222,7 @@ export async function startGrouped(opts: StartOpts, group: string, spawn: SpawnO
       await waitGone(address, 5000); // it may be shutting down: let it go, then start a new one
       removeSocket(address);
       // the new serve process reserves opts.id itself (it is its -id)
-      spawnServe(opts, address, spawn);
+      await startServe(opts, address, spawn);
       writeAddress(opts.bundle, address);
       return address;
     }

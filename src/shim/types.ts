@@ -86,6 +86,8 @@ export interface Shim {
    * (an encoded Any, or empty). Optional: a shim without it answers -info with an error.
    */
   info?(options: Uint8Array): Promise<RuntimeInfo>;
+  /** Loads what createTaskService would load on demand (a warm spare calls it before it waits). */
+  preload?(): Promise<unknown>;
   /** The task service of the serve process (may load its modules on demand). */
   createTaskService(ctx: ServeContext): TaskService | Promise<TaskService>;
 }

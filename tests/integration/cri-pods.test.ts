@@ -2,7 +2,7 @@
 // (issue #19): one shim per pod (grouped by io.kubernetes.cri.sandbox-id) and a pod's containers
 // in it; a pod naming the other RuntimeClass handler; nothing of a removed pod left (shim, process,
 // mount, socket, cgroup); a crashed container made again in its pod; a pod's shim
-// SIGKILLed; streaming Exec and Attach with a tty through the CRI streaming server
+// SIGKILLed; the opt-in warm spare (handler bunker-spare) serving the next pod; streaming Exec and Attach with a tty through the CRI streaming server
 // (WebSocket, v4.channel.k8s.io); containerd killed and started again mid-pod. Host-network pods;
 // pod networking is in cri-network.test.ts. One containerd per handler.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -14,7 +14,8 @@ import { type CriEnv, type Handler, startCriEnv } from "../support/cri/container
 import { criLog, type Pod, runPod, shimOf, shimProcesses, startContainer, waitExited } from "../support/cri/pods.ts";
 import { containerPid, podPid, removePod, waitForLog } from "../support/cri/inspect.ts";
 import { streamSession } from "../support/cri/streaming.ts";
-import { alive, mountsUnder, waitFor } from "../support/shim-env.ts";
+import { alive, mountsUnder, spareServers, waitFor } from "../support/shim-env.ts";
+import { spareAddress } from "../../src/shim/spare-wire.ts";
 import { killSame, procInfo, waitGone } from "../support/procs.ts";
 
 const HANDLERS: Handler[] = ["bunker", "runc"];
@@ -58,6 +59,37 @@ describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:ns
           expect(shims[0]).toBeDefined();
           expect(new Set(shims).size).toBe(1);
           for (const pod of pods) await removePod(env, pod.id);
+        }, T);
+      }
+
+      if (handler === "bunker") {
+        test("the bunker-spare handler (option spare = true): the next pod is served by the spare the first pod's shim started", async () => {
+          // the spare is the first pod's shim's child: descendants (shimOf) would name that shim, parents do not
+          const parentOf = async (pid: Promise<number>) => procInfo(await pid)?.ppid;
+          const pods: Pod[] = [];
+          try {
+            pods.push(await runPod(env, "sp1", { handler: "bunker-spare" }));
+            await startContainer(env, pods[0]!, "c", "sleep 300");
+            const spare = await waitFor("a spare", () => spareServers(env.ctd).find(alive));
+            pods.push(await runPod(env, "sp2", { handler: "bunker-spare" }));
+            const c2 = await startContainer(env, pods[1]!, "c", "sleep 300");
+            expect(await parentOf(podPid(env, pods[1]!.id))).toBe(spare.pid);
+            expect(await parentOf(containerPid(env, c2))).toBe(spare.pid);
+            expect(await parentOf(podPid(env, pods[0]!.id))).not.toBe(spare.pid);
+            for (const pod of pods.splice(0)) await removePod(env, pod.id);
+            // the second pod's shim started the next spare (at the latest as it stopped): end it by pid
+            const next = await waitFor("the next spare", () => spareServers(env.ctd).find((p) => p.pid !== spare.pid && alive(p)));
+            killSame(next, "SIGTERM");
+            expect(await waitGone([next], 10_000)).toEqual([]);
+            expect(spareServers(env.ctd)).toEqual([]);
+            expect(existsSync(socketPath(spareAddress(env.ctd.address, "k8s.io", env.ctd.ttrpcAddress)))).toBe(false);
+          } finally {
+            // a failure must not leave the later tests a pod or a spare (they count shims)
+            for (const pod of pods) await removePod(env, pod.id).catch(() => undefined);
+            const left = spareServers(env.ctd);
+            for (const p of left) killSame(p, "SIGTERM");
+            await waitGone(left, 10_000);
+          }
         }, T);
       }
 

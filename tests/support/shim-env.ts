@@ -69,6 +69,17 @@ export function shimServers(ctd: TestContainerd): ProcInfo[] {
   });
 }
 
+/**
+ * Warm spares (src/shim/spare.ts, opt-in) of this containerd: argv names its address and ends with
+ * the `spare` action, also once a spare has become a pod's shim (its argv does not change).
+ */
+export function spareServers(ctd: TestContainerd): ProcInfo[] {
+  return allProcs().filter((p) => {
+    const cmd = cmdline(p.pid);
+    return cmd.includes(` -address ${ctd.address} `) && cmd.endsWith(" spare");
+  });
+}
+
 /** The address a namespace's default group is served on. */
 export function groupSocket(ctd: TestContainerd, namespace: string): string {
   return socketPath(socketAddress(ctd.address, namespace, NAMESPACE_GROUP_KEY));
@@ -79,9 +90,9 @@ export function zombieChildren(pid: number): ProcInfo[] {
   return allProcs().filter((p) => p.ppid === pid && p.state === "Z");
 }
 
-/** SIGTERM our shims (an empty shim exits cleanly and removes its socket) and wait for them. */
+/** SIGTERM our shims and spares (an empty shim exits cleanly and removes its socket) and wait for them. */
 export async function endShims(ctd: TestContainerd, timeoutMs = 10_000): Promise<ProcInfo[]> {
-  const shims = shimServers(ctd);
+  const shims = [...shimServers(ctd), ...spareServers(ctd)];
   for (const p of shims) killSame(p, "SIGTERM");
   return await waitGone(shims, timeoutMs);
 }

@@ -99,6 +99,10 @@ export class RuncShim implements Shim {
     return { pid, exitStatus: 128 + SIGKILL, exitedAt: new Date() };
   }
 
+  async preload(): Promise<unknown> {
+    return await Promise.all([import("./service.ts"), import("../../sys/children.ts"), import("../../sys/index.ts")]);
+  }
+
   async createTaskService(ctx: ServeContext): Promise<TaskService> {
     const [{ RuncTaskService }, { spawnTracked }, { sys }] = await Promise.all([import("./service.ts"), import("../../sys/children.ts"), import("../../sys/index.ts")]);
     // the serve process is a subreaper: runc runs through spawnTracked (see RuncConfig.spawn)

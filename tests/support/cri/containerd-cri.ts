@@ -28,9 +28,10 @@ export const RUNC_RUNTIME_TYPE = "io.containerd.runc.v2";
  * The RuntimeClass handlers every environment has: bunker (one shim per pod, as CRI groups), runc.v2,
  * and bunker-shared: bunker with the handler option `group = "namespace"`, every pod of the handler
  * in one shim process (in the options table on containerd 1.7+, which passes it as config_body; in a
- * ConfigPath file on 1.6, which passes only the path).
+ * ConfigPath file on 1.6, which passes only the path); bunker-spare: bunker with `spare = true`, a
+ * warm spare serve process taking each new pod's socket (src/shim/spare.ts), passed the same ways.
  */
-export type Handler = "bunker" | "runc" | "bunker-shared";
+export type Handler = "bunker" | "runc" | "bunker-shared" | "bunker-spare";
 const NAMESPACE = "k8s.io";
 const REPO = resolve(import.meta.dir, "../../..");
 
@@ -96,6 +97,10 @@ function criConfig(dir: string, opts: CriEnvOptions, version: 2 | 3): string {
     `[${runtime}.containerd.runtimes.bunker-shared.options]`,
     // as the README tells operators: 1.7+ pass the table itself (config_body), 1.6 only a file
     opts.build && (opts.build.major > 1 || Number(opts.build.line.split(".")[1]) >= 7) ? '  group = "namespace"' : `  ConfigPath = ${q(join(dir, "bunker-shared.toml"))}`,
+    `[${runtime}.containerd.runtimes.bunker-spare]`,
+    `  runtime_type = ${q(BUNKER_RUNTIME_TYPE)}`,
+    `[${runtime}.containerd.runtimes.bunker-spare.options]`,
+    opts.build && (opts.build.major > 1 || Number(opts.build.line.split(".")[1]) >= 7) ? "  spare = true" : `  ConfigPath = ${q(join(dir, "bunker-spare.toml"))}`,
     `[${runtime}.cni]`,
     version === 3 ? '  bin_dirs = ["/usr/lib/cni"]' : '  bin_dir = "/usr/lib/cni"',
     `  conf_dir = ${q(join(dir, "cni/net.d"))}`,
@@ -247,6 +252,7 @@ export async function startCriEnv(opts: CriEnvOptions): Promise<CriEnv> {
   if (opts.bridgeSubnet) writeBridgeConfig(dir, opts.bridgeSubnet, `cri${tag}`);
   else mkdirSync(join(dir, "cni/net.d"), { recursive: true });
   writeFileSync(join(dir, "bunker-shared.toml"), 'group = "namespace"\n');
+  writeFileSync(join(dir, "bunker-spare.toml"), "spare = true\n");
   const configVersion = (opts.build?.major ?? 1) >= 2 ? 3 : 2;
   const ctd = await startContainerd({
     dir,
