@@ -103,6 +103,27 @@ async function waitGone(address: string, timeoutMs: number): Promise<void> {
 }
 
 /**
+ * The group's socket bound at a temporary name beside its address (a hard link stays in one
+ * filesystem; `.<pid>` is never longer than the address: sun_path is 108 bytes), born owner-only
+ * (the umask: no window where another uid could connect). `fd` is the listener's, which Bun
+ * exposes though bun-types does not; undefined from a Bun that does not.
+ */
+function bindTemporary(address: string): { path: string; bound: string; listener: ReturnType<typeof Bun.listen>; fd: number | undefined } {
+  const path = socketPath(address);
+  const bound = join(dirname(path), `.${process.pid}`);
+  rmSync(bound, { force: true }); // left by a dead start that had our pid
+  const oldMask = process.umask(0o177);
+  let listener;
+  try {
+    listener = Bun.listen({ unix: bound, socket: { data() {} } });
+  } finally {
+    process.umask(oldMask);
+  }
+  const fd = (listener as unknown as { fd?: number }).fd;
+  return { path, bound, listener, fd: typeof fd === "number" ? fd : undefined };
+}
+
+/**
  * Binds the group's socket here and hands the listener to a new serve process as fd 3, as Go's
  * shim does: `start` can print the address and exit at once, and containerd's first connection
  * waits in the backlog until the serve process has loaded (100–200 ms of module loading a start
@@ -115,22 +136,9 @@ async function waitGone(address: string, timeoutMs: number): Promise<void> {
  */
 function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions, spare = false): void {
   const argv = [...(spawn.self ?? selfArgv()), ...serveArgs(opts.flags, address)];
-  const path = socketPath(address);
-  // beside it (a hard link stays in one filesystem), and no longer than it (sun_path is 108 bytes)
-  const bound = join(dirname(path), `.${process.pid}`);
-  rmSync(bound, { force: true }); // left by a dead start that had our pid
-  // the umask makes the socket born owner-only: no window where another uid could connect
-  const oldMask = process.umask(0o177);
-  let listener;
+  const { path, bound, listener, fd } = bindTemporary(address);
   try {
-    listener = Bun.listen({ unix: bound, socket: { data() {} } });
-  } finally {
-    process.umask(oldMask);
-  }
-  try {
-    // Bun exposes a listener's fd (not in bun-types)
-    const fd = (listener as unknown as { fd?: number }).fd;
-    if (typeof fd !== "number") throw new UnavailableError(`this Bun (${Bun.version}) does not expose a listener's fd: cannot start a shim`);
+    if (fd === undefined) throw new UnavailableError(`this Bun (${Bun.version}) does not expose a listener's fd: cannot start a shim`);
     const proc = Bun.spawn(argv, {
       cwd: opts.bundle,
       // a handler's `spare = true` reaches the serve process as the variable: it starts the next spare
@@ -155,19 +163,9 @@ function spawnServe(opts: StartOpts, address: string, spawn: SpawnOptions, spare
  * dials is never shared by two processes.
  */
 async function offerToSpare(opts: StartOpts, address: string): Promise<boolean> {
-  const path = socketPath(address);
-  const bound = join(dirname(path), `.${process.pid}`);
-  rmSync(bound, { force: true });
-  const oldMask = process.umask(0o177);
-  let listener;
+  const { path, bound, listener, fd } = bindTemporary(address);
   try {
-    listener = Bun.listen({ unix: bound, socket: { data() {} } });
-  } finally {
-    process.umask(oldMask);
-  }
-  try {
-    const fd = (listener as unknown as { fd?: number }).fd;
-    if (typeof fd !== "number") return false;
+    if (fd === undefined) return false;
     const control = spareAddress(opts.address, opts.namespace, opts.ttrpcAddress);
     const handover = { id: opts.id, socket: address, bundle: opts.bundle, debug: opts.debug };
     // the native core only when a spare's socket exists: sendmsg with SCM_RIGHTS needs it
