@@ -194,13 +194,7 @@ export async function listenUnix(server: Server, address: string, opts: ListenOp
   const path = socketPath(address);
   const mode = opts.mode ?? 0o600;
   await removeStale(path);
-  const h = handlers((d, s) => {
-    if (opts.authorize && !opts.authorize({ fd: d.fd })) {
-      s.terminate();
-      return;
-    }
-    server.serve(d);
-  });
+  const h = serverHandlers(server, opts.authorize);
   // The umask makes the socket born with `mode` (no window where others could connect).
   const oldMask = process.umask(~mode & 0o777);
   let listener;
@@ -213,6 +207,17 @@ export async function listenUnix(server: Server, address: string, opts: ListenOp
   }
   chmodSync(path, mode);
   return closingListener(listener, path);
+}
+
+/** Socket handlers that give each accepted connection the authorize check, then to the server. */
+function serverHandlers(server: Server, authorize: ListenOptions["authorize"]): ReturnType<typeof handlers> {
+  return handlers((d, s) => {
+    if (authorize && !authorize({ fd: d.fd })) {
+      s.terminate();
+      return;
+    }
+    server.serve(d);
+  });
 }
 
 /** A listener that stops accepting and removes its socket file once, however often it is closed. */
@@ -239,13 +244,7 @@ function closingListener(listener: { stop(closeActive?: boolean): void }, path: 
  * connections made before we got here wait in the socket's backlog instead of failing.
  */
 export function listenFd(server: Server, fd: number, path: string, opts: Pick<ListenOptions, "authorize"> = {}): UnixListener {
-  const h = handlers((d, s) => {
-    if (opts.authorize && !opts.authorize({ fd: d.fd })) {
-      s.terminate();
-      return;
-    }
-    server.serve(d);
-  });
+  const h = serverHandlers(server, opts.authorize);
   let listener;
   try {
     // Bun.listen takes an inherited fd (bun-types declares only hostname/port and unix)
