@@ -28,6 +28,11 @@ export function isMounted(path: string): boolean {
   return false;
 }
 
+/** The modules the task service needs: loaded by the serve process, or ahead of time by a warm spare. */
+function loadServing() {
+  return Promise.all([import("./service.ts"), import("../../sys/children.ts"), import("../../sys/index.ts")]);
+}
+
 /**
  * Whether runc's state for id in root belongs to this bundle (runc records `bundle=<path>` in its
  * config labels). Another owner's container of the same id in a shared root is not ours to force-
@@ -100,11 +105,11 @@ export class RuncShim implements Shim {
   }
 
   async preload(): Promise<unknown> {
-    return await Promise.all([import("./service.ts"), import("../../sys/children.ts"), import("../../sys/index.ts")]);
+    return await loadServing();
   }
 
   async createTaskService(ctx: ServeContext): Promise<TaskService> {
-    const [{ RuncTaskService }, { spawnTracked }, { sys }] = await Promise.all([import("./service.ts"), import("../../sys/children.ts"), import("../../sys/index.ts")]);
+    const [{ RuncTaskService }, { spawnTracked }, { sys }] = await loadServing();
     // the serve process is a subreaper: runc runs through spawnTracked (see RuncConfig.spawn)
     return new RuncTaskService(ctx, sys(), runcRuntimes(spawnTracked));
   }
