@@ -24,6 +24,12 @@ export function bytesFields(buf: Uint8Array): Map<number, Uint8Array> {
 
 const text = (b: Uint8Array | undefined): string => (b ? new TextDecoder().decode(b) : "");
 
+/** The message type an Any's fields name (its type_url without the "host/" prefix). */
+export function anyTypeName(any: Map<number, Uint8Array>): string {
+  const typeUrl = text(any.get(1));
+  return typeUrl.slice(typeUrl.lastIndexOf("/") + 1);
+}
+
 /** `group` from a handler's config: JSON {"group": ...} or a TOML line `group = "..."`. */
 export function groupFromConfig(content: string, path = "config"): string | undefined {
   const v = handlerConfigValues(content, path).group;
@@ -42,9 +48,7 @@ export interface RuntimeConfigText {
 export function runtimeConfigText(options: Uint8Array): RuntimeConfigText | undefined {
   if (options.length === 0) return undefined;
   const any = bytesFields(options);
-  const typeUrl = text(any.get(1));
-  const name = typeUrl.slice(typeUrl.lastIndexOf("/") + 1);
-  if (name !== RUNTIME_OPTIONS) return undefined;
+  if (anyTypeName(any) !== RUNTIME_OPTIONS) return undefined;
   const fields = bytesFields(any.get(2) ?? new Uint8Array());
   const configPath = text(fields.get(2));
   if (configPath) return { content: readFileSync(configPath, "utf8"), source: configPath };

@@ -10,7 +10,8 @@
 // Go fields; a key of the wrong type is InvalidArgument, unknown keys (bunker's `group`) are left
 // to whoever reads them.
 import { InvalidArgumentError } from "../../errdefs.ts";
-import type { HandlerValue } from "../../contract/handler-config.ts";
+import { handlerConfigValues, type HandlerValue } from "../../contract/handler-config.ts";
+import type { RuntimeConfigText } from "../../contract/start-options.ts";
 import { defaultOptions, type RuncOptions } from "./options.ts";
 
 const KEYS: Record<string, keyof RuncOptions> = {
@@ -37,4 +38,9 @@ export function runcOptionsFromHandler(values: Record<string, HandlerValue>, sou
     target[field] = v;
   }
   return o;
+}
+
+/** runc's options from the handler config CRI sent (its file's content or the inline body). */
+export function runcOptionsFromConfig(config: RuntimeConfigText): RuncOptions {
+  return runcOptionsFromHandler(handlerConfigValues(config.content, config.source), config.source);
 }

@@ -8,12 +8,11 @@
 // no state (runc.v2 does not pass it either). Options are decoded by field number, without the
 // generated descriptors, so that -info costs little more than the runc it runs.
 import { InvalidArgumentError } from "../../errdefs.ts";
-import { handlerConfigValues } from "../../contract/handler-config.ts";
 import { BUNKER_RUNTIME } from "../../contract/runtime.ts";
-import { bytesFields, runtimeConfigText } from "../../contract/start-options.ts";
+import { anyTypeName, bytesFields, runtimeConfigText } from "../../contract/start-options.ts";
 import type { RuntimeFeatures } from "../../oci/runtime.ts";
 import { Runc } from "../../runc/runc.ts";
-import { runcOptionsFromHandler } from "./handler-options.ts";
+import { runcOptionsFromConfig } from "./handler-options.ts";
 import type { RuntimeInfo } from "../../shim/runtime-info.ts";
 
 /** Set by scripts/build.sh (`--define`); absent when running from sources. */
@@ -26,13 +25,12 @@ const RUNC_BINARY_NAME_FIELD = 6;
 export function binaryNameFromOptions(options: Uint8Array): string {
   if (options.length === 0) return "";
   const any = bytesFields(options);
-  const typeUrl = new TextDecoder().decode(any.get(1) ?? new Uint8Array());
-  if (typeUrl.slice(typeUrl.lastIndexOf("/") + 1) === RUNC_OPTIONS) {
+  if (anyTypeName(any) === RUNC_OPTIONS) {
     const name = bytesFields(any.get(2) ?? new Uint8Array()).get(RUNC_BINARY_NAME_FIELD);
     return name ? new TextDecoder().decode(name) : "";
   }
   const config = runtimeConfigText(options);
-  return config ? runcOptionsFromHandler(handlerConfigValues(config.content, config.source), config.source).binaryName : "";
+  return config ? runcOptionsFromConfig(config).binaryName : "";
 }
 
 export interface InfoDeps {

@@ -4,10 +4,9 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { OptionsSchema } from "../../gen/containerd/runc/v1/options_pb.ts";
-import { handlerConfigValues } from "../../contract/handler-config.ts";
 import { runtimeConfigText } from "../../contract/start-options.ts";
 import { anyIs, unpackAny } from "../../ttrpc/any.ts";
-import { runcOptionsFromHandler } from "./handler-options.ts";
+import { runcOptionsFromConfig } from "./handler-options.ts";
 import { defaultOptions, type RuncOptions } from "./options.ts";
 
 /**
@@ -18,7 +17,7 @@ export function optionsFromAny(any: Any | undefined): RuncOptions {
   if (!any) return defaultOptions();
   if (!anyIs(any, OptionsSchema)) {
     const config = runtimeConfigText(toBinary(AnySchema, any));
-    return config ? runcOptionsFromHandler(handlerConfigValues(config.content, config.source), config.source) : defaultOptions();
+    return config ? runcOptionsFromConfig(config) : defaultOptions();
   }
   const o = unpackAny(any, OptionsSchema);
   return {
