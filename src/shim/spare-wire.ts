@@ -7,8 +7,7 @@
 // The message is JSON (one sendmsg of well under the 4 KiB recvFd takes): it is read once per pod
 // and must stay readable in a trace. Kept free of heavy imports: `start` loads this file.
 import { InvalidArgumentError } from "../errdefs.ts";
-import { goJoin } from "../gopath.ts";
-import { SOCKET_ROOT } from "../contract/address.ts";
+import { SOCKET_ROOT, socketAddress } from "../contract/address.ts";
 import { handlerConfigValues } from "../contract/handler-config.ts";
 import { runtimeConfigText } from "../contract/start-options.ts";
 
@@ -36,9 +35,8 @@ export interface Handover {
  */
 export function spareAddress(containerdAddress: string, namespace: string, ttrpcAddress: string, root = SOCKET_ROOT): string {
   if (namespace === "") throw new InvalidArgumentError("namespace is required to compute a spare's address");
-  const key = `bunker-spare\0${containerdAddress}\0${namespace}\0${ttrpcAddress}`;
-  const digest = new Bun.CryptoHasher("sha256").update(key).digest("hex");
-  return `unix://${goJoin(root, "s")}/${digest}`;
+  // hashed as a group key no shim has: container ids and sandbox ids hold no NUL, nor do group names anyone writes
+  return socketAddress(containerdAddress, namespace, `bunker-spare\0${ttrpcAddress}`, root);
 }
 
 /** Whether the handler's options (`spare = true`) or the environment ask for spares. */
