@@ -18,6 +18,7 @@ import { startContainerd, type TestContainerd } from "../containerd.ts";
 import type { ContainerdBuild } from "../containerd-versions.ts";
 import { endShims, shimPath } from "../shim-env.ts";
 import { removeAtEnd } from "../cleanup.ts";
+import { configVersionOf } from "../../../src/cli/containerd-config.ts";
 import { CriClient } from "./client.ts";
 
 export const PAUSE_IMAGE = "bunker.test/cri/pause:1";
@@ -32,6 +33,12 @@ export const RUNC_RUNTIME_TYPE = "io.containerd.runc.v2";
  * warm spare serve process taking each new pod's socket (src/shim/spare.ts), passed the same ways.
  */
 export type Handler = "bunker" | "runc" | "bunker-shared" | "bunker-spare";
+
+/** The handlers that are bunker with one handler option, and that option's TOML line. */
+const OPTION_HANDLERS: Record<string, string> = { "bunker-shared": 'group = "namespace"', "bunker-spare": "spare = true" };
+
+/** The ConfigPath file of an option handler (what containerd 1.6 passes instead of the table). */
+const handlerConfigPath = (dir: string, name: string): string => join(dir, `${name}.toml`);
 const NAMESPACE = "k8s.io";
 const REPO = resolve(import.meta.dir, "../../..");
 
@@ -75,6 +82,7 @@ export function criImageArchives(): { pause: string; busybox: string } {
  */
 function criConfig(dir: string, opts: CriEnvOptions, version: 2 | 3): string {
   const q = (s: string) => JSON.stringify(s);
+  const inline = opts.build !== undefined && (opts.build.major > 1 || Number(opts.build.line.split(".")[1]) >= 7);
   const grpc = 'plugins."io.containerd.grpc.v1.cri"';
   const runtime = version === 3 ? 'plugins."io.containerd.cri.v1.runtime"' : grpc;
   const images = version === 3 ? 'plugins."io.containerd.cri.v1.images"' : `${grpc}.containerd`;
@@ -92,15 +100,13 @@ function criConfig(dir: string, opts: CriEnvOptions, version: 2 | 3): string {
     `  runtime_type = ${q(BUNKER_RUNTIME_TYPE)}`,
     `[${runtime}.containerd.runtimes.runc]`,
     `  runtime_type = ${q(RUNC_RUNTIME_TYPE)}`,
-    `[${runtime}.containerd.runtimes.bunker-shared]`,
-    `  runtime_type = ${q(BUNKER_RUNTIME_TYPE)}`,
-    `[${runtime}.containerd.runtimes.bunker-shared.options]`,
-    // as the README tells operators: 1.7+ pass the table itself (config_body), 1.6 only a file
-    opts.build && (opts.build.major > 1 || Number(opts.build.line.split(".")[1]) >= 7) ? '  group = "namespace"' : `  ConfigPath = ${q(join(dir, "bunker-shared.toml"))}`,
-    `[${runtime}.containerd.runtimes.bunker-spare]`,
-    `  runtime_type = ${q(BUNKER_RUNTIME_TYPE)}`,
-    `[${runtime}.containerd.runtimes.bunker-spare.options]`,
-    opts.build && (opts.build.major > 1 || Number(opts.build.line.split(".")[1]) >= 7) ? "  spare = true" : `  ConfigPath = ${q(join(dir, "bunker-spare.toml"))}`,
+    ...Object.entries(OPTION_HANDLERS).flatMap(([name, option]) => [
+      `[${runtime}.containerd.runtimes.${name}]`,
+      `  runtime_type = ${q(BUNKER_RUNTIME_TYPE)}`,
+      `[${runtime}.containerd.runtimes.${name}.options]`,
+      // as the README tells operators: 1.7+ pass the table itself (config_body), 1.6 only a file
+      inline ? `  ${option}` : `  ConfigPath = ${q(handlerConfigPath(dir, name))}`,
+    ]),
     `[${runtime}.cni]`,
     version === 3 ? '  bin_dirs = ["/usr/lib/cni"]' : '  bin_dir = "/usr/lib/cni"',
     `  conf_dir = ${q(join(dir, "cni/net.d"))}`,
@@ -251,9 +257,8 @@ export async function startCriEnv(opts: CriEnvOptions): Promise<CriEnv> {
   const dir = mkdtempSync("/tmp/bunker-cri-");
   if (opts.bridgeSubnet) writeBridgeConfig(dir, opts.bridgeSubnet, `cri${tag}`);
   else mkdirSync(join(dir, "cni/net.d"), { recursive: true });
-  writeFileSync(join(dir, "bunker-shared.toml"), 'group = "namespace"\n');
-  writeFileSync(join(dir, "bunker-spare.toml"), "spare = true\n");
-  const configVersion = (opts.build?.major ?? 1) >= 2 ? 3 : 2;
+  for (const [name, option] of Object.entries(OPTION_HANDLERS)) writeFileSync(handlerConfigPath(dir, name), `${option}\n`);
+  const configVersion = configVersionOf(opts.build?.major ?? 1);
   const ctd = await startContainerd({
     dir,
     cri: true,
