@@ -49,9 +49,21 @@ describeEachContainerd(["root", "bin:runc", "bin:containerd", "bin:ctr", "bin:sc
     const script = 'while [ "$(stty size)" != "45 123" ]; do sleep 0.1; done; echo resized';
     const running = inPty(["run", "-t", "--rm", "--runtime", RUNTIME, "--rootfs", rootfs, "tty3", "/bin/sh", "-c", script]);
     await waitFor("tty3 running", async () => /tty3\s+\d+\s+RUNNING/.test((await ctd.ctr(["-n", NS, "task", "ls"])).stdout));
+    // ctr run -t sends its own terminal's size once the task started, which can land after ours
+    // and undo it: ours is sent again until the container saw it
     const c = await dial(`unix://${groupSocket(ctd, NS)}`, { timeoutMs: 5000, namespace: NS });
-    await c.service(Task).resizePty({ id: "tty3", width: 123, height: 45 });
-    c.close();
+    let done = false;
+    void running.finally(() => (done = true));
+    try {
+      while (!done) {
+        // once the container saw the size it exits, and a late resize finds no task: the output decides
+        const sent = await c.service(Task).resizePty({ id: "tty3", width: 123, height: 45 }).then(() => true, () => false);
+        if (!sent) break;
+        await Bun.sleep(300);
+      }
+    } finally {
+      c.close();
+    }
     const r = await running;
     expect(r.out).toContain("resized");
     expect(r.code).toBe(0);
