@@ -83,7 +83,7 @@ export interface RunOptions {
 export type Command =
   | { name: "run"; opts: RunOptions }
   | { name: "ps"; quiet: boolean; all: boolean }
-  | { name: "start"; ids: string[] }
+  | { name: "start"; ids: string[]; attach?: true }
   | { name: "restart"; timeout?: number; ids: string[] }
   | { name: "inspect"; ids: string[] }
   | { name: "stop"; timeout?: number; ids: string[] }
@@ -415,9 +415,11 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       return { globals, command: { name: "ps", quiet: bool(f.values, "quiet"), all: bool(f.values, "all") } };
     }
     case "start": {
-      const f = parseFlags(tail, [], ctx);
+      const f = parseFlags(tail, [{ names: ["-a", "--attach"], key: "attach", kind: "bool" }], ctx);
       if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: a container id is required`);
-      return { globals, command: { name: "start", ids: f.rest } };
+      const attach = bool(f.values, "attach");
+      if (attach && f.rest.length > 1) throw new InvalidArgumentError(`${ctx}: you cannot start and attach multiple containers at once`);
+      return { globals, command: { name: "start", ids: f.rest, ...(attach ? { attach: true as const } : {}) } };
     }
     case "restart": {
       const f = parseFlags(tail, [{ names: ["-t", "--time", "--timeout"], key: "time", kind: "string" }], ctx);
@@ -564,7 +566,8 @@ commands:
                                  CAP: chown or CAP_CHOWN, or ALL; --privileged: all caps and host devices, no masked
                                  paths; --init: a reaper at PID 1 (/sbin/docker-init) that passes signals on
   ps [-a] [-q]                   list running containers (-a: stopped ones too, until rm)
-  start ID...                    start created or stopped containers (again: the same config, layer and logs)
+  start [-a] ID...               start created or stopped containers (again: the same config, layer and logs);
+                                 -a: one container, its output (from its log) on ours until it exits, its exit code
   restart [-t SECONDS] ID...     stop (as stop does), then start
   stop [-t SECONDS] ID...        send the stop signal (--stop-signal, the image's StopSignal, else TERM), SIGKILL after
                                  SECONDS (--stop-timeout, else 10); the container stays, stopped, until rm

@@ -7,7 +7,8 @@
 // Like moby since CVE-2018-15664, a running container is frozen for the copy (pause, then resume;
 // one the user paused stays paused): a process inside cannot swap a checked directory for a
 // symlink while we walk it. A container with no mounted root filesystem (its shim unmounted it)
-// has nothing to copy from or to, and says so.
+// has nothing to copy from or to, and says so. With "-" on one side, a tar stream on stdin or
+// stdout takes the host path's place (cp-stream.ts, loaded only then).
 import { lstatSync, readFileSync, realpathSync, type Stats, statSync } from "node:fs";
 import { isAbsolute, join, posix, relative, resolve } from "node:path";
 import type { Api } from "../api/client.ts";
@@ -98,12 +99,12 @@ export async function cp(api: Api, g: GlobalOptions, c: { source: string; destin
   const to = parseCopyEndpoint(c.destination);
   if ("host" in from && "host" in to) throw new InvalidArgumentError("cp: one of SRC and DST must be CONTAINER:PATH");
   if ("container" in from && "container" in to) throw new InvalidArgumentError("cp: copying between containers is not supported");
-  if (c.source === "-" || c.destination === "-") throw new InvalidArgumentError("cp: tar streams (-) are not supported yet: name a host path");
   const side = "container" in from ? from : (to as { container: string; path: string });
   const t = (await api.list({ namespace: g.namespace, id: side.container })).tasks[0];
   if (!t) throw new NotFoundError(`container ${side.container} not found`);
   const root = containerRoot(t.bundle, t.id, t.status);
   const ref = { namespace: g.namespace, id: t.id };
+  if (c.source === "-" || c.destination === "-") return await copyStream(api, ref, t.status, root, side.path, c);
   // frozen while we walk it; a container we cannot freeze (a foreground run) is copied as it runs
   const frozen = t.status === Status.RUNNING && (await api.pause(ref).then(() => true, () => false));
   try {
@@ -112,6 +113,27 @@ export async function cp(api: Api, g: GlobalOptions, c: { source: string; destin
   } finally {
     if (frozen) await api.resume(ref);
   }
+  return 0;
+}
+
+/** cp with a tar stream: stdin spooled before the freeze, and the freeze as for a host path. */
+async function copyStream(api: Api, ref: { namespace: string; id: string }, status: Status, root: string, path: string, c: { source: string; archive: boolean; followLink: boolean }): Promise<number> {
+  const stream = await import("./cp-stream.ts");
+  const inside = containerPath(path);
+  const frozen = async (work: () => Promise<void>): Promise<void> => {
+    const paused = status === Status.RUNNING && (await api.pause(ref).then(() => true, () => false));
+    try {
+      await work();
+    } finally {
+      if (paused) await api.resume(ref);
+    }
+  };
+  if (c.source !== "-") {
+    await frozen(() => stream.copyOutAsTar(root, inside, c.followLink));
+    return 0;
+  }
+  stream.extractionPoint(root, inside); // refused before stdin is read, as docker does
+  await stream.withSpooledStdin((file) => frozen(() => stream.copyInFromTar(root, inside, file, c.archive)));
   return 0;
 }
 

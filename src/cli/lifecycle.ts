@@ -60,9 +60,10 @@ export function stop(api: Api, g: GlobalOptions, c: Extract<Command, { name: "st
   return forEachId("stop", c.ids, (id) => stopOne(api, g, id, c.timeout));
 }
 
-/** docker start: a running container is left as it is; a created or stopped one runs. */
-export function start(api: Api, g: GlobalOptions, c: Extract<Command, { name: "start" }>): Promise<number> {
-  return forEachId("start", c.ids, async (id) => {
+/** docker start: a running container is left as it is; a created or stopped one runs (-a: and is followed, start-attach.ts). */
+export async function start(api: Api, g: GlobalOptions, c: Extract<Command, { name: "start" }>): Promise<number> {
+  if (c.attach) return await (await import("./start-attach.ts")).startAttached(api, g, c.ids);
+  return await forEachId("start", c.ids, async (id) => {
     const ref = { namespace: g.namespace, id };
     const t = (await api.list(ref)).tasks[0];
     if (!t) throw new NotFoundError(`container ${id} not found`);

@@ -4,14 +4,18 @@
 // (what the kernel can drop at once), the limit is the host's memory when the cgroup has none,
 // CPU % is the cgroup's CPU time over the wall time between two samples (100% = one core), block
 // I/O sums every device. A network's counters live in the container's netns, which the cgroup
-// does not see, so NET I/O is "--" unless a v1 Metrics reports interfaces.
+// does not see: NET I/O is read from the init's /proc/<pid>/net/dev (network/interface-counters.ts:
+// every interface but lo, 0B / 0B for --net none and host as docker shows them), "--" only when
+// that cannot be read.
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { readFileSync } from "node:fs";
 import type { Api } from "../api/client.ts";
+import { containerNetworkCounters } from "../network/interface-counters.ts";
 import { errorMessage } from "../errdefs.ts";
 import { MetricsSchema as V1MetricsSchema } from "../gen/cgroups/v1/metrics_pb.ts";
 import { MetricsSchema as V2MetricsSchema } from "../gen/cgroups/v2/metrics_pb.ts";
+import type { TaskInfo } from "../gen/bunker/v1/api_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import type { GlobalOptions } from "./args.ts";
 import { stdout } from "./stdout.ts";
@@ -151,27 +155,38 @@ export function table(rows: string[][]): string[] {
 export async function stats(api: Api, g: GlobalOptions, c: { noStream: boolean; ids: string[] }): Promise<number> {
   const hostMem = hostMemory();
   // Named containers are shown even once stopped ("--"); without names, the running ones of each moment.
-  const targets = async (): Promise<string[]> => {
-    if (c.ids.length > 0) return c.ids;
+  const running = (t: TaskInfo): boolean => t.status === Status.RUNNING || t.status === Status.PAUSED;
+  const targets = async (): Promise<{ ids: string[]; tasks: Map<string, TaskInfo> }> => {
+    if (c.ids.length > 0) {
+      const named = await Promise.all(c.ids.map(async (id) => [id, (await api.list({ namespace: g.namespace, id }).catch(() => undefined))?.tasks[0]] as const));
+      return { ids: c.ids, tasks: new Map(named.flatMap(([id, t]) => (t ? [[id, t] as const] : []))) };
+    }
     const { tasks } = await api.list({ namespace: g.namespace });
-    return tasks.filter((t) => t.status === Status.RUNNING || t.status === Status.PAUSED).map((t) => t.id);
+    const shown = tasks.filter(running);
+    return { ids: shown.map((t) => t.id), tasks: new Map(shown.map((t) => [t.id, t])) };
   };
   if (c.ids.length > 0) {
     // a name that is not there at all is an error, as docker's "No such container"
     for (const id of c.ids) await api.list({ namespace: g.namespace, id });
   }
-  const read = async (id: string): Promise<Sample | undefined> => {
+  const read = async (id: string, task: TaskInfo | undefined): Promise<Sample | undefined> => {
     try {
       const r = await api.stats({ namespace: g.namespace, id });
-      return r.stats ? sampleOf(r.stats) : undefined;
+      if (!r.stats) return undefined;
+      const sample = sampleOf(r.stats);
+      // the netns's own counters (the Metrics carry none on cgroup v2, and v1's are not the container's links)
+      const network = task && running(task) ? containerNetworkCounters(task.pid, task.network) : undefined;
+      if (network) sample.network = network;
+      else delete sample.network;
+      return sample;
     } catch (err) {
       if (g.debug) process.stderr.write(`bunker: stats ${id}: ${errorMessage(err)}\n`);
       return undefined;
     }
   };
-  const sampleAll = async (ids: string[]): Promise<{ at: number; samples: Map<string, Sample | undefined> }> => {
-    const samples = await Promise.all(ids.map(async (id) => [id, await read(id)] as const));
-    return { at: performance.now(), samples: new Map(samples) };
+  const sampleAll = async ({ ids, tasks }: { ids: string[]; tasks: Map<string, TaskInfo> }): Promise<{ ids: string[]; at: number; samples: Map<string, Sample | undefined> }> => {
+    const samples = await Promise.all(ids.map(async (id) => [id, await read(id, tasks.get(id))] as const));
+    return { ids, at: performance.now(), samples: new Map(samples) };
   };
   let previous = await sampleAll(await targets());
   const interactive = !c.noStream && process.stdout.isTTY === true;
@@ -184,9 +199,8 @@ export async function stats(api: Api, g: GlobalOptions, c: { noStream: boolean; 
     for (;;) {
       await Bun.sleep(INTERVAL_MS);
       if (stopped) return 0;
-      const ids = await targets();
-      const current = await sampleAll(ids);
-      const rows = ids.map((id) => statsRow(id, current.samples.get(id), previous.samples.get(id), current.at - previous.at, hostMem));
+      const current = await sampleAll(await targets());
+      const rows = current.ids.map((id) => statsRow(id, current.samples.get(id), previous.samples.get(id), current.at - previous.at, hostMem));
       stdout().write((interactive ? CLEAR_SCREEN : "") + table([STATS_HEADER, ...rows]).join("\n") + "\n");
       if (c.noStream || stopped) return 0;
       previous = current;
