@@ -89,7 +89,7 @@ export type Command =
   | { name: "stop"; timeout?: number; ids: string[] }
   | { name: "wait"; ids: string[] }
   | { name: "exec"; tty: boolean; interactive?: boolean; detach: boolean; execId?: string; env: string[]; cwd?: string; id: string; args: string[] }
-  | { name: "kill"; signal: number; all: boolean; id: string }
+  | { name: "kill"; signal: number; all: boolean; ids: string[] }
   | { name: "rm"; force: boolean; ids: string[] }
   | { name: "logs"; id: string; follow: boolean; tail?: number; timestamps: boolean; since?: string; until?: string }
   | { name: "version" }
@@ -452,9 +452,9 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
         { names: ["-s", "--signal"], key: "signal", kind: "string" },
         { names: ["-a", "--all"], key: "all", kind: "bool" },
       ], ctx);
-      const id = one(f.rest, "a container id", ctx);
-      noMore(f.rest, 1, ctx);
-      return { globals, command: { name: "kill", signal: parseSignal(str(f.values, "signal") ?? "TERM"), all: bool(f.values, "all"), id } };
+      if (f.rest.length === 0) throw new InvalidArgumentError(`${ctx}: a container id is required`);
+      // KILL by default, as docker, podman and nerdctl kill (ctr task kill's TERM is stop's job here)
+      return { globals, command: { name: "kill", signal: parseSignal(str(f.values, "signal") ?? "KILL"), all: bool(f.values, "all"), ids: f.rest } };
     }
     case "rm":
     case "delete": {
@@ -575,7 +575,7 @@ commands:
   inspect ID...                  print containers as JSON: state, pid, exit, image, network, addresses, ports, labels
   exec [-i] [-t] [-d] [--exec-id ID] [--env K=V]... [-w DIR] ID CMD [ARG...]
                                  run a process in a running container; -i: it reads our stdin, -t: on a terminal
-  kill [-s SIGNAL] [-a] ID       signal a task (default TERM)
+  kill [-s SIGNAL] [-a] ID...    signal containers (default KILL, as docker); -a: every process
   rm [-f] ID...                  delete stopped tasks (-f kills them first)
   logs [-f] [-n|--tail N|all] [-t|--timestamps] [--since T] [--until T] ID
                                  print a detached container's output (stdout to stdout, stderr to stderr);

@@ -318,9 +318,19 @@ export async function inspect(api: Api, g: GlobalOptions, ids: string[]): Promis
   return 0;
 }
 
+/** docker kill: each container signalled and named on stdout; a failure is one line and exit 1, the rest still go. */
 export async function kill(api: Api, g: GlobalOptions, c: Extract<Command, { name: "kill" }>): Promise<number> {
-  await api.kill({ namespace: g.namespace, id: c.id, signal: c.signal, all: c.all });
-  return 0;
+  let code = 0;
+  for (const id of c.ids) {
+    try {
+      await api.kill({ namespace: g.namespace, id, signal: c.signal, all: c.all });
+      out(id);
+    } catch (err) {
+      process.stderr.write(`bunker: kill ${id}: ${(err instanceof Error ? err.message : String(err)).split("\n")[0]}\n`);
+      code = 1;
+    }
+  }
+  return code;
 }
 
 export async function rm(api: Api, g: GlobalOptions, c: Extract<Command, { name: "rm" }>): Promise<number> {

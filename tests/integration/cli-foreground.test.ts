@@ -59,7 +59,7 @@ describeWith(["root", "bin:runc"], "bunker run --rm in the foreground (no daemon
     expect(ex.stderr).toMatch(/^bunker: task .*\/fg3 runs in the foreground of bunker pid \d+ .*\n$/);
     const busy = await env.run(["rm", "fg3"]);
     expect(busy).toEqual({ code: 1, stdout: "", stderr: "bunker: rm fg3: task fg3 is running: stop it first, or use rm -f\n" });
-    expect(await env.run(["kill", "-s", "KILL", "fg3"])).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(await env.run(["kill", "-s", "KILL", "fg3"])).toEqual({ code: 0, stdout: "fg3\n", stderr: "" });
     expect(await running).toEqual({ code: 137, stdout: "", stderr: "" });
 
     const second = env.run(["run", "--rm", "--rootfs", env.rootfs, "fg4", "sleep", "1000"]);
@@ -130,7 +130,7 @@ describeWith(["root", "bin:runc"], "bunker run --rm in the foreground (no daemon
       // With a daemon listening, run --rm goes through it and its shim, not the foreground path.
       const viaDaemon = env.run(["run", "--rm", "--rootfs", env.rootfs, "fg6", "sleep", "1000"]);
       await until(async () => /^fg6\s+\d+\s+RUNNING\s+io\.containerd\.bunker\.v1/m.test((await env.run(["ps", "-a"])).stdout), 20_000, "fg6 to run under the daemon");
-      expect(await env.run(["kill", "-s", "KILL", "fg6"])).toEqual({ code: 0, stdout: "", stderr: "" });
+      expect(await env.run(["kill", "-s", "KILL", "fg6"])).toEqual({ code: 0, stdout: "fg6\n", stderr: "" });
       expect((await viaDaemon).code).toBe(137);
     } finally {
       daemon.proc.kill("SIGTERM");

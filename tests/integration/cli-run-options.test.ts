@@ -162,7 +162,7 @@ describeWith(["root", "bin:runc"], "run's spec flags through the CLI", () => {
     expect((await env.run(["run", "-d", "--init", "--rootfs", env.rootfs, "init3", "sleep", "30"])).code).toBe(0);
     expect((await env.run(["run", "-d", "--rootfs", env.rootfs, "init4", "sleep", "30"])).code).toBe(0);
     try {
-      expect((await env.run(["kill", "init3"])).code).toBe(0);
+      expect((await env.run(["kill", "-s", "TERM", "init3"])).code).toBe(0);
       expect(await env.run(["wait", "init3"])).toEqual({ code: 0, stdout: "143\n", stderr: "" });
       // a trapped signal: the child's own exit code comes back
       expect((await env.run(["run", "-d", "--init", "--rootfs", env.rootfs, "init5", "sh", "-c", "trap 'exit 9' USR1; while true; do sleep 0.1; done"])).code).toBe(0);
@@ -170,7 +170,7 @@ describeWith(["root", "bin:runc"], "run's spec flags through the CLI", () => {
       expect((await env.run(["kill", "-s", "USR1", "init5"])).code).toBe(0);
       expect(await env.run(["wait", "init5"])).toEqual({ code: 0, stdout: "9\n", stderr: "" });
       // sleep as PID 1 has no TERM handler: the kernel drops the signal
-      expect((await env.run(["kill", "init4"])).code).toBe(0);
+      expect((await env.run(["kill", "-s", "TERM", "init4"])).code).toBe(0);
       await Bun.sleep(500);
       expect((await env.run(["ps"])).stdout).toMatch(/^init4\s+\d+\s+RUNNING/m);
     } finally {

@@ -29,7 +29,7 @@ for (const runtime of runtimes()) {
         // PID 1 cannot be SIGKILLed from inside its namespace: kill it from outside while run waits.
         const running = env.run(["run", "--rm", ...R, "--rootfs", env.rootfs, "rm3", "sleep", "1000"]);
         await until(async () => /^rm3\s+\d+\s+RUNNING/m.test((await env.run(["ps", "-a"])).stdout), 20_000, "rm3 to run");
-        expect(await env.run(["kill", "-s", "KILL", "rm3"])).toEqual({ code: 0, stdout: "", stderr: "" });
+        expect(await env.run(["kill", "-s", "KILL", "rm3"])).toEqual({ code: 0, stdout: "rm3\n", stderr: "" });
         expect(await running).toEqual({ code: 137, stdout: "", stderr: "" });
         expect(env.leftovers()).toEqual([]);
       }, 60_000);
@@ -91,12 +91,15 @@ for (const runtime of runtimes()) {
         const busy = await env.run(["rm", "d1"]);
         expect(busy.code).toBe(1);
         expect(busy.stderr.trim().split("\n")).toEqual([expect.stringContaining("is running")]);
-        expect(await env.run(["kill", "d1"])).toEqual({ code: 0, stdout: "", stderr: "" });
+        expect(await env.run(["kill", "-s", "TERM", "d1"])).toEqual({ code: 0, stdout: "d1\n", stderr: "" });
         await until(async () => /^d1\s+\d+\s+STOPPED\s+3\s/m.test((await env.run(["ps", "-a"])).stdout), 10_000, "d1 to stop with 3");
         expect(await env.run(["rm", "d1"])).toEqual({ code: 0, stdout: "", stderr: "" });
         expect((await env.run(["ps", "-a", "-q"])).stdout).toBe("");
         const sleeper = await env.run(["run", "-d", ...R, "--rootfs", env.rootfs, "d2", "sleep", "1000"]);
         expect(sleeper.code).toBe(0);
+        // kill's default is KILL, as docker's: PID 1 cannot ignore it; a missing one is one line, the rest still go
+        expect(await env.run(["kill", "d2", "ghost"])).toEqual({ code: 1, stdout: "d2\n", stderr: expect.stringMatching(/^bunker: kill ghost: [^\n]*ghost[^\n]*\n$/) });
+        await until(async () => /^d2\s+\d+\s+STOPPED\s+137\s/m.test((await env.run(["ps", "-a"])).stdout), 10_000, "d2 to stop with 137");
         expect(await env.run(["rm", "-f", "d2"])).toEqual({ code: 0, stdout: "", stderr: "" });
         const gone = await env.run(["exec", "d2", "true"]);
         expect(gone.code).toBe(125);

@@ -122,8 +122,9 @@ describe("parseArgs", () => {
 
   test("exec, kill, rm, logs, ps", () => {
     expect(parseArgs(["exec", "-t", "c", "sh", "-c", "x"]).command).toEqual({ name: "exec", tty: true, detach: false, env: [], id: "c", args: ["sh", "-c", "x"] });
-    expect(parseArgs(["kill", "-s", "SIGKILL", "c"]).command).toEqual({ name: "kill", signal: 9, all: false, id: "c" });
-    expect(parseArgs(["kill", "c"]).command).toEqual({ name: "kill", signal: 15, all: false, id: "c" });
+    expect(parseArgs(["kill", "-s", "SIGTERM", "c"]).command).toEqual({ name: "kill", signal: 15, all: false, ids: ["c"] });
+    // docker's default, and several at once
+    expect(parseArgs(["kill", "c", "d"]).command).toEqual({ name: "kill", signal: 9, all: false, ids: ["c", "d"] });
     expect(parseArgs(["rm", "-f", "a", "b"]).command).toEqual({ name: "rm", force: true, ids: ["a", "b"] });
     expect(parseArgs(["logs", "c"]).command).toEqual({ name: "logs", id: "c", follow: false, timestamps: false });
     expect(parseArgs(["logs", "-f", "--tail", "3", "-t", "--since", "10m", "--until", "2024-01-01T00:00:00Z", "c"]).command).toEqual({
@@ -161,7 +162,7 @@ describe("parseArgs", () => {
     [["run", "--bogus", "--rootfs", "/r", "c", "sh"], /unknown flag --bogus/],
     [["run", "--rootfs"], /needs a value/],
     [["kill", "-s", "NOPE", "c"], /invalid signal/],
-    [["kill", "a", "b"], /unexpected argument/],
+    [["kill"], /a container id is required/],
     [["frobnicate"], /unknown command/],
     [["--rm", "ps"], /unknown flag/],
   ])("refuses %p", (argv, message) => {
