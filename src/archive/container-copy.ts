@@ -73,7 +73,8 @@ export function rootWriter(root: string, target: string): WritePath {
   return (rel) => resolveInRoot(root, rel === "" ? target : posix.join(target, rel), false);
 }
 
-function lstatOrUndefined(path: string): Stats | undefined {
+/** lstat, or undefined when nothing is there (or it cannot be seen). */
+export function lstatOrUndefined(path: string): Stats | undefined {
   try {
     return lstatSync(path);
   } catch {

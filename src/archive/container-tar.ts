@@ -18,10 +18,11 @@
 // directory is never replaced by a non-directory nor the reverse. Owners are root's (0:0) unless
 // the caller keeps the archive's (`-a`), as docker's CopyUIDGID. Sockets cannot be in a tar and are
 // skipped on the way out, as Go's archive/tar refuses them.
-import { chmodSync, closeSync, constants, fstatSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, type Stats, symlinkSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, fstatSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, symlinkSync, unlinkSync, writeSync } from "node:fs";
 import { posix } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../errdefs.ts";
 import { sys as defaultSys, type Syscalls } from "../sys/index.ts";
+import { lstatOrUndefined } from "./container-copy.ts";
 import { resolveInRoot } from "./root-path.ts";
 import { TarReader, type TarHeader } from "./tar.ts";
 import { tarStream, type TarWriteEntry } from "./tar-writer.ts";
@@ -115,14 +116,6 @@ export interface ExtractOptions {
   sys?: Syscalls;
 }
 
-function lstatOr(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
 function under(dir: string, path: string): boolean {
   return path === dir || path.startsWith(dir === "/" ? "/" : `${dir}/`);
 }
@@ -158,11 +151,11 @@ export async function extractTarInto(root: string, dir: string, open: () => Read
       const parentRel = slash < 0 ? "" : rel.slice(0, slash);
       const parent = resolveInRoot(root, posix.join(dir, parentRel), true);
       if (!under(top, parent)) throw new InvalidArgumentError(`goes through a symlink out of ${dir}`);
-      const parentSt = lstatOr(parent);
+      const parentSt = lstatOrUndefined(parent);
       if (!parentSt) mkdirSync(parent, { recursive: true, mode: 0o755 });
       else if (!parentSt.isDirectory()) throw new FailedPreconditionError(`${posix.join(dir, parentRel)} is not a directory`);
       const path = posix.join(parent, rel.slice(slash + 1));
-      const existing = lstatOr(path);
+      const existing = lstatOrUndefined(path);
       if (existing?.isDirectory() && header.type !== "dir") throw new FailedPreconditionError(`cannot overwrite directory ${posix.join(dir, rel)} with a non-directory`);
       if (existing && !existing.isDirectory() && header.type === "dir") throw new FailedPreconditionError(`cannot overwrite non-directory ${posix.join(dir, rel)} with a directory`);
       if (existing && !existing.isDirectory()) unlinkSync(path);
@@ -184,7 +177,7 @@ export async function extractTarInto(root: string, dir: string, open: () => Read
           break;
         case "hardlink": {
           const target = resolveInRoot(root, posix.join(dir, checkedEntryName(header.linkname)), false);
-          const st = under(top, target) ? lstatOr(target) : undefined;
+          const st = under(top, target) ? lstatOrUndefined(target) : undefined;
           if (!st || st.isDirectory()) throw new InvalidArgumentError(`hardlink to ${JSON.stringify(header.linkname)}: no such file in the archive's directory`);
           linkSync(target, path);
           continue; // the target's inode already has its metadata

@@ -4,14 +4,13 @@
 // after it talked to its gateway, and the figures match what the kernel reports in its namespace;
 // --net none and --net host show docker's "0B / 0B" (no links of their own), never the host's totals.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { BunkerEnv, bunkerBinDir, until } from "../support/cli-harness.ts";
-import { NetnsAgent } from "../support/netns-agent.ts";
+import { readFileSync } from "node:fs";
+import { BunkerEnv, until } from "../support/cli-harness.ts";
+import type { NetnsAgent } from "../support/netns-agent.ts";
+import { NetworkBunker } from "../support/network-bunker.ts";
 import { describeWith } from "../support/require.ts";
 
 const T = 120_000;
-const REPO = join(import.meta.dir, "../..");
 const DECIMAL_UNITS = ["B", "kB", "MB", "GB", "TB"];
 
 /** The NET I/O cell of a container's row in `stats --no-stream` (cells are three spaces or more apart). */
@@ -88,31 +87,19 @@ describeWith(["root", "bin:runc"], "bunker stats NET I/O without a network of it
 });
 
 describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bunker stats NET I/O on a bridge network (in a private network namespace)", () => {
+  let net: NetworkBunker;
   let agent: NetnsAgent;
-  let dir: string;
   let bunker: string[];
-  const run = async (...args: string[]) => await agent.run(...bunker, ...args);
-  const ok = async (...args: string[]) => {
-    const r = await run(...args);
-    if (r.code !== 0) throw new Error(`bunker ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const run = async (...args: string[]) => await net.run(...args);
+  const ok = async (...args: string[]) => await net.ok(...args);
 
   beforeAll(async () => {
-    dir = mkdtempSync("/tmp/bunker-statsnet-");
-    const bin = await bunkerBinDir();
-    bunker = [join(bin, "bunker"), "--root", join(dir, "root"), "--state", join(dir, "state"), "--address", join(dir, "bunker.sock")];
-    agent = await NetnsAgent.start({ PATH: `${bin}:${process.env.PATH}:/usr/sbin:/sbin` });
-    const archive = join(dir, "busybox.tar");
-    const built = Bun.spawnSync([process.execPath, join(REPO, "scripts/busybox-image.ts"), archive]);
-    expect(built.exitCode).toBe(0);
-    await ok("load", "-q", "-i", archive);
+    net = await NetworkBunker.start("/tmp/bunker-statsnet-");
+    ({ agent, bunker } = net);
   }, T);
 
   afterAll(async () => {
-    await run("rm", "-f", "talker-embedded", "talker-daemon").catch(() => undefined);
-    await agent?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await net?.stop(["talker-embedded", "talker-daemon"]);
   }, T);
 
   for (const mode of ["embedded", "daemon"] as const) {

@@ -3,26 +3,20 @@
 // veths, iptables rules and netns pins die with it, and only loopback and the test's own subnet
 // (bunker's default 10.14.0.0/24, which exists only in that namespace) are ever addressed.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { bunkerBinDir } from "../support/cli-harness.ts";
-import { NetnsAgent } from "../support/netns-agent.ts";
+import type { NetnsAgent } from "../support/netns-agent.ts";
+import { NetworkBunker } from "../support/network-bunker.ts";
 import { describeWith } from "../support/require.ts";
 
 const T = 120_000;
-const REPO = join(import.meta.dir, "../..");
 
 describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bunker run --net (in a private network namespace)", () => {
+  let net: NetworkBunker;
   let agent: NetnsAgent;
   let dir: string;
   let bunker: string[];
 
-  const run = async (...args: string[]) => await agent.run(...bunker, ...args);
-  const ok = async (...args: string[]) => {
-    const r = await run(...args);
-    if (r.code !== 0) throw new Error(`bunker ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const run = async (...args: string[]) => await net.run(...args);
+  const ok = async (...args: string[]) => await net.ok(...args);
   const sh = async (cmd: string) => (await agent.run("sh", "-c", cmd)).stdout;
   /** What must be gone once every container is: links, CNI's per-container rules, leases, pins, records. */
   const leftovers = async () => ({
@@ -37,20 +31,12 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
   const nothingLeft = { veths: "0", containerRules: "0", dnat: "0", leases: "0", pins: "0", attachments: "0" };
 
   beforeAll(async () => {
-    dir = mkdtempSync("/tmp/bunker-netrun-");
-    const bin = await bunkerBinDir();
-    bunker = [join(bin, "bunker"), "--root", join(dir, "root"), "--state", join(dir, "state"), "--address", join(dir, "bunker.sock")];
-    agent = await NetnsAgent.start({ PATH: `${bin}:${process.env.PATH}:/usr/sbin:/sbin` });
-    const archive = join(dir, "busybox.tar");
-    const built = Bun.spawnSync([process.execPath, join(REPO, "scripts/busybox-image.ts"), archive]);
-    expect(built.exitCode).toBe(0);
-    await ok("load", "-q", "-i", archive);
+    net = await NetworkBunker.start("/tmp/bunker-netrun-");
+    ({ agent, dir, bunker } = net);
   }, T);
 
   afterAll(async () => {
-    await run("rm", "-f", "web", "peer", "held").catch(() => undefined);
-    await agent?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await net?.stop(["web", "peer", "held"]);
   }, T);
 
   test("bridge: an address on the default network, generated /etc files, and container to container over HTTP", async () => {
