@@ -254,6 +254,9 @@ export interface SpecNetwork {
  * The spec joined to its network: a pinned (or another container's) network namespace by path, or
  * none of its own for the host's network; the generated /etc files bind-mounted over the image's, as
  * docker and nerdctl do (rbind, so a symlinked /etc/resolv.conf in the image is replaced, not followed).
+ * A mount the spec already has at one of those paths (`-v ./hosts:/etc/hosts`) wins, as in docker
+ * (moby's NetworkMounts skips a file the container HasMountFor); one whose source is the file we
+ * generate is ours from an earlier join and is replaced, so joining twice changes nothing.
  */
 export function withNetwork<T extends { hostname?: string; mounts?: OciMount[]; linux?: { namespaces?: { type: string; path?: string }[] } }>(spec: T, net: SpecNetwork): T {
   const namespaces = (spec.linux?.namespaces ?? []).filter((n) => n.type !== "network");
@@ -261,10 +264,12 @@ export function withNetwork<T extends { hostname?: string; mounts?: OciMount[]; 
   else if (!net.hostNetwork) namespaces.push({ type: "network" });
   const out = { ...spec, linux: { ...spec.linux, namespaces } };
   if (net.hostname) out.hostname = net.hostname;
-  const files = net.files ?? [];
-  if (files.length > 0) {
-    const taken = new Set(files.map((f) => f.destination));
-    out.mounts = [...(spec.mounts ?? []).filter((m) => !taken.has(m.destination)), ...files.map((f) => ({ destination: f.destination, type: "bind", source: f.source, options: ["rbind", "rprivate"] }))];
+  const ours = new Set((net.files ?? []).map((f) => `${f.destination}\0${f.source}`));
+  const kept = (spec.mounts ?? []).filter((m) => !ours.has(`${m.destination}\0${m.source ?? ""}`));
+  const users = new Set(kept.map((m) => m.destination));
+  const files = (net.files ?? []).filter((f) => !users.has(f.destination));
+  if (files.length > 0 || kept.length !== (spec.mounts ?? []).length) {
+    out.mounts = [...kept, ...files.map((f) => ({ destination: f.destination, type: "bind", source: f.source, options: ["rbind", "rprivate"] }))];
   }
   return out;
 }

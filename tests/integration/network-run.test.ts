@@ -3,6 +3,8 @@
 // veths, iptables rules and netns pins die with it, and only loopback and the test's own subnet
 // (bunker's default 10.14.0.0/24, which exists only in that namespace) are ever addressed.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { NetnsAgent } from "../support/netns-agent.ts";
 import { NetworkBunker } from "../support/network-bunker.ts";
 import { describeWith } from "../support/require.ts";
@@ -56,6 +58,13 @@ describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bun
     const page = await ok("run", "--rm", "--net", "bridge", "busybox", "sh", "-c", `for i in 1 2 3 4 5 6 7 8 9 10; do timeout 5 wget -q -O - http://${ip}/hostname && exit 0; sleep 0.2; done; exit 1`);
     expect(page.trim()).toBe("web");
     await ok("rm", "-f", "web");
+    expect(await leftovers()).toEqual(nothingLeft);
+  }, T);
+
+  test("a user's -v over /etc/hosts wins over the generated one (docker's rule); the other files stay generated", async () => {
+    writeFileSync(join(dir, "my-hosts"), "10.14.0.99\tmine\n");
+    const out = await ok("run", "--rm", "--net", "bridge", "-v", `${join(dir, "my-hosts")}:/etc/hosts:ro`, "--dns", "10.14.0.53", "busybox", "cat", "/etc/hosts", "/etc/resolv.conf");
+    expect(out).toBe("10.14.0.99\tmine\nnameserver 10.14.0.53\n");
     expect(await leftovers()).toEqual(nothingLeft);
   }, T);
 

@@ -1,7 +1,7 @@
-import { expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { InvalidArgumentError } from "../../src/errdefs.ts";
 import { cgroupParent, DEFAULT_ADDRESS } from "../../src/runtime/paths.ts";
-import { DEFAULT_PATH_ENV, execProcess, generateSpec, mergeEnv, parsePlatforms } from "../../src/oci/spec.ts";
+import { DEFAULT_PATH_ENV, execProcess, generateSpec, mergeEnv, parsePlatforms, withNetwork } from "../../src/oci/spec.ts";
 
 test("generateSpec follows containerd's unix defaults", () => {
   const s = generateSpec({ namespace: "default", id: "c1", args: ["/bin/echo", "hi"], env: ["A=1", "PATH=/bin"], cwd: "/tmp" });
@@ -57,4 +57,31 @@ test("parsePlatforms", () => {
   for (const bad of ["", "linux/", "plan9/amd64", "linux/vax", "a/b/c/d", "linux/amd64 "]) {
     expect(() => parsePlatforms([bad])).toThrow(InvalidArgumentError);
   }
+});
+
+describe("withNetwork's /etc files", () => {
+  const files = [
+    { destination: "/etc/hosts", source: "/run/bunker/networks/containers/ns/c/hosts" },
+    { destination: "/etc/resolv.conf", source: "/run/bunker/networks/containers/ns/c/resolv.conf" },
+  ];
+  const bind = (destination: string, source: string) => ({ destination, type: "bind", source, options: ["rbind", "rprivate"] });
+
+  test("bind-mounted over the image's, with the netns by path", () => {
+    const spec = withNetwork(generateSpec({ namespace: "ns", id: "c", args: ["true"] }), { netnsPath: "/run/netns/x", files });
+    expect(spec.mounts!.filter((m) => m.destination.startsWith("/etc/"))).toEqual(files.map((f) => bind(f.destination, f.source)));
+    expect(spec.linux.namespaces as { type: string; path?: string }[]).toContainEqual({ type: "network", path: "/run/netns/x" });
+  });
+
+  test("a user's mount at one of those paths wins, as in docker (-v ./hosts:/etc/hosts)", () => {
+    const base = generateSpec({ namespace: "ns", id: "c", args: ["true"] });
+    base.mounts = [...base.mounts!, bind("/etc/hosts", "/srv/my-hosts")];
+    const spec = withNetwork(base, { netnsPath: "/run/netns/x", files });
+    const etc = spec.mounts!.filter((m) => m.destination.startsWith("/etc/"));
+    expect(etc).toEqual([bind("/etc/hosts", "/srv/my-hosts"), bind("/etc/resolv.conf", files[1]!.source)]);
+  });
+
+  test("joining twice changes nothing: our own earlier mounts are replaced, not kept as a user's", () => {
+    const once = withNetwork(generateSpec({ namespace: "ns", id: "c", args: ["true"] }), { netnsPath: "/run/netns/x", files });
+    expect(withNetwork(once, { netnsPath: "/run/netns/x", files })).toEqual(once);
+  });
 });
