@@ -11,7 +11,8 @@
 //   a client that comes too early finds no socket and runs embedded, which is safe;
 // - LimitNOFILE/LimitNPROC/TasksMax unlimited and OOMScoreAdjust=-999 as containerd's: the
 //   daemon must not be the first thing the OOM killer takes, nor hit the unit's task cap.
-// - Environment=BUN_GC_TIMER_DISABLE=1: an idle daemon does not wake every second (../idle.ts).
+// - Environment=BUN_GC_TIMER_DISABLE=1 and the BUN_JSC_ JIT thresholds: an idle daemon does not wake every
+//   second, and its seldom-run paths do not compile again each time (../idle.ts).
 // The daemon's --root/--state/--address are written out, so the unit serves the instance that
 // installed it rather than whatever the defaults become.
 import { existsSync, mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";

@@ -63,8 +63,20 @@ export function readConfig(dir: string): ContainerConfig | undefined {
 }
 
 export function readState(dir: string): ContainerState {
+  return parseState(readStateText(dir));
+}
+
+function readStateText(dir: string): string | undefined {
   try {
-    const s = JSON.parse(readFileSync(join(dir, STATE_FILE), "utf8")) as Partial<ContainerState>;
+    return readFileSync(join(dir, STATE_FILE), "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+function parseState(text: string | undefined): ContainerState {
+  try {
+    const s = JSON.parse(text ?? "") as Partial<ContainerState>;
     const out: ContainerState = { restartCount: typeof s.restartCount === "number" ? s.restartCount : 0, manuallyStopped: s.manuallyStopped === true };
     if (typeof s.startedAt === "string") out.startedAt = s.startedAt;
     if (s.settled === true) out.settled = true;
@@ -75,13 +87,21 @@ export function readState(dir: string): ContainerState {
   }
 }
 
-/** Read, change, write (through a rename: a torn write leaves the old state, not none). */
+/**
+ * Read, change, write (through a rename: a torn write leaves the old state, not none). A change
+ * that leaves the file's text as it is writes nothing: a restart policy's loop records the same
+ * exit twice (the TaskExit event, then the task's delete), and each write under --root is a new
+ * inode on the host's disk.
+ */
 export function updateState(dir: string, change: (s: ContainerState) => void): ContainerState {
-  const s = readState(dir);
+  const before = readStateText(dir);
+  const s = parseState(before);
   change(s);
+  const text = JSON.stringify(s);
+  if (text === before) return s;
   const tmp = join(dir, `.${STATE_FILE}.${process.pid}`);
   try {
-    writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
+    writeFileSync(tmp, text, { mode: 0o600 });
     renameSync(tmp, join(dir, STATE_FILE));
   } catch {
     // the record is gone (removed meanwhile): nothing to keep

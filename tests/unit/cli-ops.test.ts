@@ -218,7 +218,7 @@ describe("systemd unit", () => {
   test("containerd's service settings, with the daemon's dirs, under <prefix>/lib/systemd/system", () => {
     const unit = systemdUnit({ binary: "/usr/local/bin/bunker", root: "/var/lib/bunker", state: "/run/bunker", address: "/run/bunker/bunker.sock" });
     expect(unit).toContain("\nExecStart=/usr/local/bin/bunker --root /var/lib/bunker --state /run/bunker --address /run/bunker/bunker.sock daemon\n");
-    for (const line of ["Type=simple", "Delegate=yes", "KillMode=process", "Restart=always", "WantedBy=multi-user.target", "OOMScoreAdjust=-999", "TasksMax=infinity", "Environment=BUN_GC_TIMER_DISABLE=1"]) expect(unit).toContain(`\n${line}\n`);
+    for (const line of ["Type=simple", "Delegate=yes", "KillMode=process", "Restart=always", "WantedBy=multi-user.target", "OOMScoreAdjust=-999", "TasksMax=infinity", "Environment=BUN_GC_TIMER_DISABLE=1", "Environment=BUN_JSC_thresholdForJITAfterWarmUp=20000", "Environment=BUN_JSC_thresholdForJITSoon=5000"]) expect(unit).toContain(`\n${line}\n`);
     expect(unit).toStartWith("[Unit]\n");
     expect(unitPath("/usr/local")).toBe("/usr/local/lib/systemd/system/bunker.service");
     // a path with a space is quoted as systemd reads it
