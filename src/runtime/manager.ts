@@ -724,6 +724,15 @@ export class TaskManager {
       const log = this.planLog(opts, namespace, id, binary);
       const bundle = newBundle({ root: this.o.root, state: this.o.state, namespace, id, spec: opts.spec, sys: this.o.sys });
       const t = await this.build(bundle, binary, opts, log, "restart");
+      // recorded before the start is asked for: a command that exits at once can have its exit
+      // handled (restarts.ts) before start() returns, and must see this run's start time and count
+      // (an older startedAt made a crash loop's run look > 10 s long and reset its back-off)
+      updateState(dir, (s) => {
+        s.startedAt = new Date().toISOString();
+        s.manuallyStopped = false;
+        delete s.settled;
+        if (byPolicy) s.restartCount++;
+      });
       try {
         pid = await t.start("");
       } catch (err) {
@@ -737,12 +746,6 @@ export class TaskManager {
     } finally {
       held?.release();
     }
-    updateState(dir, (s) => {
-      s.startedAt = new Date().toISOString();
-      s.manuallyStopped = false;
-      delete s.settled;
-      if (byPolicy) s.restartCount++;
-    });
     return pid;
   }
 
