@@ -22,15 +22,17 @@ export async function prepareImageRun(
   runOptions?: RunSpecOptions,
 ): Promise<{ spec: OciSpec; image: string; parent: string; stopSignal?: string }> {
   const store = openImageStore(g);
-  const display = new PullDisplay(process.stderr, source.image);
+  // made at the first progress event: an image already present shows nothing, and merely reaching
+  // for process.stderr builds its WriteStream (node:stream and node:util loaded: ~3 ms of a run)
+  let display: PullDisplay | undefined;
   let img;
   try {
     img = await store.ensure(source.image, source.pull, {
       ...(source.platform ? { platform: source.platform } : {}),
-      onProgress: (e) => display.progress(e),
+      onProgress: (e) => (display ??= new PullDisplay(process.stderr, source.image)).progress(e),
     });
   } finally {
-    display.end();
+    display?.end();
   }
   const spec = await imageSpec(store, img, base, {
     args: o.args,
