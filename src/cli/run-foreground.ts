@@ -182,6 +182,7 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   const bundle = makeBundle(g, o, root, rec, containers);
   const pidFile = join(bundle, FOREGROUND_PID_FILE);
   const logFile = join(bundle, "runc.log");
+  let sweeping: Promise<void> | undefined;
   try {
     // the layer and the network at once (mounts and CNI plugins, each tens of ms), both settled
     // before anything goes on: the teardown below must not race a setup still under way
@@ -204,6 +205,8 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
       stdout: "inherit",
       stderr: "pipe",
     });
+    // while runc works, the layers earlier runs left to delete (see the snapshot step below) go
+    sweeping = "image" in root ? root.image.layers.sweep?.() : undefined;
     const forward = (sig: NodeJS.Signals) => () => proc.kill(sig);
     const handlers = FORWARDED.map((s) => [s, forward(s)] as const);
     for (const [s, h] of handlers) process.on(s, h);
@@ -230,11 +233,14 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
       o.id,
       async (step) => {
         if (step === "task") await releaseForegroundTask(rec, o.id);
-        else if (step === "snapshot") await (root as { image: ImageRoot }).image.layers.release(g.namespace, o.id);
+        // unmounted and out of the index now; its files are deleted by the next image run's sweep
+        // (or prune), as containerd's snapshotter leaves removed dirs to its garbage collector
+        else if (step === "snapshot") await (root as { image: ImageRoot }).image.layers.release(g.namespace, o.id, { deferDelete: true });
         else if (step === "network") await networks!.release(g.namespace, o.id);
         else await removeBundle(bundle, "image" in root);
       },
       { persist: false, steps: stepsFor({ image: "image" in root, network: networks !== undefined }) },
     );
+    await sweeping;
   }
 }

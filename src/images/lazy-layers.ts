@@ -11,6 +11,7 @@ export function lazyLayers(root: string, o: ImageStoreOptions = {}): ContainerLa
   return {
     prepare: async (namespace, id, parent) => (await load()).prepare(namespace, id, parent),
     mount: async (namespace, id, target, opts) => (await load()).mount(namespace, id, target, opts),
-    release: async (namespace, id) => (await load()).release(namespace, id),
+    release: async (namespace, id, opts) => (await load()).release(namespace, id, opts),
+    sweep: async () => (await load()).sweep?.(),
   };
 }

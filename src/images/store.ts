@@ -243,8 +243,11 @@ export class ImageStore {
       mount: async (namespace, id, target, opts) => {
         this.snapshots.mount(containerKey(namespace, id), target, opts);
       },
-      release: async (namespace, id) => {
-        await this.snapshots.remove(containerKey(namespace, id));
+      release: async (namespace, id, opts) => {
+        await this.snapshots.remove(containerKey(namespace, id), { defer: opts?.deferDelete === true });
+      },
+      sweep: async () => {
+        await this.snapshots.sweepTrash().catch(() => undefined);
       },
     };
   }

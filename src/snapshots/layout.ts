@@ -10,6 +10,8 @@
 //   by-chain/<chain ID>     symlink "../<n>": the index that makes a committed snapshot exist
 //   by-key/<encoded key>    symlink "../<n>": the same for active snapshots
 //   tmp/<lock>.<random>     extractions and copies in progress, and removals in flight
+//   tmp/trash.<random>      a removed container layer whose deletion was deferred (discard's `defer`)
+//   tmp/sweep.<pid>.<random> the same, claimed by the process <pid> deleting it
 //   locks/<lock>            flock files: "chain.<chain ID>" and "key.<encoded key>"
 //
 // Why numbers: containerd's overlay snapshotter names snapshot dirs by a short numeric id
@@ -40,6 +42,23 @@ export interface SnapshotMeta {
 }
 
 const NUMERIC = /^[1-9][0-9]*$/;
+/** tmp/ names of deferred discards: left for anyone to delete, then claimed by the one deleting. */
+const TRASH_PREFIX = "trash.";
+const SWEEP_PREFIX = "sweep.";
+const SWEEP_NAME = /^sweep\.([0-9]+)\.([0-9a-f]+)$/;
+
+function randomName(): string {
+  return crypto.randomUUID().replaceAll("-", "");
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 const MAX_KEY_FILE_NAME = 200;
 
 /** Snapshot keys are free-form (containerd's are); this keeps them one safe file name. */
@@ -127,7 +146,7 @@ export class StoreLayout {
 
   /** A fresh temp dir named for the lock its caller holds. */
   makeTemp(lockName: string): string {
-    const dir = join(this.tmp, `${lockName}.${crypto.randomUUID().replaceAll("-", "")}`);
+    const dir = join(this.tmp, `${lockName}.${randomName()}`);
     fs.mkdirSync(dir, { mode: 0o700 });
     return dir;
   }
@@ -159,16 +178,49 @@ export class StoreLayout {
     fs.rmSync(join(index === "chain" ? this.byChain : this.byKey, index === "chain" ? name : encodeKey(name)), { force: true });
   }
 
-  /** Moves a number out of sight into tmp/ (named for the lock the caller holds), then deletes it. */
-  discard(id: string, lockName: string): void {
-    const trash = join(this.tmp, `${lockName}.${crypto.randomUUID().replaceAll("-", "")}`);
+  /**
+   * Moves a number out of sight into tmp/ (named for the lock the caller holds), then deletes it.
+   * `defer`: only the move; the tree is left as `tmp/trash.<random>` for a later sweepTrash() (or
+   * cleanup()) to delete, as containerd's overlay snapshotter leaves removed dirs to its garbage
+   * collector. Deleting is what costs: on this ext4 (no journal, `discard`) every freed block is a
+   * synchronous discard, 0.3-1 ms each, and a used container layer frees a dozen or more.
+   */
+  discard(id: string, lockName: string, opts: { defer?: boolean } = {}): void {
+    const trash = join(this.tmp, opts.defer ? `${TRASH_PREFIX}${randomName()}` : `${lockName}.${randomName()}`);
     try {
       fs.renameSync(this.snapshotDir(id), trash);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
       throw err;
     }
-    fs.rmSync(trash, { recursive: true, force: true });
+    if (!opts.defer) fs.rmSync(trash, { recursive: true, force: true });
+  }
+
+  /**
+   * Claims what deferred discards left: each `trash.<random>` is renamed to `sweep.<pid>.<random>`
+   * (one rename: of several sweepers, one wins each entry), and a `sweep.<pid>.*` whose process is
+   * gone (killed mid-delete) is claimed again. Returns the claimed paths, for the caller to delete.
+   * Nothing in tmp/ is reachable from an index, so deleting a claimed tree races no reader.
+   */
+  claimTrash(): string[] {
+    const claimed: string[] = [];
+    for (const name of this.temps()) {
+      let rest: string | undefined;
+      if (name.startsWith(TRASH_PREFIX)) rest = name.slice(TRASH_PREFIX.length);
+      else {
+        const m = SWEEP_NAME.exec(name);
+        if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) rest = m[2];
+      }
+      if (rest === undefined) continue;
+      const to = join(this.tmp, `${SWEEP_PREFIX}${process.pid}.${rest}`);
+      try {
+        fs.renameSync(join(this.tmp, name), to);
+        claimed.push(to);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err; // another sweeper took it
+      }
+    }
+    return claimed;
   }
 
   temps(): string[] {

@@ -20,7 +20,9 @@
 //   prepare(key, parent)                                  — a container's writable layer (idempotent for the same parent)
 //   mounts(key) → MountSpec[]                             — containerd-style mounts (absolute paths)
 //   mount(key, target) / unmount(key)                     — mounts the rootfs at target (long chains via relative lowerdirs)
-//   remove(key)                                           — unmounts, then deletes the container layer; idempotent
+//   remove(key, {defer})                                  — unmounts, then deletes the container layer; idempotent
+//                                                           (defer: moved out of sight now, deleted by sweepTrash)
+//   sweepTrash()                                          — deletes what deferred removals left (off the caller's thread)
 //   removeCommitted(chainId)                              — prune; refuses while a child or a container uses it
 //   list(), cleanup()                                     — inventory; reclaim what crashed processes left
 import * as fs from "node:fs";
@@ -65,7 +67,14 @@ export interface Snapshotter {
    */
   mount(key: string, target: string, opts?: { volatile?: boolean }): void;
   unmount(key: string): void;
-  remove(key: string): Promise<void>;
+  /**
+   * `defer`: the layer is unmounted and out of every index at return, but its tree is only moved to
+   * tmp/ for a later sweepTrash() or cleanup() to delete (containerd's overlay snapshotter removes
+   * dirs in its garbage collection the same way): a `run --rm` ends without paying for it.
+   */
+  remove(key: string, opts?: { defer?: boolean }): Promise<void>;
+  /** Deletes the trees deferred removals left (by this or any process); returns how many. */
+  sweepTrash(): Promise<number>;
   removeCommitted(chainId: string): Promise<void>;
   list(): { committed: CommittedSnapshot[]; active: ActiveSnapshot[] };
   /** Reclaims temps, unindexed snapshots and probes that crashed processes left; returns how many. */
@@ -237,7 +246,7 @@ class LayerStore implements Snapshotter {
     });
   }
 
-  async remove(key: string): Promise<void> {
+  async remove(key: string, opts: { defer?: boolean } = {}): Promise<void> {
     const lockName = keyLockName(key);
     const lock = await acquireLock(this.layout.lockPath(lockName), "exclusive");
     let removed = false;
@@ -246,7 +255,7 @@ class LayerStore implements Snapshotter {
       if (!meta) return;
       for (const t of meta.targets) sys().unmountAll(t);
       this.layout.unlink("key", key);
-      this.layout.discard(meta.id, lockName);
+      this.layout.discard(meta.id, lockName, { defer: opts.defer === true });
       removed = true;
     } finally {
       lock.release({ removeFile: removed });
@@ -288,8 +297,19 @@ class LayerStore implements Snapshotter {
     return { committed, active };
   }
 
+  async sweepTrash(): Promise<number> {
+    const claimed = this.layout.claimTrash();
+    // fs.promises: the deletes run on Bun's thread pool, so a caller waiting on a container keeps its event loop
+    await Promise.all(claimed.map((path) => fs.promises.rm(path, { recursive: true, force: true })));
+    return claimed.length;
+  }
+
   async cleanup(): Promise<number> {
     let reclaimed = 0;
+    for (const path of this.layout.claimTrash()) {
+      fs.rmSync(path, { recursive: true, force: true });
+      reclaimed++;
+    }
     for (const name of this.layout.temps()) {
       const lockName = lockNameOfTemp(name);
       if (!lockName) continue;

@@ -136,6 +136,42 @@ test("a failed mount is not recorded as a target; remove unmounts recorded targe
   expect(() => s.mount("default/c", "/run/x/rootfs")).toThrow(NotFoundError);
 });
 
+test("a deferred remove unmounts and unindexes at once, leaves the tree as trash; sweepTrash deletes it, claiming each entry once; cleanup reclaims a dead sweeper's", async () => {
+  const s = openSnapshotter(tmp, "overlayfs");
+  const layout = new StoreLayout(s.dir);
+  const chain = ids(1);
+  await unpackAll(s, chain);
+  await s.prepare("default/d", chain[0]!);
+  s.mount("default/d", "/run/d/rootfs");
+  fs.writeFileSync(join(s.dir, layout.numbers().sort().at(-1)!, "fs", "written"), "by the container");
+  fake.calls.length = 0;
+  await s.remove("default/d", { defer: true });
+  expect(fake.callsOf("unmountAll")).toEqual([["/run/d/rootfs"]]);
+  expect(s.list().active).toEqual([]);
+  expect(layout.numbers()).toHaveLength(1); // only the committed layer is numbered
+  const trash = fs.readdirSync(layout.tmp);
+  expect(trash).toEqual([expect.stringMatching(/^trash\.[0-9a-f]{32}$/)]);
+  expect(fs.existsSync(join(layout.tmp, trash[0]!, "fs", "written"))).toBe(true);
+  // the same key can be prepared again while its old tree waits in the trash
+  await s.prepare("default/d", chain[0]!);
+  expect(s.list().active.map((a) => a.key)).toEqual(["default/d"]);
+
+  // two sweepers: each entry is claimed (renamed to sweep.<pid>.*) by one
+  const [a, b] = await Promise.all([s.sweepTrash(), s.sweepTrash()]);
+  expect(a + b).toBe(1);
+  expect(fs.readdirSync(layout.tmp)).toEqual([]);
+  expect(await s.sweepTrash()).toBe(0);
+
+  // a sweeper SIGKILLed mid-delete: its claimed entry is taken over; a live sweeper's is not
+  fs.mkdirSync(join(layout.tmp, "sweep.999999999.0123abcd", "fs"), { recursive: true });
+  fs.mkdirSync(join(layout.tmp, `sweep.${process.ppid}.4567cdef`, "fs"), { recursive: true });
+  expect(await s.cleanup()).toBe(1);
+  expect(fs.readdirSync(layout.tmp)).toEqual([`sweep.${process.ppid}.4567cdef`]);
+  fs.rmSync(join(layout.tmp, `sweep.${process.ppid}.4567cdef`), { recursive: true });
+  await s.remove("default/d");
+  expect(fs.readdirSync(layout.tmp)).toEqual([]);
+});
+
 test("prepare is idempotent for the same parent, refuses another parent and an uncommitted one", async () => {
   const s = openSnapshotter(tmp, "overlayfs");
   const chain = ids(2);
