@@ -102,11 +102,10 @@ async function joinNetwork(bundle: string, g: GlobalOptions, o: RunOptions, netw
 
 /** Mounts the container's own layer at <bundle>/rootfs (the record's snapshot step releases it). */
 async function mountImageLayer(bundle: string, g: GlobalOptions, id: string, root: ImageRoot): Promise<void> {
-  await root.layers.prepare(g.namespace, id, root.parent);
   const target = join(bundle, "rootfs");
   mkdirSync(target, { recursive: true, mode: 0o711 });
   // a run --rm's layer is never mounted again: no sync of the whole disk at its unmount
-  await root.layers.mount(g.namespace, id, target, { volatile: true });
+  await root.layers.prepareMounted(g.namespace, id, root.parent, target, { volatile: true });
 }
 
 /**

@@ -240,8 +240,8 @@ export class ImageStore {
         await this.snapshots.prepare(key, parent);
         return this.snapshots.mounts(key).map((m) => ({ type: m.type, source: m.source, options: [...m.options] }));
       },
-      mount: async (namespace, id, target, opts) => {
-        this.snapshots.mount(containerKey(namespace, id), target, opts);
+      prepareMounted: async (namespace, id, parent, target, opts) => {
+        await this.snapshots.prepare(containerKey(namespace, id), parent, { mountAt: target, volatile: opts?.volatile === true });
       },
       release: async (namespace, id, opts) => {
         await this.snapshots.remove(containerKey(namespace, id), { defer: opts?.deferDelete === true });
