@@ -7,6 +7,7 @@ import type { RunSpecOptions } from "../oci/run-options.ts";
 import { ImageStore } from "../images/store.ts";
 import { topChainId } from "../images/image.ts";
 import { imageSpec, imageStopSignal } from "../images/run-spec.ts";
+import type { ContainerLayers } from "../containers/record.ts";
 import { type GlobalOptions, imageStoreOptions, type RunOptions } from "./args.ts";
 import { PullDisplay } from "./pull-display.ts";
 
@@ -20,7 +21,7 @@ export async function prepareImageRun(
   source: { image: string; pull: "missing" | "always" | "never"; platform?: string },
   base: Omit<SpecOptions, "args" | "env" | "cwd">,
   runOptions?: RunSpecOptions,
-): Promise<{ spec: OciSpec; image: string; parent: string; stopSignal?: string }> {
+): Promise<{ spec: OciSpec; image: string; parent: string; stopSignal?: string; layers: ContainerLayers }> {
   const store = openImageStore(g);
   // made at the first progress event: an image already present shows nothing, and merely reaching
   // for process.stderr builds its WriteStream (node:stream and node:util loaded: ~3 ms of a run)
@@ -42,5 +43,7 @@ export async function prepareImageRun(
     ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
   }, runOptions);
   const stopSignal = imageStopSignal(img);
-  return { spec, image: img.name, parent: topChainId(img), ...(stopSignal ? { stopSignal } : {}) };
+  // the container's layer from the store just opened: its snapshotter is set up already (a second
+  // store would make its dirs and read the overlay module's parameters again)
+  return { spec, image: img.name, parent: topChainId(img), ...(stopSignal ? { stopSignal } : {}), layers: store.layers() };
 }

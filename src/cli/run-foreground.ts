@@ -15,7 +15,7 @@ import { readMeta, writeMeta } from "../runtime/meta.ts";
 import { cgroupParent, DEFAULT_SEARCH_PATH } from "../runtime/paths.ts";
 import { generateSpec, type OciSpec, withNetwork } from "../oci/spec.ts";
 import { applyRunOptions, type RunSpecOptions } from "../oci/run-options.ts";
-import { type GlobalOptions, imageStoreOptions, type RunOptions } from "./args.ts";
+import type { GlobalOptions, RunOptions } from "./args.ts";
 import { CONFIG_FILE } from "../contract/bundle.ts";
 
 /** Signals a terminal or `kill <bunker pid>` sends us, passed on to runc (which passes them on to the container). */
@@ -166,10 +166,9 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   if (rootfs !== undefined) {
     root = { rootfs, ...(runOptions ? { runOptions } : {}) };
   } else {
-    const [{ prepareImageRun }, { lazyLayers }] = await Promise.all([import("./image-run.ts"), import("../images/lazy-layers.ts")]);
+    const { prepareImageRun } = await import("./image-run.ts");
     const base = { namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), annotations: o.annotations };
-    const r = await prepareImageRun(g, o, o.source as Extract<RunOptions["source"], { image: string }>, base, runOptions);
-    root = { image: { ...r, layers: lazyLayers(g.root, imageStoreOptions(g)) } };
+    root = { image: await prepareImageRun(g, o, o.source as Extract<RunOptions["source"], { image: string }>, base, runOptions) };
   }
   // as a shim finds it (the same default search path when PATH lacks it): run --rm and run -d agree
   const runc = Bun.which("runc") ?? Bun.which("runc", { PATH: DEFAULT_SEARCH_PATH });
