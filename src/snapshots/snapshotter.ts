@@ -340,10 +340,12 @@ class LayerStore implements Snapshotter {
 
   async cleanup(): Promise<number> {
     let reclaimed = 0;
-    for (const path of [...this.layout.claimTrash(), ...this.layout.claimSpares()]) {
+    for (const path of this.layout.claimTrash()) {
       fs.rmSync(path, { recursive: true, force: true });
       reclaimed++;
     }
+    // made on purpose, not left by a crash: deleted (prune leaves nothing made ahead) but not counted
+    for (const path of this.layout.claimSpares()) fs.rmSync(path, { recursive: true, force: true });
     for (const name of this.layout.temps()) {
       const lockName = lockNameOfTemp(name);
       if (!lockName) continue;
