@@ -6,7 +6,7 @@ import { loadImages, saveImages } from "../images/archive.ts";
 import { pruneImages } from "../images/prune.ts";
 import { familiarString, parseDockerRef } from "../registry/reference.ts";
 import type { Command, GlobalOptions } from "./args.ts";
-import { openImageStore } from "./image-run.ts";
+import { openImageStore } from "./image-store.ts";
 import { stdout } from "./stdout.ts";
 
 function out(line: string): void {

@@ -9,7 +9,7 @@ import { readCredentials, removeCredentials, saveCredentials } from "../registry
 import { RegistryClient } from "../registry/client.ts";
 import { familiarString, parseDockerRef } from "../registry/reference.ts";
 import type { Command, GlobalOptions } from "./args.ts";
-import { openImageStore } from "./image-run.ts";
+import { openImageStore } from "./image-store.ts";
 import { human, PullDisplay } from "./pull-display.ts";
 import { stdout } from "./stdout.ts";
 

@@ -15,7 +15,7 @@ import { readMeta, writeMeta } from "../runtime/meta.ts";
 import { cgroupParent, DEFAULT_SEARCH_PATH } from "../runtime/paths.ts";
 import { generateSpec, type OciSpec, withNetwork } from "../oci/spec.ts";
 import { applyRunOptions, type RunSpecOptions } from "../oci/run-options.ts";
-import { type GlobalOptions, imageStoreOptions, type RunOptions } from "./args.ts";
+import type { GlobalOptions, RunOptions } from "./args.ts";
 import { CONFIG_FILE } from "../contract/bundle.ts";
 
 /** Signals a terminal or `kill <bunker pid>` sends us, passed on to runc (which passes them on to the container). */
@@ -102,11 +102,10 @@ async function joinNetwork(bundle: string, g: GlobalOptions, o: RunOptions, netw
 
 /** Mounts the container's own layer at <bundle>/rootfs (the record's snapshot step releases it). */
 async function mountImageLayer(bundle: string, g: GlobalOptions, id: string, root: ImageRoot): Promise<void> {
-  await root.layers.prepare(g.namespace, id, root.parent);
   const target = join(bundle, "rootfs");
   mkdirSync(target, { recursive: true, mode: 0o711 });
   // a run --rm's layer is never mounted again: no sync of the whole disk at its unmount
-  await root.layers.mount(g.namespace, id, target, { volatile: true });
+  await root.layers.prepareMounted(g.namespace, id, root.parent, target, { volatile: true });
 }
 
 /**
@@ -167,10 +166,9 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   if (rootfs !== undefined) {
     root = { rootfs, ...(runOptions ? { runOptions } : {}) };
   } else {
-    const [{ prepareImageRun }, { lazyLayers }] = await Promise.all([import("./image-run.ts"), import("../images/lazy-layers.ts")]);
+    const { prepareImageRun } = await import("./image-run.ts");
     const base = { namespace: g.namespace, id: o.id, cgroupParent: cgroupParent(g.address), annotations: o.annotations };
-    const r = await prepareImageRun(g, o, o.source as Extract<RunOptions["source"], { image: string }>, base, runOptions);
-    root = { image: { ...r, layers: lazyLayers(g.root, imageStoreOptions(g)) } };
+    root = { image: await prepareImageRun(g, o, o.source as Extract<RunOptions["source"], { image: string }>, base, runOptions) };
   }
   // as a shim finds it (the same default search path when PATH lacks it): run --rm and run -d agree
   const runc = Bun.which("runc") ?? Bun.which("runc", { PATH: DEFAULT_SEARCH_PATH });
@@ -182,6 +180,7 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
   const bundle = makeBundle(g, o, root, rec, containers);
   const pidFile = join(bundle, FOREGROUND_PID_FILE);
   const logFile = join(bundle, "runc.log");
+  let sweeping: Promise<void> | undefined;
   try {
     // the layer and the network at once (mounts and CNI plugins, each tens of ms), both settled
     // before anything goes on: the teardown below must not race a setup still under way
@@ -204,6 +203,8 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
       stdout: "inherit",
       stderr: "pipe",
     });
+    // while runc works, the layers earlier runs left to delete (see the snapshot step below) go
+    sweeping = "image" in root ? root.image.layers.sweep?.() : undefined;
     const forward = (sig: NodeJS.Signals) => () => proc.kill(sig);
     const handlers = FORWARDED.map((s) => [s, forward(s)] as const);
     for (const [s, h] of handlers) process.on(s, h);
@@ -230,11 +231,14 @@ export async function runForeground(g: GlobalOptions, o: RunOptions): Promise<nu
       o.id,
       async (step) => {
         if (step === "task") await releaseForegroundTask(rec, o.id);
-        else if (step === "snapshot") await (root as { image: ImageRoot }).image.layers.release(g.namespace, o.id);
+        // unmounted and out of the index now; its files are deleted by the next image run's sweep
+        // (or prune), as containerd's snapshotter leaves removed dirs to its garbage collector
+        else if (step === "snapshot") await (root as { image: ImageRoot }).image.layers.release(g.namespace, o.id, { deferDelete: true });
         else if (step === "network") await networks!.release(g.namespace, o.id);
         else await removeBundle(bundle, "image" in root);
       },
       { persist: false, steps: stepsFor({ image: "image" in root, network: networks !== undefined }) },
     );
+    await sweeping;
   }
 }

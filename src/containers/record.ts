@@ -45,10 +45,18 @@ export interface ImageSource {
 export interface ContainerLayers {
   /** Makes the layer over `parent`; returns the rootfs mounts (containerd's mount list) for the shim. */
   prepare(namespace: string, id: string, parent: string): Promise<{ type: string; source: string; options: string[] }[]>;
-  /** Mounts the prepared layer at target itself (a caller with no shim to mount the list: the foreground run). */
-  mount(namespace: string, id: string, target: string, opts?: { volatile?: boolean }): Promise<void>;
-  /** Unmounts and removes it; idempotent (a missing layer is fine). */
-  release(namespace: string, id: string): Promise<void>;
+  /**
+   * Makes the layer over `parent` and mounts it at target itself, in one pass (a caller with no shim
+   * to mount the list: the foreground run; the mount list prepare() returns would go unused).
+   */
+  prepareMounted(namespace: string, id: string, parent: string, target: string, opts?: { volatile?: boolean }): Promise<void>;
+  /**
+   * Unmounts and removes it; idempotent (a missing layer is fine). `deferDelete`: out of sight at
+   * return, its files deleted later by sweep() (a `run --rm` must not wait for a dozen deletes).
+   */
+  release(namespace: string, id: string, opts?: { deferDelete?: boolean }): Promise<void>;
+  /** Deletes what deferred releases left, by any process; never throws (what stays is swept next time). */
+  sweep?(): Promise<void>;
 }
 
 /** `--net` and its companions, as the CLI, the API and the executor pass them. */

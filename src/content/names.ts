@@ -71,6 +71,21 @@ export class LayoutNames {
     return found;
   }
 
+  /**
+   * Runs `fn` while no update can replace index.json (its update lock held shared): what `fn` reads
+   * of the names, and of the file itself, is one version (the run cache records a resolution with
+   * the hash of the index.json it came from).
+   */
+  async whileUnchanged<T>(fn: () => T): Promise<T> {
+    this.ensureLayout();
+    const lock = await acquireLock(`${this.indexPath}.lock`, "shared");
+    try {
+      return fn();
+    } finally {
+      lock.release();
+    }
+  }
+
   private read(): IndexJson {
     let text: string;
     try {

@@ -10,7 +10,8 @@ export function lazyLayers(root: string, o: ImageStoreOptions = {}): ContainerLa
   const load = (): Promise<ContainerLayers> => (layers ??= import("./store.ts").then((m) => new m.ImageStore(root, o).layers()));
   return {
     prepare: async (namespace, id, parent) => (await load()).prepare(namespace, id, parent),
-    mount: async (namespace, id, target, opts) => (await load()).mount(namespace, id, target, opts),
-    release: async (namespace, id) => (await load()).release(namespace, id),
+    prepareMounted: async (namespace, id, parent, target, opts) => (await load()).prepareMounted(namespace, id, parent, target, opts),
+    release: async (namespace, id, opts) => (await load()).release(namespace, id, opts),
+    sweep: async () => (await load()).sweep?.(),
   };
 }

@@ -7,6 +7,7 @@
 import type { ContainerRecord } from "../containers/record.ts";
 import { blobsOf } from "./archive.ts";
 import { readImage } from "./image.ts";
+import { clearRunCache } from "./run-cache.ts";
 import type { ImageStore } from "./store.ts";
 
 export interface PruneReport {
@@ -75,5 +76,7 @@ async function pruneLocked(store: ImageStore, containers: readonly ContainerReco
     }
   }
   report.reclaimed = store.content.cleanIngests().length + (await snapshots.cleanup());
+  // entries for names and snapshots gone would only miss; a sweep leaves nothing derived behind
+  clearRunCache(store.root);
   return report;
 }

@@ -12,7 +12,7 @@
 // prune sweeps. containerd protects them with leases; we use one store-wide flock, `<root>/content/
 // gc.lock`: pulls, loads and run's image resolution hold it shared, prune holds it exclusive, so a
 // prune waits for the pulls under way (and they for it) instead of deleting their content midway.
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errdefs.ts";
 import { ContentStore } from "../content/store.ts";
@@ -23,9 +23,9 @@ import { parseAnyReference, parseDockerRef } from "../registry/reference.ts";
 import { parsePlatform } from "../registry/platform.ts";
 import { openSnapshotter, type Snapshotter, type SnapshotterKind } from "../snapshots/snapshotter.ts";
 import type { ContainerLayers } from "../containers/record.ts";
-import { resolveInRoot } from "../archive/root-path.ts";
 import { acquireLock, type LockMode } from "../sys/filelock.ts";
 import { readImage, type StoredImage, topChainId } from "./image.ts";
+import { readRootfsFile, snapshotLayers } from "./container-layers.ts";
 import type { UnpackProgress } from "./unpack.ts";
 
 /**
@@ -56,11 +56,6 @@ export type PullPolicy = "missing" | "always" | "never";
 
 /** The store-wide lock that keeps prune from sweeping what a pull or load has not named yet. */
 export const GC_LOCK_FILE = "gc.lock";
-
-/** The snapshot key of a container's writable layer. */
-export function containerKey(namespace: string, id: string): string {
-  return `containers/${namespace}/${id}`;
-}
 
 export class ImageStore {
   readonly content: ContentStore;
@@ -212,41 +207,12 @@ export class ImageStore {
    * view mounted for the moment, as containerd's WithUser does: the merged view honours whiteouts.
    */
   async readRootfsFile(img: StoredImage, path: string): Promise<string | undefined> {
-    const s = this.snapshots;
-    const key = `views/${process.pid}-${crypto.randomUUID()}`;
-    const dir = mkdtempSync(join(s.dir, ".view-"));
-    try {
-      await s.prepare(key, topChainId(img));
-      s.mount(key, dir);
-      try {
-        // resolved inside the view: an image's /etc/passwd may be a symlink to anywhere
-        return readFileSync(resolveInRoot(dir, path), "utf8");
-      } catch {
-        return undefined;
-      } finally {
-        s.unmount(key);
-      }
-    } finally {
-      await s.remove(key);
-      rmdirSync(dir);
-    }
+    return await readRootfsFile(this.snapshots, topChainId(img), path);
   }
 
   /** Containers' writable layers, for the task manager (held through the container record). */
   layers(): ContainerLayers {
-    return {
-      prepare: async (namespace, id, parent) => {
-        const key = containerKey(namespace, id);
-        await this.snapshots.prepare(key, parent);
-        return this.snapshots.mounts(key).map((m) => ({ type: m.type, source: m.source, options: [...m.options] }));
-      },
-      mount: async (namespace, id, target, opts) => {
-        this.snapshots.mount(containerKey(namespace, id), target, opts);
-      },
-      release: async (namespace, id) => {
-        await this.snapshots.remove(containerKey(namespace, id));
-      },
-    };
+    return snapshotLayers(() => this.snapshots);
   }
 }
 

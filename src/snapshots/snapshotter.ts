@@ -17,10 +17,14 @@
 //   kind, fallbackReason?                                 — for `bunker info`
 //   has(chainId)                                          — a committed snapshot exists
 //   unpack(chainId, parent, apply, {signal}) → boolean    — true when this call extracted it
-//   prepare(key, parent)                                  — a container's writable layer (idempotent for the same parent)
+//   prepare(key, parent, {mountAt})                       — a container's writable layer (idempotent for the same parent),
+//                                                           mounted at mountAt when given
 //   mounts(key) → MountSpec[]                             — containerd-style mounts (absolute paths)
 //   mount(key, target) / unmount(key)                     — mounts the rootfs at target (long chains via relative lowerdirs)
-//   remove(key)                                           — unmounts, then deletes the container layer; idempotent
+//   remove(key, {defer})                                  — unmounts, then deletes the container layer; idempotent
+//                                                           (defer: moved out of sight now, deleted by sweepTrash)
+//   sweepTrash()                                          — deletes what deferred removals left (off the caller's thread),
+//                                                           and makes a spare container layer for the next prepare
 //   removeCommitted(chainId)                              — prune; refuses while a child or a container uses it
 //   list(), cleanup()                                     — inventory; reclaim what crashed processes left
 import * as fs from "node:fs";
@@ -56,7 +60,11 @@ export interface Snapshotter {
   readonly dir: string;
   has(chainId: string): boolean;
   unpack(chainId: string, parent: string | undefined, apply: ApplyLayer, opts?: { signal?: AbortSignal }): Promise<boolean>;
-  prepare(key: string, parent: string): Promise<void>;
+  /**
+   * `mountAt`: also mounts it there (as mount() would), under the same lock and from the metadata
+   * prepare has just read: a foreground run's layer is made and mounted in one pass.
+   */
+  prepare(key: string, parent: string, opts?: { mountAt?: string; volatile?: boolean }): Promise<void>;
   mounts(key: string): MountSpec[];
   /**
    * `volatile`: for a layer nothing will ever mount again (a `run --rm`'s): overlayfs then skips the
@@ -65,7 +73,18 @@ export interface Snapshotter {
    */
   mount(key: string, target: string, opts?: { volatile?: boolean }): void;
   unmount(key: string): void;
-  remove(key: string): Promise<void>;
+  /**
+   * `defer`: the layer is unmounted and out of every index at return, but its tree is only moved to
+   * tmp/ for a later sweepTrash() or cleanup() to delete (containerd's overlay snapshotter removes
+   * dirs in its garbage collection the same way): a `run --rm` ends without paying for it.
+   */
+  remove(key: string, opts?: { defer?: boolean }): Promise<void>;
+  /**
+   * Deletes the trees deferred removals left (by this or any process), and makes the next container
+   * layer's dirs ahead (overlayfs: a spare prepare() takes with one rename); returns how many trees
+   * it deleted. For the time a caller waits anyway (a foreground run, while its container runs).
+   */
+  sweepTrash(): Promise<number>;
   removeCommitted(chainId: string): Promise<void>;
   list(): { committed: CommittedSnapshot[]; active: ActiveSnapshot[] };
   /** Reclaims temps, unindexed snapshots and probes that crashed processes left; returns how many. */
@@ -167,7 +186,13 @@ class LayerStore implements Snapshotter {
     }
   }
 
-  async prepare(key: string, parent: string): Promise<void> {
+  async prepare(key: string, parent: string, opts: { mountAt?: string; volatile?: boolean } = {}): Promise<void> {
+    const made = await this.prepareLocked(key, parent, opts);
+    // an existing layer (prepare is idempotent) is mounted the ordinary way
+    if (!made && opts.mountAt !== undefined) this.mount(key, opts.mountAt, opts);
+  }
+
+  private async prepareLocked(key: string, parent: string, opts: { mountAt?: string; volatile?: boolean }): Promise<boolean> {
     const lockName = keyLockName(key);
     validateDigest(parent, "parent chain ID");
     const lock = await acquireLock(this.layout.lockPath(lockName), "exclusive");
@@ -176,7 +201,7 @@ class LayerStore implements Snapshotter {
     try {
       const existing = this.layout.active(key);
       if (existing) {
-        if (existing.parent === parent) return;
+        if (existing.parent === parent) return false;
         throw new AlreadyExistsError(`snapshot ${JSON.stringify(key)} already exists (on ${existing.parent ?? "nothing"}, not ${parent})`);
       }
       parentLock = await acquireLock(this.layout.lockPath(chainLockName(parent)), "shared");
@@ -185,10 +210,14 @@ class LayerStore implements Snapshotter {
         const depth = this.lowerDirs(parentMeta).length;
         if (depth > OVERLAY_MAX_LOWER_DIRS) throw new FailedPreconditionError(`image ${parent} has ${depth} layers; overlayfs stacks at most ${OVERLAY_MAX_LOWER_DIRS} lower directories (the kernel's OVL_MAX_STACK)`);
       }
-      temp = this.layout.makeTemp(lockName);
+      // a spare made ahead (makeSpare) has every dir and file already: only renamed and written into
+      const spare = this.kind === "overlayfs" ? this.layout.takeSpare(lockName) : undefined;
+      temp = spare ?? this.layout.makeTemp(lockName);
       writeSmall(join(temp, "key"), key, false);
       writeSmall(join(temp, "parent"), parent, false);
-      if (this.kind === "overlayfs") {
+      if (spare !== undefined) {
+        // made whole by makeSpare
+      } else if (this.kind === "overlayfs") {
         fs.mkdirSync(join(temp, "fs"), { mode: 0o755 });
         fs.mkdirSync(join(temp, "work"), { mode: 0o700 });
       } else {
@@ -197,6 +226,19 @@ class LayerStore implements Snapshotter {
       const id = this.layout.publish(temp);
       temp = undefined;
       this.layout.link("key", key, id);
+      if (opts.mountAt !== undefined) {
+        const target = resolve(opts.mountAt);
+        const targetsFile = join(this.layout.snapshotDir(id), "targets");
+        // recorded before the mount, as mount() does; the layer stays prepared if the mount fails
+        writeSmall(targetsFile, target, false);
+        try {
+          this.mountAt({ id, key, parent, ancestors: [], targets: [target] }, key, target, opts.volatile === true, parentMeta);
+        } catch (err) {
+          writeSmall(targetsFile, "", false);
+          throw err;
+        }
+      }
+      return true;
     } finally {
       if (temp !== undefined) fs.rmSync(temp, { recursive: true, force: true });
       parentLock?.release();
@@ -237,7 +279,7 @@ class LayerStore implements Snapshotter {
     });
   }
 
-  async remove(key: string): Promise<void> {
+  async remove(key: string, opts: { defer?: boolean } = {}): Promise<void> {
     const lockName = keyLockName(key);
     const lock = await acquireLock(this.layout.lockPath(lockName), "exclusive");
     let removed = false;
@@ -246,7 +288,7 @@ class LayerStore implements Snapshotter {
       if (!meta) return;
       for (const t of meta.targets) sys().unmountAll(t);
       this.layout.unlink("key", key);
-      this.layout.discard(meta.id, lockName);
+      this.layout.discard(meta.id, lockName, { defer: opts.defer === true });
       removed = true;
     } finally {
       lock.release({ removeFile: removed });
@@ -288,8 +330,22 @@ class LayerStore implements Snapshotter {
     return { committed, active };
   }
 
+  async sweepTrash(): Promise<number> {
+    const claimed = this.layout.claimTrash();
+    if (this.kind === "overlayfs") this.layout.makeSpare();
+    // fs.promises: the deletes run on Bun's thread pool, so a caller waiting on a container keeps its event loop
+    await Promise.all(claimed.map((path) => fs.promises.rm(path, { recursive: true, force: true })));
+    return claimed.length;
+  }
+
   async cleanup(): Promise<number> {
     let reclaimed = 0;
+    for (const path of this.layout.claimTrash()) {
+      fs.rmSync(path, { recursive: true, force: true });
+      reclaimed++;
+    }
+    // made on purpose, not left by a crash: deleted (prune leaves nothing made ahead) but not counted
+    for (const path of this.layout.claimSpares()) fs.rmSync(path, { recursive: true, force: true });
     for (const name of this.layout.temps()) {
       const lockName = lockNameOfTemp(name);
       if (!lockName) continue;
@@ -329,13 +385,13 @@ class LayerStore implements Snapshotter {
     return reclaimed;
   }
 
-  private mountAt(meta: SnapshotMeta, key: string, target: string, volatile = false): void {
+  private mountAt(meta: SnapshotMeta, key: string, target: string, volatile = false, parentMeta?: SnapshotMeta): void {
     const upper = this.fsOf(meta);
     if (this.kind === "native") {
       sys().mount(upper, target, "none", MS.BIND | MS.REC, "");
       return;
     }
-    const lowers = this.lowerDirs(this.committedOrThrow(meta.parent as string, `parent of ${JSON.stringify(key)}`));
+    const lowers = this.lowerDirs(parentMeta ?? this.committedOrThrow(meta.parent as string, `parent of ${JSON.stringify(key)}`));
     const work = join(this.layout.snapshotDir(meta.id), "work");
     if (volatile && volatileWorks !== false) {
       const plan = overlayMountPlan({ upper, work, lowers, extra: [...this.overlayExtra, "volatile"] });

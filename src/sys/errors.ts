@@ -1,19 +1,28 @@
 // SysError: a failed kernel call, with the errno name a human searches for and the path involved.
+// node:util and the errno table are loaded at the first error, not with the FFI: every `run IMAGE`
+// loads this module (flock, mount) and most never fail; node:util cost it ~1-2 ms of start-up.
 import { constants } from "node:os";
-import { getSystemErrorMessage, getSystemErrorName } from "node:util";
 
-const errnoNames = new Map<number, string>();
-for (const [name, value] of Object.entries(constants.errno)) {
-  // Aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK) keep the first, more common name.
-  if (!errnoNames.has(value)) errnoNames.set(value, name);
+let errnoNames: Map<number, string> | undefined;
+
+function util(): typeof import("node:util") {
+  // require keeps the load lazy and is still followed by `bun build --compile`.
+  return require("node:util") as typeof import("node:util");
 }
 
 /** errno number -> name ("ENOENT"); unknown numbers become "E<n>". */
 export function errnoName(errno: number): string {
+  if (!errnoNames) {
+    errnoNames = new Map();
+    for (const [name, value] of Object.entries(constants.errno)) {
+      // Aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK) keep the first, more common name.
+      if (!errnoNames.has(value)) errnoNames.set(value, name);
+    }
+  }
   const known = errnoNames.get(errno);
   if (known) return known;
   try {
-    return getSystemErrorName(-errno);
+    return util().getSystemErrorName(-errno);
   } catch {
     return `E${errno}`;
   }
@@ -45,7 +54,7 @@ export function errnoMessage(errno: number): string {
   if (extra) return extra;
   let text: string;
   try {
-    text = getSystemErrorMessage(-errno);
+    text = util().getSystemErrorMessage(-errno);
   } catch {
     text = "";
   }

@@ -4,8 +4,8 @@
 // `runc run` of `run --rm` with no daemon, the shim of `run -d`, a running `bunker daemon`); the
 // layers as the container sees them (whiteouts, opaque dirs, hardlinks, symlinks, a 131-layer
 // stack past a page of overlay options); the image config and docker run's overrides (-u, -w,
-// --entrypoint, -e); layers that try to write outside the root, or write into lower directories
-// without entries for them; and image containers' teardowns SIGKILLed midway (rm -f between its
+// --entrypoint, -e); the run cache after tag, rmi and prune; layers that try to write outside the
+// root, or write into lower directories without entries for them; and image containers' teardowns SIGKILLed midway (rm -f between its
 // bundle and snapshot steps, a foreground run before its bundle step).
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -160,6 +160,29 @@ describeWith([...NEEDS], "images: pull and run through the CLI", () => {
     expect(leftovers(env)).toEqual([]);
     expect(snapshotKeys(env)).toEqual([]);
   }, 60_000);
+
+  test("the run cache never runs a removed or retagged image: tag moved to another image, rmi, prune", async () => {
+    for (const ref of [busybox, multilayer]) expect((await env.run(["pull", "-q", ref])).code).toBe(0);
+    expect((await env.run(["tag", busybox, "local/app:1"])).code).toBe(0);
+    const hl = ["run", "--rm", "local/app:1", "cat", "/hl/one"];
+    // busybox has no /hl: twice, the second answered by the cache the first wrote
+    for (let i = 0; i < 2; i++) expect(await env.run(hl)).toMatchObject({ code: 1, stdout: "" });
+    const cacheDir = join(env.root, "content/run-cache");
+    expect(readdirSync(cacheDir).filter((f) => f.endsWith(".json")).length).toBeGreaterThan(0);
+    // the tag moved to another digest (as a pull of a changed tag does): the new image runs
+    expect((await env.run(["tag", multilayer, "local/app:1"])).code).toBe(0);
+    for (let i = 0; i < 2; i++) expect(await env.run(hl)).toEqual({ code: 0, stdout: "linked twice\n", stderr: "" });
+    expect((await env.run(["rmi", "local/app:1"])).code).toBe(0);
+    const gone = await env.run(["run", "--rm", "--pull", "never", "local/app:1", "true"]);
+    expect(gone.code).toBe(125);
+    expect(gone.stderr).toMatch(/not found/);
+    expect((await env.run(["image", "prune"])).code).toBe(0);
+    expect(existsSync(cacheDir)).toBe(false);
+    // still runs after the prune (the full path, then the cache again)
+    for (let i = 0; i < 2; i++) expect(await env.run(["run", "--rm", busybox, "cat", "/etc/keep"])).toEqual({ code: 0, stdout: "kept\n", stderr: "" });
+    expect(leftovers(env)).toEqual([]);
+    expect(snapshotKeys(env)).toEqual([]);
+  }, 120_000);
 
   test("layers that aim outside the root (../ names, an absolute name, absolute symlinks) write inside the container's root only", async () => {
     const target = escapeTarget();

@@ -136,6 +136,83 @@ test("a failed mount is not recorded as a target; remove unmounts recorded targe
   expect(() => s.mount("default/c", "/run/x/rootfs")).toThrow(NotFoundError);
 });
 
+test("a deferred remove unmounts and unindexes at once, leaves the tree as trash; sweepTrash deletes it, claiming each entry once; cleanup reclaims a dead sweeper's", async () => {
+  const s = openSnapshotter(tmp, "overlayfs");
+  const layout = new StoreLayout(s.dir);
+  const chain = ids(1);
+  await unpackAll(s, chain);
+  await s.prepare("default/d", chain[0]!);
+  s.mount("default/d", "/run/d/rootfs");
+  fs.writeFileSync(join(s.dir, layout.numbers().sort().at(-1)!, "fs", "written"), "by the container");
+  fake.calls.length = 0;
+  await s.remove("default/d", { defer: true });
+  expect(fake.callsOf("unmountAll")).toEqual([["/run/d/rootfs"]]);
+  expect(s.list().active).toEqual([]);
+  expect(layout.numbers()).toHaveLength(1); // only the committed layer is numbered
+  const trash = fs.readdirSync(layout.tmp);
+  expect(trash).toEqual([expect.stringMatching(/^trash\.[0-9a-f]{32}$/)]);
+  expect(fs.existsSync(join(layout.tmp, trash[0]!, "fs", "written"))).toBe(true);
+  // the same key can be prepared again while its old tree waits in the trash
+  await s.prepare("default/d", chain[0]!);
+  expect(s.list().active.map((a) => a.key)).toEqual(["default/d"]);
+
+  // two sweepers: each entry is claimed (renamed to sweep.<pid>.*) by one; one spare layer is made ahead
+  const [a, b] = await Promise.all([s.sweepTrash(), s.sweepTrash()]);
+  expect(a + b).toBe(1);
+  const spares = fs.readdirSync(layout.tmp);
+  expect(spares).toEqual([expect.stringMatching(/^spare\.[0-9a-f]{32}$/)]);
+  expect(fs.readdirSync(join(layout.tmp, spares[0]!)).sort()).toEqual(["fs", "key", "parent", "targets", "work"]);
+  expect(await s.sweepTrash()).toBe(0);
+  expect(fs.readdirSync(layout.tmp)).toEqual(spares); // still one
+
+  // the next prepare takes the spare: no temp left, the layer is whole and mounts like a fresh one
+  await s.prepare("default/e", chain[0]!);
+  expect(fs.readdirSync(layout.tmp)).toEqual([]);
+  expect(s.list().active.find((x) => x.key === "default/e")).toEqual({ key: "default/e", parent: chain[0]!, mountedAt: [] });
+  expect(s.mounts("default/e")[0]!.options.some((o) => /^upperdir=.*\/fs$/.test(o))).toBe(true);
+  await s.remove("default/e");
+
+  // cleanup deletes a spare too (prune leaves nothing made ahead; not counted as a crash's leftover),
+  // and a spare half made by a dead process
+  await s.sweepTrash();
+  fs.mkdirSync(join(layout.tmp, "building.999999999.89abcdef"));
+  expect(await s.cleanup()).toBe(1);
+  expect(fs.readdirSync(layout.tmp)).toEqual([]);
+
+  // a sweeper SIGKILLed mid-delete: its claimed entry is taken over; a live sweeper's is not
+  fs.mkdirSync(join(layout.tmp, "sweep.999999999.0123abcd", "fs"), { recursive: true });
+  fs.mkdirSync(join(layout.tmp, `sweep.${process.ppid}.4567cdef`, "fs"), { recursive: true });
+  expect(await s.cleanup()).toBe(1);
+  expect(fs.readdirSync(layout.tmp)).toEqual([`sweep.${process.ppid}.4567cdef`]);
+  fs.rmSync(join(layout.tmp, `sweep.${process.ppid}.4567cdef`), { recursive: true });
+  await s.remove("default/d");
+  expect(fs.readdirSync(layout.tmp)).toEqual([]);
+});
+
+test("prepare with mountAt mounts in the same pass (volatile when asked), records the target first, and keeps the layer when the mount fails; an existing layer is mounted as mount() does", async () => {
+  const s = openSnapshotter(tmp, "overlayfs");
+  const chain = ids(2, "m");
+  await unpackAll(s, chain);
+  fake.calls.length = 0;
+  await s.prepare("default/m", chain[1]!, { mountAt: join(tmp, "m-rootfs"), volatile: true });
+  const [source, target, fstype, , data] = fake.callsOf("mount")[0]!;
+  expect([source, target, fstype]).toEqual(["overlay", join(tmp, "m-rootfs"), "overlay"]);
+  expect(data).toBe(`volatile,workdir=${s.dir}/3/work,upperdir=${s.dir}/3/fs,lowerdir=${s.dir}/2/fs:${s.dir}/1/fs`);
+  expect(s.list().active).toEqual([{ key: "default/m", parent: chain[1]!, mountedAt: [join(tmp, "m-rootfs")] }]);
+  // idempotent: the existing layer is mounted again through mount() (the target recorded once)
+  await s.prepare("default/m", chain[1]!, { mountAt: join(tmp, "m-rootfs") });
+  expect(fake.callsOf("mount")).toHaveLength(2);
+  expect(s.list().active[0]?.mountedAt).toEqual([join(tmp, "m-rootfs")]);
+  await s.remove("default/m");
+
+  fake.fail("mount", "EPERM");
+  await expect(s.prepare("default/f", chain[1]!, { mountAt: join(tmp, "f-rootfs") })).rejects.toThrow(/EPERM/);
+  expect(s.list().active).toEqual([{ key: "default/f", parent: chain[1]!, mountedAt: [] }]);
+  fake.restore("mount");
+  await s.remove("default/f");
+  expect(s.list().active).toEqual([]);
+});
+
 test("prepare is idempotent for the same parent, refuses another parent and an uncommitted one", async () => {
   const s = openSnapshotter(tmp, "overlayfs");
   const chain = ids(2);
