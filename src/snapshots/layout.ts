@@ -32,6 +32,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { InvalidArgumentError } from "../errdefs.ts";
 import { validateDigest } from "./chain.ts";
+import { pidAlive } from "../proc.ts";
 
 export interface SnapshotMeta {
   /** The number (dir name) under the store. */
@@ -58,14 +59,6 @@ function randomName(): string {
   return crypto.randomUUID().replaceAll("-", "");
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 const MAX_KEY_FILE_NAME = 200;
 
 /** Snapshot keys are free-form (containerd's are); this keeps them one safe file name. */
