@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { BunkerEnv, until } from "../support/cli-harness.ts";
 import type { NetnsAgent } from "../support/netns-agent.ts";
 import { NetworkBunker } from "../support/network-bunker.ts";
+import { describeEachMode } from "../support/cli-modes.ts";
 import { describeWith } from "../support/require.ts";
 
 const T = 120_000;
@@ -52,38 +53,26 @@ describeWith(["root", "bin:runc"], "bunker stats NET I/O without a network of it
     await env?.dispose();
   }, 60_000);
 
-  for (const mode of ["embedded", "daemon"] as const) {
-    describe(mode, () => {
-      let daemon: Awaited<ReturnType<BunkerEnv["startDaemon"]>> | undefined;
-      beforeAll(async () => {
-        if (mode === "daemon") daemon = await env.startDaemon();
-      }, 60_000);
-      afterAll(async () => {
-        await env.run(["rm", "-f", `none-${mode}`, `host-${mode}`]);
-        if (daemon) {
-          daemon.proc.kill("SIGTERM");
-          await daemon.proc.exited;
-        }
-      }, 60_000);
+  describeEachMode(() => env, (mode) => {
 
-      test("--net none and --net host: 0B / 0B, as docker shows them", async () => {
-        for (const net of ["none", "host"]) {
-          const id = `${net}-${mode}`;
-          const started = await env.run(["run", "-d", "--net", net, "--rootfs", env.rootfs, id, "sleep", "1000"]);
-          expect(started.stderr).toBe("");
-          expect(started.code).toBe(0);
-          const r = await env.run(["stats", "--no-stream", id]);
-          expect([r.code, r.stderr]).toEqual([0, ""]);
-          expect(netIoOf(r.stdout, id)).toBe("0B / 0B");
-        }
-        // a stopped container's row is "--" throughout, NET I/O included
-        expect((await env.run(["kill", "-s", "KILL", `none-${mode}`])).code).toBe(0);
-        await until(async () => /STOPPED/.test((await env.run(["ps", "-a"])).stdout.split("\n").find((l) => l.startsWith(`none-${mode} `)) ?? ""), 10_000, "the container to stop");
-        const stopped = await env.run(["stats", "--no-stream", `none-${mode}`]);
-        expect(netIoOf(stopped.stdout, `none-${mode}`)).toBe("--");
-      }, 60_000);
-    });
-  }
+    test("--net none and --net host: 0B / 0B, as docker shows them", async () => {
+      for (const net of ["none", "host"]) {
+        const id = `${net}-${mode}`;
+        const started = await env.run(["run", "-d", "--net", net, "--rootfs", env.rootfs, id, "sleep", "1000"]);
+        expect(started.stderr).toBe("");
+        expect(started.code).toBe(0);
+        const r = await env.run(["stats", "--no-stream", id]);
+        expect([r.code, r.stderr]).toEqual([0, ""]);
+        expect(netIoOf(r.stdout, id)).toBe("0B / 0B");
+      }
+      // a stopped container's row is "--" throughout, NET I/O included
+      expect((await env.run(["kill", "-s", "KILL", `none-${mode}`])).code).toBe(0);
+      await until(async () => /STOPPED/.test((await env.run(["ps", "-a"])).stdout.split("\n").find((l) => l.startsWith(`none-${mode} `)) ?? ""), 10_000, "the container to stop");
+      const stopped = await env.run(["stats", "--no-stream", `none-${mode}`]);
+      expect(netIoOf(stopped.stdout, `none-${mode}`)).toBe("--");
+    }, 60_000);
+    return async () => await env.run(["rm", "-f", `none-${mode}`, `host-${mode}`]);
+  });
 });
 
 describeWith(["root", "bin:runc", "bin:unshare", "bin:iptables", "bin:ip"], "bunker stats NET I/O on a bridge network (in a private network namespace)", () => {
