@@ -1,12 +1,13 @@
 // The single entry point of the bunker binary. Invoked as containerd-shim-bunker-v1 (or with
 // `shim` as first argument) it is the shim, and imports nothing else; otherwise it is the CLI.
 // No top-level await: `bun build --compile --bytecode` needs a script it can precompile.
-import { basename } from "node:path";
+// No node:path either: the shim's start action runs once per pod, and evaluating it costs ~0.7 ms.
 import { stdoutUsed } from "./stdout.ts";
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
-  if (basename(process.argv0).startsWith("containerd-shim-bunker")) {
+  const name = process.argv0.slice(process.argv0.lastIndexOf("/") + 1);
+  if (name.startsWith("containerd-shim-bunker")) {
     return (await import("../shims/bunker/main.ts")).shimMain(argv);
   }
   if (argv[0] === "shim") return (await import("../shims/bunker/main.ts")).shimMain(argv.slice(1));

@@ -2,9 +2,8 @@
 // (runtime/v2/shim/util_unix.go SocketAddress): sha256 of filepath.Join(address, namespace, group),
 // printed as lowercase hex under /run/containerd/s, so a grouped address is stable across calls.
 import { lstatSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, unlinkSync, writeSync, fsyncSync } from "node:fs";
-import { dirname, basename, join, resolve } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
-import { goJoin } from "../gopath.ts";
+import { goBase, goClean, goDir, goJoin } from "../gopath.ts";
 import { ADDRESS_FILE } from "./bundle.ts";
 
 export { goClean, goJoin } from "../gopath.ts";
@@ -81,13 +80,13 @@ export async function canConnect(address: string, timeoutMs = 100): Promise<bool
 }
 
 export function ensureSocketDir(address: string): void {
-  mkdirSync(dirname(socketPath(address)), { recursive: true, mode: 0o700 });
+  mkdirSync(goDir(socketPath(address)), { recursive: true, mode: 0o700 });
 }
 
 /** Writes `address` (or any small file) the way containerd's WriteAddress does: `.name` then rename. */
 export function writeFileAtomic(path: string, content: string): void {
-  const abs = resolve(path);
-  const tmp = join(dirname(abs), `.${basename(abs)}`);
+  const abs = path.startsWith("/") ? goClean(path) : goJoin(process.cwd(), path);
+  const tmp = goJoin(goDir(abs), `.${goBase(abs)}`);
   try {
     unlinkSync(tmp); // a leftover from a crashed writer would make O_EXCL fail forever
   } catch {}
@@ -102,13 +101,13 @@ export function writeFileAtomic(path: string, content: string): void {
 }
 
 export function writeAddress(bundle: string, address: string): void {
-  writeFileAtomic(join(bundle, ADDRESS_FILE), address);
+  writeFileAtomic(goJoin(bundle, ADDRESS_FILE), address);
 }
 
 export function readAddress(bundle: string): string {
   let data: string;
   try {
-    data = readFileSync(join(bundle, ADDRESS_FILE), "utf8");
+    data = readFileSync(goJoin(bundle, ADDRESS_FILE), "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(`no shim address in ${bundle}`);
     throw err;

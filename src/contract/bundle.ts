@@ -1,8 +1,8 @@
 // The files of a runtime v2 bundle that both sides know by name (containerd runtime/v2: the bundle
 // dir is the shim's cwd; pkg/process and the runc shim name the pid file and runc's log).
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
+import { goJoin } from "../gopath.ts";
 /** The OCI runtime spec. */
 export const CONFIG_FILE = "config.json";
 /** The shim's socket address, written by `start` (containerd's shim.WriteAddress). */
@@ -18,7 +18,7 @@ export const RUNC_LOG_FILE = "log.json";
  * check and exec's process defaults all take the spec from here.
  */
 export function readBundleSpec(bundle: string): Record<string, unknown> {
-  const path = join(bundle, CONFIG_FILE);
+  const path = goJoin(bundle, CONFIG_FILE);
   let text: string;
   try {
     text = readFileSync(path, "utf8");

@@ -23,8 +23,8 @@
 // The sandbox (pause) container and the pod's other containers (io.kubernetes.cri.container-type
 // "sandbox" and "container") need no separate rule: CRI gives the sandbox its own id as sandbox-id,
 // so the sandbox and its containers share one key.
-import { join } from "node:path";
 import { InvalidArgumentError } from "../errdefs.ts";
+import { goJoin } from "../gopath.ts";
 import { groupFromOptions } from "./start-options.ts";
 import { CONFIG_FILE, readBundleSpec } from "./bundle.ts";
 
@@ -74,7 +74,7 @@ export function readBundleAnnotations(bundle: string): Record<string, string> {
   const annotations = readBundleSpec(bundle).annotations;
   if (annotations === undefined || annotations === null) return {};
   if (typeof annotations !== "object" || Array.isArray(annotations)) {
-    throw new InvalidArgumentError(`${join(bundle, CONFIG_FILE)}: annotations must be an object`);
+    throw new InvalidArgumentError(`${goJoin(bundle, CONFIG_FILE)}: annotations must be an object`);
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(annotations)) if (typeof v === "string") out[k] = v;

@@ -7,7 +7,7 @@
 // memory (a compiled probe importing the logger: 3.96 MiB anon against 2.22 MiB for an empty one),
 // which one shim per pod pays once per pod (issue #19).
 import { closeSync, constants, openSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { goJoin } from "../gopath.ts";
 import type { Syscalls } from "../sys/types.ts";
 
 /** What shim code logs through. */
@@ -70,7 +70,7 @@ export function silentLogger(): Logger {
 export function redirectStderrToLogFifo(bundle: string, sys: Syscalls): boolean {
   let fd: number;
   try {
-    fd = openSync(join(bundle, "log"), constants.O_WRONLY | constants.O_NONBLOCK);
+    fd = openSync(goJoin(bundle, "log"), constants.O_WRONLY | constants.O_NONBLOCK);
   } catch {
     return false; // ENOENT, or ENXIO: nobody reads it
   }

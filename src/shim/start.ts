@@ -5,13 +5,13 @@
 // for one group (20 `ctr run` at once) are serialized by a lock file next to the socket, so
 // exactly one serve process is spawned; the others find it live and reserve their container on it.
 import { closeSync, linkSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { DeadlineExceededError, ResourceExhaustedError, UnavailableError } from "../errdefs.ts";
+import { goDir, goJoin } from "../gopath.ts";
 import { IDLE_ENV } from "../idle.ts";
 import { pidAlive } from "../proc.ts";
 import { encodeMessage } from "../ttrpc/wire.ts";
 import { oneshot } from "./oneshot.ts";
-import { canConnect, ensureSocketDir, removeSocket, socketAddress, socketPath, writeAddress } from "../contract/address.ts";
+import { canConnect, ensureSocketDir, isSocket, removeSocket, socketAddress, socketPath, writeAddress } from "../contract/address.ts";
 import { LISTEN_FD, LISTEN_FD_ENV, serveArgs } from "./flags.ts";
 import { handOverOrSpawn, handToSpare } from "./spare-handover.ts";
 import { SPARE_ENV, spareAddress, spareEnabled } from "./spare-wire.ts";
@@ -110,7 +110,7 @@ async function waitGone(address: string, timeoutMs: number): Promise<void> {
  */
 function bindTemporary(address: string): { path: string; bound: string; listener: ReturnType<typeof Bun.listen>; fd: number | undefined } {
   const path = socketPath(address);
-  const bound = join(dirname(path), `.${process.pid}`);
+  const bound = goJoin(goDir(path), `.${process.pid}`);
   rmSync(bound, { force: true }); // left by a dead start that had our pid
   const oldMask = process.umask(0o177);
   let listener;
@@ -212,16 +212,23 @@ export async function startGrouped(opts: StartOpts, group: string, spawn: SpawnO
   const release = await acquireLock(`${path}.lock`);
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
-      // one round trip: a live shim answers the reservation, a missing or stale one cannot
-      if (await reserve(address, opts.id, opts.namespace)) {
-        writeAddress(opts.bundle, address);
-        return address;
+      // one round trip: a live shim answers the reservation, a stale one cannot; with no socket
+      // file (every new pod) there is nobody to ask, and no connect and event-loop turn to pay
+      if (isSocket(path)) {
+        if (await reserve(address, opts.id, opts.namespace)) {
+          writeAddress(opts.bundle, address);
+          return address;
+        }
+        await waitGone(address, 5000); // it may be shutting down: let it go, then start a new one
+        removeSocket(address);
       }
-      await waitGone(address, 5000); // it may be shutting down: let it go, then start a new one
-      removeSocket(address);
+      // Before the spawn, as Go's manager does: the address file's fsync then does not wait behind
+      // the journal commit of everything the new process's exec touches (5-7 ms after it, ~1 ms
+      // before it here), and a start that fails afterwards leaves an address nobody answers, which
+      // `delete` already cleans up (a dead shim's socket).
+      writeAddress(opts.bundle, address);
       // the new serve process reserves opts.id itself (it is its -id)
       await startServe(opts, address, spawn);
-      writeAddress(opts.bundle, address);
       return address;
     }
     throw new UnavailableError(`could not reserve ${opts.id} on a shim at ${address}`);

@@ -1,8 +1,10 @@
 // The bunker runc shim as the shim library sees it: `start` groups containers into shared serve
 // processes, `delete` cleans up one container after its shim died (containerd's manager.Stop for
 // runc: force delete, unmount the rootfs, report 137), serve runs the runc task service.
+//
+// Only what `start` needs is imported statically: runc's wrapper and the options reader (with
+// node:os) load on first use by delete or serve, so the per-pod start action does not evaluate them.
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { errorMessage } from "../../errdefs.ts";
 import { canConnect, readAddress, removeSocket } from "../../contract/address.ts";
 import { bunkerGroup } from "../../contract/grouping.ts";
@@ -11,11 +13,8 @@ import { startGrouped, type SpawnOptions } from "../../shim/start.ts";
 import type { DeleteOpts, DeleteResult, ServeContext, Shim, StartOpts, TaskService } from "../../shim/types.ts";
 import type { RuntimeInfo } from "../../shim/runtime-info.ts";
 import { VERSION } from "../../version.ts";
-
-import { readOptions, runcConfig, runcRuntimes } from "./options.ts";
-import { Runc } from "../../runc/runc.ts";
 import { ADDRESS_FILE, INIT_PID_FILE } from "../../contract/bundle.ts";
-
+import { goJoin as join } from "../../gopath.ts";
 
 const SIGKILL = 9;
 
@@ -30,7 +29,7 @@ export function isMounted(path: string): boolean {
 
 /** The modules the task service needs: loaded by the serve process, or ahead of time by a warm spare. */
 function loadServing() {
-  return Promise.all([import("./service.ts"), import("../../sys/children.ts"), import("../../sys/index.ts")]);
+  return Promise.all([import("./service.ts"), import("../../sys/children.ts"), import("../../sys/index.ts"), import("./options.ts")]);
 }
 
 /**
@@ -66,6 +65,7 @@ export class RuncShim implements Shim {
 
   async delete(opts: DeleteOpts): Promise<DeleteResult> {
     const { bundle, id, log } = opts;
+    const [{ readOptions, runcConfig }, { Runc }] = await Promise.all([import("./options.ts"), import("../../runc/runc.ts")]);
     const config = runcConfig(readOptions(bundle), bundle, opts.namespace);
     // containerd runs this after every shim disconnect, also after a clean Delete: when runc has
     // no state for the container, there is nothing to force (and one runc exec less to wait for)
@@ -109,7 +109,7 @@ export class RuncShim implements Shim {
   }
 
   async createTaskService(ctx: ServeContext): Promise<TaskService> {
-    const [{ RuncTaskService }, { spawnTracked }, { sys }] = await loadServing();
+    const [{ RuncTaskService }, { spawnTracked }, { sys }, { runcRuntimes }] = await loadServing();
     // the serve process is a subreaper: runc runs through spawnTracked (see RuncConfig.spawn)
     return new RuncTaskService(ctx, sys(), runcRuntimes(spawnTracked));
   }
