@@ -1,25 +1,29 @@
 // SysError: a failed kernel call, with the errno name a human searches for and the path involved.
-// node:util and the errno table are loaded at the first error, not with the FFI: every `run IMAGE`
-// loads this module (flock, mount) and most never fail; node:util cost it ~1-2 ms of start-up.
-import { constants } from "node:os";
+//
+// node:util and node:os are loaded on the first error, not with this module: every serve process
+// (one per pod) and every `run IMAGE` (flock, mount) load the native core, and with it this file,
+// and most never fail; evaluating node:util cost the serve boot ~3 ms (cpu profile) and run IMAGE
+// ~1-2 ms, for messages they may never write. require keeps the load lazy and is still followed
+// by `bun build --compile`.
+type Os = typeof import("node:os");
+type Util = typeof import("node:util");
+const util = (): Util => require("node:util") as Util;
+const errnoNumbers = (): Record<string, number> => (require("node:os") as Os).constants.errno as Record<string, number>;
 
 let errnoNames: Map<number, string> | undefined;
-
-function util(): typeof import("node:util") {
-  // require keeps the load lazy and is still followed by `bun build --compile`.
-  return require("node:util") as typeof import("node:util");
+function names(): Map<number, string> {
+  if (errnoNames) return errnoNames;
+  errnoNames = new Map();
+  for (const [name, value] of Object.entries(errnoNumbers())) {
+    // Aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK) keep the first, more common name.
+    if (!errnoNames.has(value)) errnoNames.set(value, name);
+  }
+  return errnoNames;
 }
 
 /** errno number -> name ("ENOENT"); unknown numbers become "E<n>". */
 export function errnoName(errno: number): string {
-  if (!errnoNames) {
-    errnoNames = new Map();
-    for (const [name, value] of Object.entries(constants.errno)) {
-      // Aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK) keep the first, more common name.
-      if (!errnoNames.has(value)) errnoNames.set(value, name);
-    }
-  }
-  const known = errnoNames.get(errno);
+  const known = names().get(errno);
   if (known) return known;
   try {
     return util().getSystemErrorName(-errno);
@@ -64,7 +68,7 @@ export function errnoMessage(errno: number): string {
 
 /** errno name -> number (for the fake and for tests: `errnoOf("EPERM")`). */
 export function errnoOf(code: string): number {
-  const n = (constants.errno as Record<string, number>)[code];
+  const n = errnoNumbers()[code];
   if (n === undefined) throw new TypeError(`unknown errno name ${code}`);
   return n;
 }
