@@ -33,7 +33,9 @@ export function socketPath(address: string): string {
 
 export function isSocket(path: string): boolean {
   try {
-    return lstatSync(path).isSocket();
+    // no ENOENT thrown for the usual answer (a new pod's group has no socket): building the
+    // exception is most of the call's cost, and the start action asks once per pod
+    return lstatSync(path, { throwIfNoEntry: false })?.isSocket() ?? false;
   } catch {
     return false;
   }
@@ -88,7 +90,9 @@ export function writeFileAtomic(path: string, content: string): void {
   const abs = path.startsWith("/") ? goClean(path) : goJoin(process.cwd(), path);
   const tmp = goJoin(goDir(abs), `.${goBase(abs)}`);
   try {
-    unlinkSync(tmp); // a leftover from a crashed writer would make O_EXCL fail forever
+    // a leftover from a crashed writer would make O_EXCL fail forever; looked for first, so the
+    // usual case (none) throws nothing
+    if (lstatSync(tmp, { throwIfNoEntry: false })) unlinkSync(tmp);
   } catch {}
   const fd = openSync(tmp, "wx", 0o600);
   try {

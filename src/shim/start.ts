@@ -4,7 +4,7 @@
 // first connection waits in the socket's backlog while the serve process loads. Concurrent starts
 // for one group (20 `ctr run` at once) are serialized by a lock file next to the socket, so
 // exactly one serve process is spawned; the others find it live and reserve their container on it.
-import { closeSync, linkSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, linkSync, lstatSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { DeadlineExceededError, ResourceExhaustedError, UnavailableError } from "../errdefs.ts";
 import { goDir, goJoin } from "../gopath.ts";
 import { IDLE_ENV } from "../idle.ts";
@@ -111,7 +111,7 @@ async function waitGone(address: string, timeoutMs: number): Promise<void> {
 function bindTemporary(address: string): { path: string; bound: string; listener: ReturnType<typeof Bun.listen>; fd: number | undefined } {
   const path = socketPath(address);
   const bound = goJoin(goDir(path), `.${process.pid}`);
-  rmSync(bound, { force: true }); // left by a dead start that had our pid
+  if (lstatSync(bound, { throwIfNoEntry: false })) unlinkSync(bound); // left by a dead start that had our pid
   const oldMask = process.umask(0o177);
   let listener;
   try {
