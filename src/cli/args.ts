@@ -587,7 +587,8 @@ commands:
                                  refreshed every second until Ctrl-C; --no-stream prints one sample
   cp [-a] [-L] CONTAINER:PATH HOSTPATH / cp [-a] [-L] HOSTPATH CONTAINER:PATH
                                  copy files or directories out of / into a container's rootfs (docker cp's rules:
-                                 symlinks resolved inside the container; -a keeps uid/gid, -L follows a symlink SRC)
+                                 symlinks resolved inside the container; -a keeps uid/gid, -L follows a symlink SRC);
+                                 HOSTPATH "-": a tar stream on stdout (out) or from stdin into a directory (in)
   events [--since T] [--until T] [-f type=|event=|container=V]...
                                  print task events as JSON lines: new ones (live) until Ctrl-C or the daemon stops;
                                  --since replays the history from T (RFC 3339, Unix seconds or a duration: 10m)
