@@ -50,9 +50,11 @@ describeWith(["root", "bin:runc"], "library cleanup", () => {
   });
 
   /** Starts the child, waits for its containers, returns it with what it made and its shims. */
-  async function startChild(mode: string, daemon = false): Promise<{ proc: Bun.Subprocess<"pipe", "pipe", "pipe">; made: Made; shims: ProcInfo[]; inits: ProcInfo[]; reaper: ProcInfo }> {
+  async function startChild(mode: string, daemon = false): Promise<{ proc: Bun.Subprocess<"pipe", "pipe", "pipe">; made: Made; shims: ProcInfo[]; inits: ProcInfo[]; reaper: ProcInfo; reaperLog: string }> {
     const config = { root: env.root, state: env.state, address: daemon ? env.address : address, daemon, rootfs: env.rootfs, namespace: env.namespace, bin: await bunkerBinDir(), count: CONTAINERS, mode };
-    const proc = Bun.spawn([process.execPath, CHILD, JSON.stringify(config)], { env: env.spawnEnv(), stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    // the reaper has no stderr: its log says what it saw, should something outlive it
+    const reaperLog = join(env.dir, `reaper-${mode}.log`);
+    const proc = Bun.spawn([process.execPath, CHILD, JSON.stringify(config)], { env: { ...env.spawnEnv(), BUNKER_REAPER_LOG: reaperLog }, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     started.push(procInfo(proc.pid)!);
     const reader = proc.stdout.getReader();
     let line = "";
@@ -74,7 +76,7 @@ describeWith(["root", "bin:runc"], "library cleanup", () => {
     // Everything is really there before the test process ends.
     expect(await psAll()).toEqual(made.made.map((m) => m.id).sort());
     for (const m of made.made) expect(existsSync(m.shimSocket)).toBe(true);
-    return { proc, made, shims, inits, reaper };
+    return { proc, made, shims, inits, reaper, reaperLog };
   }
 
   async function psAll(): Promise<string[]> {
@@ -87,7 +89,12 @@ describeWith(["root", "bin:runc"], "library cleanup", () => {
   /** The child is gone; its reaper then finishes, and nothing of the session stays anywhere. */
   async function expectNothingLeft(c: Awaited<ReturnType<typeof startChild>>): Promise<void> {
     expect(await waitGone([c.reaper], 60_000)).toEqual([]);
-    expect(await waitGone([...c.inits, ...c.shims], 10_000)).toEqual([]);
+    // seen once in a full CI run under load (not alone): the shim and inits outlived the reaper
+    const left = await waitGone([...c.inits, ...c.shims], 10_000);
+    if (left.length > 0) {
+      const log = c.reaperLog;
+      throw new Error(`${left.map((p) => p.pid).join(", ")} outlived the reaper; ps -a: ${JSON.stringify(await psAll())}; the reaper's log:\n${existsSync(log) ? readFileSync(log, "utf8") : "(none)"}`);
+    }
     expect(await psAll()).toEqual([]);
     const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "");
     expect(mounts.filter((m) => m.startsWith(`${env.state}/`))).toEqual([]);
