@@ -243,38 +243,34 @@ export class StoreLayout {
    * Nothing in tmp/ is reachable from an index, so deleting a claimed tree races no reader.
    */
   claimTrash(): string[] {
+    return this.claim((name) => {
+      if (name.startsWith(TRASH_PREFIX)) return name.slice(TRASH_PREFIX.length);
+      // a sweeper's claim, or a spare half made: garbage once their process is gone
+      const m = SWEEP_NAME.exec(name) ?? BUILDING_NAME.exec(name);
+      return m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1])) ? m[2] : undefined;
+    });
+  }
+
+  /** Claims every spare for deletion (cleanup: prune leaves nothing made ahead). */
+  claimSpares(): string[] {
+    return this.claim((name) => (name.startsWith(SPARE_PREFIX) ? name.slice(SPARE_PREFIX.length) : undefined));
+  }
+
+  /**
+   * Renames each tmp/ entry `pick` names (by the random part it returns) to `sweep.<our pid>.*`:
+   * one rename, so of several claimants one wins each entry. Returns the claimed paths.
+   */
+  private claim(pick: (name: string) => string | undefined): string[] {
     const claimed: string[] = [];
     for (const name of this.temps()) {
-      let rest: string | undefined;
-      if (name.startsWith(TRASH_PREFIX)) rest = name.slice(TRASH_PREFIX.length);
-      else {
-        // a sweeper's claim, or a spare half made: garbage once their process is gone
-        const m = SWEEP_NAME.exec(name) ?? BUILDING_NAME.exec(name);
-        if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) rest = m[2];
-      }
+      const rest = pick(name);
       if (rest === undefined) continue;
       const to = join(this.tmp, `${SWEEP_PREFIX}${process.pid}.${rest}`);
       try {
         fs.renameSync(join(this.tmp, name), to);
         claimed.push(to);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err; // another sweeper took it
-      }
-    }
-    return claimed;
-  }
-
-  /** Claims every spare for deletion (cleanup: prune leaves nothing made ahead). */
-  claimSpares(): string[] {
-    const claimed: string[] = [];
-    for (const name of this.temps()) {
-      if (!name.startsWith(SPARE_PREFIX)) continue;
-      const to = join(this.tmp, `${SWEEP_PREFIX}${process.pid}.${name.slice(SPARE_PREFIX.length)}`);
-      try {
-        fs.renameSync(join(this.tmp, name), to);
-        claimed.push(to);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err; // another claimant took it
       }
     }
     return claimed;
