@@ -62,35 +62,38 @@ export interface RemovalReport {
  * Removes (rm -f) every container of the target that `choose` picks from the full list, then
  * lists again until nothing chosen is left (at most ROUNDS removals): the test process's own manager
  * may be tearing the same container down at that moment (its shim's exit event), so a removal can
- * fail or answer NotFound while the container is still listed; the next look finishes it.
+ * fail or answer NotFound while the container is still listed; the next look finishes it. What
+ * was chosen and is no longer listed is reported removed, whoever finished it (seen in CI: our
+ * kill's exit event let the test's own manager win the teardown and our delete failed).
  */
 export async function removeChosen(t: Target, choose: (all: TaskInfo[]) => TaskInfo[], logger: Logger): Promise<RemovalReport> {
-  const removed = new Set<string>();
+  const chosen = new Set<string>();
   let failed: RemovalReport["failed"] = [];
   const open = await openTarget(t, logger);
   try {
     for (let round = 0; ; round++) {
       const { tasks } = await open.api.list({ namespace: "" });
       const queue = choose(tasks);
-      if (queue.length === 0) return { removed: [...removed], failed: [] };
+      const left = new Set(queue.map(nameOf));
+      const removed = [...chosen].filter((name) => !left.has(name));
+      if (queue.length === 0) return { removed, failed: [] };
       if (round === ROUNDS) {
         const named = new Set(failed.map((f) => f.container));
-        for (const c of queue) if (!named.has(`${c.namespace}/${c.id}`)) failed.push({ container: `${c.namespace}/${c.id}`, error: `still listed after ${ROUNDS} removals` });
-        return { removed: [...removed], failed };
+        const stillFailed = failed.filter((f) => left.has(f.container));
+        for (const name of left) if (!named.has(name)) stillFailed.push({ container: name, error: `still listed after ${ROUNDS} removals` });
+        return { removed, failed: stillFailed };
       }
-      if (round > 0) logger.warn({ left: queue.map((c) => `${c.namespace}/${c.id}`), failed }, "containers still listed: removing them again");
+      if (round > 0) logger.warn({ left: [...left], failed }, "containers still listed: removing them again");
       failed = [];
+      for (const name of left) chosen.add(name);
       const worker = async (): Promise<void> => {
         for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
-          const name = `${c.namespace}/${c.id}`;
           try {
             await open.api.delete({ namespace: c.namespace, id: c.id, force: true });
-            removed.add(name);
           } catch (err) {
             // NotFound: removed meanwhile (its own exit handler, another manager's teardown, the
-            // test's rm): gone as this sweep wanted, so reported removed; the next list tells if not
-            if (isNotFound(err)) removed.add(name);
-            else failed.push({ container: name, error: errorMessage(err) });
+            // test's rm); anything else is kept for the report should the next list still show it
+            if (!isNotFound(err)) failed.push({ container: nameOf(c), error: errorMessage(err) });
           }
         }
       };
@@ -100,6 +103,8 @@ export async function removeChosen(t: Target, choose: (all: TaskInfo[]) => TaskI
     open.close();
   }
 }
+
+const nameOf = (c: TaskInfo): string => `${c.namespace}/${c.id}`;
 
 /** Releases a network the session made; one already gone is fine. */
 export async function removeNetwork(n: NetworkRef): Promise<void> {

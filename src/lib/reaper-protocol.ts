@@ -71,8 +71,14 @@ export function parseMessage(line: string): Message | undefined {
 export const targetKey = (t: Target): string => JSON.stringify([t.daemon, t.root, t.state, t.address]);
 const networkKey = (n: NetworkRef): string => JSON.stringify([n.root, n.state, n.name]);
 
-/** wait: keep watching; reap: remove what the session made, then exit; exit: leave at once. */
-export type Action = "wait" | "reap" | "exit";
+/**
+ * wait: keep watching; reap: remove what the session made, then exit; exit: leave at once;
+ * drain: the parent is dead but the pipe may still hold what it wrote before dying (a reaper
+ * started slowly under load finds a parent that lived less than its own start-up, its target still
+ * unread: seen in CI as a container outliving its reaper). Read the pipe to its end, or for a
+ * bounded time when some child keeps the write end, then call onDrained().
+ */
+export type Action = "wait" | "drain" | "reap" | "exit";
 
 /**
  * The reaper's state: what to clean and whether the parent is still the parent. Every input gives
@@ -82,6 +88,7 @@ export class ReaperState {
   private readonly targetsByKey = new Map<string, Target>();
   private readonly networksByKey = new Map<string, NetworkRef>();
   private decided = false;
+  private draining = false;
   private buffered = "";
 
   constructor(
@@ -142,7 +149,14 @@ export class ReaperState {
    */
   onParentCheck(startNow: string | undefined): Action {
     const gone = startNow === undefined || (this.parentStart !== "" && startNow !== this.parentStart);
-    return gone ? this.decide("reap") : "wait";
+    if (!gone || this.decided || this.draining) return "wait";
+    this.draining = true;
+    return "drain";
+  }
+
+  /** The pipe was read after the parent's death (to its end, or for the bound): decide now. */
+  onDrained(): Action {
+    return this.decide("reap");
   }
 
   private decide(a: "reap" | "exit"): Action {

@@ -18,6 +18,12 @@ import { sessionContainers } from "./session-labels.ts";
 
 /** How often /proc is read, for a parent whose pipe end some child process kept open. */
 const PARENT_POLL_MS = 500;
+/**
+ * After /proc shows the parent dead, how long the pipe is read before reaping when no end comes
+ * (a child of the parent holds the write end). What the parent wrote is already in the pipe, so
+ * this bounds only that case; the usual one ends at the pipe's end, at once.
+ */
+const DRAIN_MS = 2_000;
 
 export async function reaperMain(argv: string[]): Promise<number> {
   const [pidArg, startArg, session] = argv;
@@ -30,8 +36,10 @@ export async function reaperMain(argv: string[]): Promise<number> {
   const log: Logger = logFile ? pino({ level: "info", base: { reaper: process.pid, session } }, pino.destination({ dest: logFile, sync: true, append: true })) : pino({ level: "silent" });
   const state = new ReaperState(parentPid, startArg);
   const { promise: decided, resolve: decide } = Promise.withResolvers<"reap" | "exit">();
+  let drainTimer: Timer | undefined;
   const act = (a: Action): void => {
-    if (a !== "wait") decide(a);
+    if (a === "drain") drainTimer = setTimeout(() => act(state.onDrained()), DRAIN_MS);
+    else if (a !== "wait") decide(a);
   };
 
   const poll = setInterval(() => act(state.onParentCheck(processStartTime(parentPid))), PARENT_POLL_MS);
@@ -48,6 +56,7 @@ export async function reaperMain(argv: string[]): Promise<number> {
 
   const what = await decided;
   clearInterval(poll);
+  clearTimeout(drainTimer);
   if (what === "exit") {
     log.info("session ended: nothing to remove");
     return 0;

@@ -12,6 +12,8 @@ import { join } from "node:path";
 import pino from "pino";
 import { managerApi } from "../../src/api/client.ts";
 import { startEmbeddedRuntime } from "../../src/executor/index.ts";
+import { defaultReaperCommand } from "../../src/lib/cleanup.ts";
+import { encodeMessage } from "../../src/lib/reaper-protocol.ts";
 import { sweepLeftovers } from "../../src/lib/sweep.ts";
 import { sessionLabels } from "../../src/lib/session-labels.ts";
 import { generateSpec } from "../../src/oci/spec.ts";
@@ -194,6 +196,36 @@ test("starts a container and forgets it", async () => {
     expect(mounts.filter((m) => m.startsWith(`${env.state}/`))).toEqual([]);
     // a shim lingers a moment after its last container (shim-linger.test.ts), then goes
     expect(await waitGone(allProcs().filter((p) => cmdline(p.pid).includes(address)), 10_000)).toEqual([]);
+  }, 120_000);
+
+  test("a reaper that starts after its parent died still removes what the parent wrote to its pipe", async () => {
+    // Seen in CI under load: a short `bun test` file tracked a container and exited before its
+    // reaper had read the pipe; the reaper's first look at /proc found the parent gone and no target.
+    const rt = await startEmbeddedRuntime({ root: env.root, state: env.state, address, selfDir: await bunkerBinDir(), logger: pino({ level: "silent" }) });
+    const gone = Bun.spawn(["true"]);
+    const parent = { pid: gone.pid, start: processStartTime(gone.pid) ?? "1" };
+    await gone.exited;
+    let pid: number;
+    try {
+      const api = managerApi(rt.manager, { embedded: false });
+      const labels = sessionLabels({ session: "early-death", pid: parent.pid, pidStart: parent.start });
+      const spec = generateSpec({ namespace: env.namespace, id: "orphan", args: ["sleep", "600"], cgroupParent: cgroupParent(address) });
+      await api.create({ namespace: env.namespace, id: "orphan", rootfs: env.rootfs, spec: new TextEncoder().encode(JSON.stringify(spec)), labels });
+      ({ pid } = await api.start({ namespace: env.namespace, id: "orphan" }));
+    } finally {
+      rt.close();
+    }
+    const init = procInfo(pid)!;
+    // the pipe as the dead parent left it: its target, then its end
+    const pipeLeft = join(env.dir, "pipe-left");
+    writeFileSync(pipeLeft, encodeMessage({ t: "target", target: { daemon: false, root: env.root, state: env.state, address } }));
+    const reaperLog = join(env.dir, "reaper-early.log");
+    const reaper = Bun.spawn([...defaultReaperCommand(), String(parent.pid), parent.start, "early-death"], { stdin: Bun.file(pipeLeft), stdout: "ignore", stderr: "pipe", env: { ...env.spawnEnv(), BUNKER_REAPER_LOG: reaperLog } });
+    started.push(procInfo(reaper.pid)!);
+    expect(await reaper.exited).toBe(0);
+    expect(readFileSync(reaperLog, "utf8")).toContain(`${env.namespace}/orphan`);
+    expect(await waitGone([init], 10_000)).toEqual([]);
+    expect(await psAll()).toEqual([]);
   }, 120_000);
 
   test("sweepLeftovers removes the containers of dead sessions only", async () => {

@@ -100,17 +100,39 @@ describe("reaper protocol", () => {
     s.onData(encodeMessage({ t: "target", target }));
     expect(s.onParentCheck(table[0])).toBe("wait");
     expect(s.onParentCheck(table[1])).toBe("wait");
-    expect(s.onParentCheck(table[2])).toBe("reap");
+    // dead: first read what the pipe still holds, then reap
+    expect(s.onParentCheck(table[2])).toBe("drain");
+    expect(s.onParentCheck(table[2])).toBe("wait");
+    expect(s.onDrained()).toBe("reap");
 
     const gone = new ReaperState(100, "5000");
     gone.onData(encodeMessage({ t: "target", target }));
-    expect(gone.onParentCheck(undefined)).toBe("reap");
+    expect(gone.onParentCheck(undefined)).toBe("drain");
+    expect(gone.onEof()).toBe("reap");
 
     // a parent whose start time could not be read is checked by pid only
     const unknown = new ReaperState(100, "");
     unknown.onData(encodeMessage({ t: "target", target }));
     expect(unknown.onParentCheck("9999")).toBe("wait");
-    expect(unknown.onParentCheck(undefined)).toBe("reap");
+    expect(unknown.onParentCheck(undefined)).toBe("drain");
+  });
+
+  test("a parent dead before its reaper read the pipe: what it wrote is still reaped", () => {
+    // seen in CI under load: the reaper started after its short-lived parent had tracked a
+    // container and died; deciding on /proc alone found no target and left the container running
+    const s = new ReaperState(100, "5000");
+    expect(s.onParentCheck(undefined)).toBe("drain");
+    expect(s.onData(encodeMessage({ t: "target", target }))).toBe("wait");
+    expect(s.onEof()).toBe("reap");
+    expect(s.targets).toEqual([target]);
+
+    // a "done" still in the pipe is honoured; nothing at all in it: nothing to look for
+    const done = new ReaperState(100, "5000");
+    expect(done.onParentCheck(undefined)).toBe("drain");
+    expect(done.onData(encodeMessage({ t: "target", target }) + encodeMessage({ t: "done" }))).toBe("exit");
+    const empty = new ReaperState(100, "5000");
+    expect(empty.onParentCheck(undefined)).toBe("drain");
+    expect(empty.onDrained()).toBe("exit");
   });
 });
 
