@@ -54,7 +54,13 @@ if (cmd === "VERSION") { process.stdout.write(JSON.stringify({ cniVersion: "1.0.
 if (fake.hang && fake.hang.on.includes(cmd)) {
   const child = Bun.spawn(["sleep", "1000"], { stdio: ["ignore", "ignore", "ignore"] });
   fs.writeFileSync(fake.hang.pidFile, process.pid + " " + child.pid);
-  await new Promise(() => {});
+  // hang until killed, as a stuck plugin does; but not past whoever ran us (a test process that
+  // died mid-case left one of these spinning at ~77% CPU, skewing the benches run after it)
+  const parent = process.ppid;
+  for (;;) {
+    await Bun.sleep(200);
+    if (process.ppid !== parent) { child.kill("SIGKILL"); process.exit(1); }
+  }
 }
 if (fake.fail && fake.fail.on.includes(cmd) && (!fake.fail.onlyWhile || fs.existsSync(fake.fail.onlyWhile))) {
   process.stdout.write(JSON.stringify({ cniVersion: input.cniVersion, code: fake.fail.code, msg: fake.fail.msg, details: fake.fail.details ?? "" }));
