@@ -127,8 +127,23 @@ class LayerApplier {
   private readonly kept = new Set<string>();
   private readonly opaqueDone = new Set<string>();
   private readonly dirTimes: { path: string; atime: number; mtime: number }[] = [];
+  /**
+   * Parent names already resolved to a real directory: a layer writes hundreds of entries into one
+   * directory, and each resolution is an lstat per component (measured: ~5 lstats an entry, 113 ms
+   * of 860 in a 10-layer pull's profile). Only a removal can turn a resolved directory into
+   * something else (a symlink or file goes only where nothing is, and everything cached exists), so
+   * every removal forgets them all.
+   */
+  private readonly resolvedDirs = new Map<string, string>();
+  /**
+   * Set when root was empty at the start (a fresh overlay upper: the usual unpack): every path this
+   * layer made, so an entry whose path is not here needs no lstat to know nothing is there.
+   */
+  private readonly made: Set<string> | undefined;
 
-  constructor(private readonly root: string, private readonly opts: ApplyOptions) {}
+  constructor(private readonly root: string, private readonly opts: ApplyOptions) {
+    this.made = readdirSync(root).length === 0 ? new Set() : undefined;
+  }
 
   /** Looked up only when needed: a layer of plain files never loads the FFI library. */
   private get sys(): Syscalls {
@@ -141,17 +156,18 @@ class LayerApplier {
     if (name === "") return;
     const slash = name.lastIndexOf("/");
     const base = name.slice(slash + 1);
-    const parent = resolveInRoot(this.root, slash < 0 ? "" : name.slice(0, slash));
-    if (parent !== this.root) this.makeParents(parent);
+    const parent = this.parentDir(slash < 0 ? "" : name.slice(0, slash));
     const path = `${parent === "/" ? "" : parent}/${base}`;
 
     if (base.startsWith(WHITEOUT_PREFIX)) return this.whiteout(parent, base, header);
 
-    const existing = lstatOrNull(path);
-    if (existing && !(existing.isDirectory() && header.type === "dir")) rmSync(path, { recursive: true, force: true });
+    const existing = this.made && !this.made.has(path) ? null : lstatOrNull(path);
+    if (existing && !(existing.isDirectory() && header.type === "dir")) this.remove(path);
+    this.made?.add(path);
     switch (header.type) {
       case "dir":
         if (!existing?.isDirectory()) mkdirSync(path, 0o700);
+        this.resolvedDirs.set(name, path);
         break;
       case "file":
         await this.writeFile(path, body);
@@ -217,6 +233,22 @@ class LayerApplier {
     return resolveInRoot(this.root, name, false);
   }
 
+  /** The entry's parent directory resolved inside root (and made when missing). */
+  private parentDir(name: string): string {
+    const known = this.resolvedDirs.get(name);
+    if (known !== undefined) return known;
+    const parent = resolveInRoot(this.root, name);
+    if (parent !== this.root) this.makeParents(parent);
+    this.resolvedDirs.set(name, parent);
+    return parent;
+  }
+
+  /** Removes what is at path (a replaced entry, a whited-out name); resolved directories may be gone. */
+  private remove(path: string): void {
+    rmSync(path, { recursive: true, force: true });
+    this.resolvedDirs.clear();
+  }
+
   /** Makes the missing directories of a resolved parent (0755, root-owned as containerd does). */
   private makeParents(parent: string): void {
     const stat = lstatOrNull(parent);
@@ -230,6 +262,7 @@ class LayerApplier {
       if (here?.isDirectory()) continue;
       if (here) throw new FailedPreconditionError(`${path.slice(this.root.length)} is not a directory`);
       mkdirSync(path, 0o755);
+      this.made?.add(path);
       chmodSync(path, 0o755);
       this.takeLowerDirInfo(path);
       this.markWritten(path);
@@ -287,8 +320,9 @@ class LayerApplier {
     const hidden = base.slice(WHITEOUT_PREFIX.length);
     if (hidden === "" || hidden === "." || hidden === "..") throw new InvalidArgumentError(`invalid whiteout name ${JSON.stringify(base)}`);
     const target = `${parent === "/" ? "" : parent}/${hidden}`;
-    rmSync(target, { recursive: true, force: true });
+    this.remove(target);
     if (this.opts.whiteouts === "overlay") {
+      this.made?.add(target);
       this.sys.mknod(target, constants.S_IFCHR, 0, 0);
       lchownSync(target, header.uid, header.gid);
     }
@@ -298,7 +332,7 @@ class LayerApplier {
   private removeUnkept(dir: string): void {
     for (const child of readdirSync(dir)) {
       const path = `${dir === "/" ? "" : dir}/${child}`;
-      if (!this.kept.has(path)) rmSync(path, { recursive: true, force: true });
+      if (!this.kept.has(path)) this.remove(path);
       else if (lstatSync(path).isDirectory()) this.removeUnkept(path);
     }
   }

@@ -219,6 +219,21 @@ describe("staying inside the root", () => {
     outsideUntouched();
   });
 
+  test("a directory the layer itself replaces by a symlink is resolved again (resolved parents are remembered)", async () => {
+    // the applier remembers where a parent name resolved; replacing "a" must make "a/y" follow the
+    // new symlink (into root), not the removed directory, in a fresh root and over an existing one
+    const entries = [dir("a"), file("a/x", "1"), dir("b"), symlink("a", "/b"), file("a/y", "2"), symlink("b/up", "../../.."), dir("b/up/c"), file("a/up/c/z", "3")];
+    await apply(entries);
+    expect(tree()).toEqual(["a@", "b/", "b/up@", "b/y", "c/", "c/z"]);
+    outsideUntouched();
+    rmSync(root, { recursive: true });
+    mkdirSync(join(root, "a"), { recursive: true });
+    writeFileSync(join(root, "a/old"), "0");
+    await apply(entries);
+    expect(tree()).toEqual(["a@", "b/", "b/up@", "b/y", "c/", "c/z"]);
+    outsideUntouched();
+  });
+
   test("a symlink loop is an error, not a hang", async () => {
     const error = await apply([symlink("l1", "l2"), symlink("l2", "l1"), file("l1/x")]).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(InvalidArgumentError);
