@@ -32,11 +32,11 @@ import type { UnpackProgress } from "./unpack.ts";
  * The registry client and the layer applier load only when a pull or an unpack needs them: `run`
  * of an image already unpacked (the common case) does not pay for evaluating them.
  */
-async function unpack(store: ImageStore, img: StoredImage, onUnpack?: UnpackProgress): Promise<void> {
+async function unpack(store: ImageStore, img: StoredImage, onUnpack?: UnpackProgress, ready?: (index: number) => Promise<void>): Promise<void> {
   const top = img.chainIds.at(-1);
   if (top !== undefined && store.snapshots.has(top)) return;
   const { unpackImage } = await import("./unpack.ts");
-  await unpackImage(store.content, store.snapshots, img, onUnpack);
+  await unpackImage(store.content, store.snapshots, img, onUnpack, ready);
 }
 
 export interface ImageStoreOptions {
@@ -123,16 +123,23 @@ export class ImageStore {
   }
 
   private async pullLocked(ref: string, o: PullOptions): Promise<StoredImage> {
-    const [{ RegistryClient }, { fetchImage }] = await Promise.all([import("../registry/client.ts"), import("../registry/pull.ts")]);
+    const [{ RegistryClient }, { fetchImageHead, fetchLayers, settleAll }] = await Promise.all([import("../registry/client.ts"), import("../registry/pull.ts")]);
     const client = new RegistryClient({ insecure: [...(this.o.insecureRegistries ?? [])] });
     const platform: Platform | undefined = o.platform ? parsePlatform(o.platform) : undefined;
-    const fetched = await fetchImage(this.content, client, ref, {
-      ...(platform ? { platform } : {}),
-      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-    });
+    const fetchOpts = { ...(platform ? { platform } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) };
+    const fetched = await fetchImageHead(this.content, client, ref, fetchOpts);
     const rec: ImageRecord = { name: fetched.name, target: fetched.target };
     const img = await readImage(this.content, rec, platform);
-    await unpack(this, img, o.onUnpack);
+    // each layer unpacks once its own blob is stored, while the later ones download (measured on a
+    // 10-layer image from a local registry: the unpack had waited for every download, ~100 ms)
+    const layers = fetchLayers(this.content, client, fetched, fetchOpts);
+    try {
+      await unpack(this, img, o.onUnpack, (i) => layers[i]!);
+    } finally {
+      // every download ends (stored, or failed) before we return or report the first failure
+      await Promise.allSettled(layers);
+    }
+    await settleAll(layers);
     await this.content.names.putImage(fetched.name, fetched.target);
     return img;
   }

@@ -3,6 +3,8 @@
 // image at the same time (the snapshotter's per-chain-ID lock), and the uncompressed bytes must hash
 // to the config's diff_ids[i] or nothing is committed. Layers are applied bottom-up and one at a time:
 // each needs its parent committed, and the applier streams (a 100 MB layer never sits in memory).
+// A pull passes `ready`: layer i is unpacked as soon as its own blob is stored, while the later
+// ones still download (containerd's unpacker also starts on a layer once fetched).
 import { FailedPreconditionError } from "../errdefs.ts";
 import { applyLayer } from "../archive/apply.ts";
 import { decompressStream } from "../archive/compression.ts";
@@ -15,8 +17,11 @@ export interface UnpackProgress {
   (event: { index: number; chainId: string; status: "unpacked" | "exists" }): void;
 }
 
-/** Makes sure every layer of the image is a committed snapshot; returns how many this call extracted. */
-export async function unpackImage(content: ContentStore, snapshots: Snapshotter, img: StoredImage, onProgress?: UnpackProgress): Promise<number> {
+/**
+ * Makes sure every layer of the image is a committed snapshot; returns how many this call extracted.
+ * `ready(i)`: settles when layer i's blob is in the content store (a pull still downloading).
+ */
+export async function unpackImage(content: ContentStore, snapshots: Snapshotter, img: StoredImage, onProgress?: UnpackProgress, ready?: (index: number) => Promise<void>): Promise<number> {
   let extracted = 0;
   let cleaned = false;
   for (const [i, layer] of img.layers.entries()) {
@@ -26,6 +31,7 @@ export async function unpackImage(content: ContentStore, snapshots: Snapshotter,
       onProgress?.({ index: i, chainId, status: "exists" });
       continue;
     }
+    await ready?.(i);
     if (!content.has(layer.digest)) throw new FailedPreconditionError(`image ${img.name}: layer ${layer.digest} is missing from the content store (pull it again)`);
     if (!cleaned) {
       // what killed unpacks left (temps no live process holds) goes before we add our own

@@ -57,6 +57,16 @@ export interface ImageConfig {
 }
 
 export async function fetchImage(store: ContentStore, client: RegistryClient, reference: string | Reference, opts: FetchImageOptions = {}): Promise<FetchedImage> {
+  const head = await fetchImageHead(store, client, reference, opts);
+  await settleAll(fetchLayers(store, client, head, opts));
+  return head;
+}
+
+/**
+ * The first part of fetchImage: the index, the manifest and the config, stored; no layer yet. With
+ * fetchLayers an unpacker can start on the first layer while the others still download.
+ */
+export async function fetchImageHead(store: ContentStore, client: RegistryClient, reference: string | Reference, opts: FetchImageOptions = {}): Promise<FetchedImage> {
   const ref = typeof reference === "string" ? parseDockerRef(reference) : reference;
   const want = opts.platform ? normalizePlatform(opts.platform) : defaultPlatform();
   const source = ref.name;
@@ -89,8 +99,48 @@ export async function fetchImage(store: ContentStore, client: RegistryClient, re
       !platformMatches(want, { os: configJson.os, architecture: configJson.architecture, ...(configJson.variant ? { variant: configJson.variant } : {}) })) {
     throw new NotFoundError(`${ref}: no image for platform ${formatPlatform(want)} (the image is ${formatPlatform(normalizePlatform({ os: configJson.os, architecture: configJson.architecture, ...(configJson.variant ? { variant: configJson.variant } : {}) }))})`);
   }
-  await boundedAll(layers, opts.concurrency ?? 3, (layer) => download(store, client, ref, layer, "layer", progress));
   return { name: ref.toString(), target: root.descriptor, manifest, manifestJson, config, configJson, layers };
+}
+
+/**
+ * Starts the layers' downloads, in layer order and at most `concurrency` at once (containerd's
+ * default is 3); one promise per layer, settled when that blob is in the store. After the first
+ * failure no new download starts and the layers not started reject with that failure.
+ */
+export function fetchLayers(store: ContentStore, client: RegistryClient, head: FetchedImage, opts: Pick<FetchImageOptions, "concurrency" | "onProgress"> = {}): Promise<void>[] {
+  const ref = parseDockerRef(head.name);
+  const progress = new ProgressTotals([head.config, ...head.layers], opts.onProgress);
+  progress.counted(head.config); // stored by fetchImageHead
+  const settled = head.layers.map(() => Promise.withResolvers<void>());
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < head.layers.length; i = next++) {
+      if (failure) {
+        settled[i]!.reject(failure.err);
+        continue;
+      }
+      try {
+        await download(store, client, ref, head.layers[i]!, "layer", progress);
+        settled[i]!.resolve();
+      } catch (err) {
+        failure ??= { err };
+        settled[i]!.reject(err);
+      }
+    }
+  };
+  const limit = Math.max(1, Math.min(opts.concurrency ?? 3, head.layers.length));
+  for (let w = 0; w < limit; w++) void worker();
+  // a caller that stops waiting at the first failure must not leave the others' rejections unhandled
+  for (const s of settled) s.promise.catch(() => undefined);
+  return settled.map((s) => s.promise);
+}
+
+/** Waits for every promise to settle; then throws the first failure, in order. */
+export async function settleAll(all: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(all);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
 }
 
 /** A descriptor without its platform and annotations (what we store and return is the blob's identity). */
@@ -121,6 +171,11 @@ class ProgressTotals {
     this.totalSize = [...unique.values()].reduce((a, b) => a + b, 0);
   }
 
+  /** A blob already in the totals, without an event. */
+  counted(desc: Descriptor): void {
+    this.current.set(desc.digest, desc.size);
+  }
+
   report(desc: Descriptor, role: BlobRole, current: number, status: PullProgressEvent["status"]): void {
     if (!this.listener) return;
     this.current.set(desc.digest, current);
@@ -128,24 +183,6 @@ class ProgressTotals {
     for (const v of this.current.values()) totalCurrent += v;
     this.listener({ digest: desc.digest, role, current, size: desc.size, status, totalCurrent, totalSize: this.totalSize });
   }
-}
-
-/** Runs `work` over items with at most `limit` at once; the first failure wins, the rest still settle. */
-async function boundedAll<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const worker = async () => {
-    while (next < items.length && !failure) {
-      const item = items[next++]!;
-      try {
-        await work(item);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failure) throw failure.err;
 }
 
 function parseJson<T>(bytes: Uint8Array, what: string): T {
