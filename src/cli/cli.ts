@@ -40,6 +40,11 @@ export async function cli(argv: string[]): Promise<number> {
     if (c.name === "run" && foreground && !daemon) {
       return await runForeground(g, c.opts);
     }
+    // The image commands log nothing: they go before pino is loaded (~10 ms of a cold pull).
+    // Their failures print one line; --debug adds the stack.
+    if (g.debug) debugLog = (err) => process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+    const imageCode = await imageCommand(g, c);
+    if (imageCode !== undefined) return imageCode;
     const { makeLogger } = await import("./log.ts");
     const logger = makeLogger({ debug: g.debug, daemon: c.name === "daemon" });
     debugLog = (err) => logger.debug({ err }, "command failed");
@@ -49,8 +54,6 @@ export async function cli(argv: string[]): Promise<number> {
       for (const line of install({ ...c, daemon: g })) stdout().write(line + "\n");
       return 0;
     }
-    const imageCode = await imageCommand(g, c);
-    if (imageCode !== undefined) return imageCode;
     const [{ connect }, cmd] = await Promise.all([import("../api/client.ts"), import("./commands.ts")]);
     switch (c.name) {
       case "version": {

@@ -108,6 +108,9 @@ export class LayoutNames {
     this.ensureLayout();
     const lock = await acquireLock(`${this.indexPath}.lock`);
     try {
+      // the blobs' renames (store.ts commits them without a directory fsync) outlive a power loss
+      // before any name points at them
+      syncDir(join(this.dir, "blobs", "sha256"));
       const index = this.read();
       const next: IndexJson = { ...index, schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: change(index.manifests) };
       const tmp = `${this.indexPath}.tmp-${process.pid}`;
@@ -124,12 +127,7 @@ export class LayoutNames {
         unlinkSync(tmp);
         throw err;
       }
-      const dirFd = openSync(this.dir, "r");
-      try {
-        fsyncSync(dirFd);
-      } finally {
-        closeSync(dirFd);
-      }
+      syncDir(this.dir);
     } finally {
       lock.release();
     }
@@ -155,4 +153,19 @@ function toRecord(d: Descriptor): ImageRecord {
   const { annotations: _drop, ...bare } = d;
   const target: Descriptor = Object.keys(annotations).length ? { ...bare, annotations } : bare;
   return created ? { name, target, created } : { name, target };
+}
+
+function syncDir(dir: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dir, "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return; // no blob yet
+    throw err;
+  }
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../errdefs.ts";
-import { sys } from "../sys/index.ts";
+import { isErrno, sys } from "../sys/index.ts";
 
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
 
@@ -24,7 +24,15 @@ export function overlayUnusableReason(dir: string): string | undefined {
   const merged = join(probe, "merged");
   try {
     for (const d of ["lower1", "lower2", "upper", "work", "merged"]) fs.mkdirSync(join(probe, d), { recursive: true });
-    sys().mount("overlay", merged, "overlay", 0, `lowerdir=${join(probe, "lower2")}:${join(probe, "lower1")},upperdir=${join(probe, "upper")},workdir=${join(probe, "work")}`);
+    const data = `lowerdir=${join(probe, "lower2")}:${join(probe, "lower1")},upperdir=${join(probe, "upper")},workdir=${join(probe, "work")}`;
+    try {
+      // volatile (5.10+): the unmount then skips syncing the whole upper filesystem (ovl_sync_fs),
+      // which cost a cold pull 3-15 ms quiet and ~90 ms while other writes were in flight
+      sys().mount("overlay", merged, "overlay", 0, `${data},volatile`);
+    } catch (err) {
+      if (!isErrno(err, "EINVAL")) throw err;
+      sys().mount("overlay", merged, "overlay", 0, data);
+    }
     return undefined;
   } catch (err) {
     return `a test overlay mount failed: ${errorMessage(err)}`;

@@ -36,7 +36,7 @@ import { isErrno, MS, sys } from "../sys/index.ts";
 import { validateDigest } from "./chain.ts";
 import { overlayOnOverlayReason, overlayUnusableReason, probePid, removeProbe } from "./detect.ts";
 import { acquireLock, tryLock, type HeldLock } from "../sys/filelock.ts";
-import { chainLockName, decodeKey, keyLockName, lockNameOfTemp, StoreLayout, writeSmall, type SnapshotMeta } from "./layout.ts";
+import { chainLockName, decodeKey, keyLockName, lockNameOfTemp, StoreLayout, writeSmall, writeSmallSynced, type SnapshotMeta } from "./layout.ts";
 import { OVERLAY_MAX_LOWER_DIRS, overlayMountPlan, overlayOptions } from "./overlay-options.ts";
 import { mountFrom } from "../linux/mount.ts";
 
@@ -156,6 +156,8 @@ class LayerStore implements Snapshotter {
     const lock = await acquireLock(this.layout.lockPath(lockName), "exclusive", opts);
     let parentLock: HeldLock | undefined;
     let temp: string | undefined;
+    // the metadata's fsyncs run while the layer is applied; all are done before the publish
+    const synced: Promise<void>[] = [];
     try {
       if (this.has(chainId)) return false; // another process committed it while we waited
       let parentMeta: SnapshotMeta | undefined;
@@ -165,8 +167,8 @@ class LayerStore implements Snapshotter {
       }
       temp = this.layout.makeTemp(lockName);
       if (parentMeta !== undefined) {
-        writeSmall(join(temp, "parent"), parentMeta.chainId as string);
-        writeSmall(join(temp, "ancestors"), [parentMeta.id, ...parentMeta.ancestors].join(" "));
+        synced.push(writeSmallSynced(join(temp, "parent"), parentMeta.chainId as string));
+        synced.push(writeSmallSynced(join(temp, "ancestors"), [parentMeta.id, ...parentMeta.ancestors].join(" ")));
       }
       const fsDir = join(temp, "fs");
       if (this.kind === "native" && parentMeta !== undefined) await copyTree(this.fsOf(parentMeta), fsDir);
@@ -174,12 +176,14 @@ class LayerStore implements Snapshotter {
       const lowers = this.kind === "overlayfs" && parentMeta !== undefined ? this.lowerDirs(parentMeta) : [];
       await apply(fsDir, this.kind === "overlayfs" ? "overlay" : "remove", lowers);
       opts.signal?.throwIfAborted();
-      writeSmall(join(temp, "chain"), chainId);
+      synced.push(writeSmallSynced(join(temp, "chain"), chainId));
+      await Promise.all(synced);
       const id = this.layout.publish(temp);
       temp = undefined;
       this.layout.link("chain", chainId, id);
       return true;
     } finally {
+      await Promise.allSettled(synced);
       if (temp !== undefined) fs.rmSync(temp, { recursive: true, force: true });
       parentLock?.release();
       lock.release();
