@@ -7,6 +7,7 @@
 import { InvalidArgumentError, NotFoundError } from "../errdefs.ts";
 import { checkDescriptor, isIndexType, type Descriptor, type ImageIndex, type ImageManifest, type Platform } from "../content/oci.ts";
 import type { ContentStore } from "../content/store.ts";
+import type { BlobTee } from "../content/tee.ts";
 import { MAX_MANIFEST_BYTES, type RegistryClient } from "./client.ts";
 import { choosePlatform, defaultPlatform, formatPlatform, normalizePlatform, platformMatches } from "./platform.ts";
 import { parseDockerRef, type Reference } from "./reference.ts";
@@ -107,7 +108,7 @@ export async function fetchImageHead(store: ContentStore, client: RegistryClient
  * default is 3); one promise per layer, settled when that blob is in the store. After the first
  * failure no new download starts and the layers not started reject with that failure.
  */
-export function fetchLayers(store: ContentStore, client: RegistryClient, head: FetchedImage, opts: Pick<FetchImageOptions, "concurrency" | "onProgress"> = {}): Promise<void>[] {
+export function fetchLayers(store: ContentStore, client: RegistryClient, head: FetchedImage, opts: Pick<FetchImageOptions, "concurrency" | "onProgress"> & { tees?: readonly BlobTee[] } = {}): Promise<void>[] {
   const ref = parseDockerRef(head.name);
   const progress = new ProgressTotals([head.config, ...head.layers], opts.onProgress);
   progress.counted(head.config); // stored by fetchImageHead
@@ -117,11 +118,12 @@ export function fetchLayers(store: ContentStore, client: RegistryClient, head: F
   const worker = async (): Promise<void> => {
     for (let i = next++; i < head.layers.length; i = next++) {
       if (failure) {
+        opts.tees?.[i]?.fail(failure.err);
         settled[i]!.reject(failure.err);
         continue;
       }
       try {
-        await download(store, client, ref, head.layers[i]!, "layer", progress);
+        await download(store, client, ref, head.layers[i]!, "layer", progress, opts.tees?.[i]);
         settled[i]!.resolve();
       } catch (err) {
         failure ??= { err };
@@ -152,12 +154,16 @@ async function storeBytes(store: ContentStore, desc: Descriptor, bytes: Uint8Arr
   await store.ingest({ digest: desc.digest, size: desc.size, source }, async () => ({ body: new Blob([bytes]).stream(), offset: 0 }));
 }
 
-async function download(store: ContentStore, client: RegistryClient, ref: Reference, desc: Descriptor, role: BlobRole, progress: ProgressTotals): Promise<void> {
-  if (store.size(desc.digest) === desc.size) return progress.report(desc, role, desc.size, "exists");
+async function download(store: ContentStore, client: RegistryClient, ref: Reference, desc: Descriptor, role: BlobRole, progress: ProgressTotals, tee?: BlobTee): Promise<void> {
+  if (store.size(desc.digest) === desc.size) {
+    tee?.abandon("the blob is already in the store");
+    return progress.report(desc, role, desc.size, "exists");
+  }
   await store.ingest(
     { digest: desc.digest, size: desc.size, source: ref.name },
     (offset) => client.fetchBlob(ref, desc, offset),
     (bytes) => progress.report(desc, role, bytes, "downloading"),
+    tee,
   );
   progress.report(desc, role, desc.size, "done");
 }
