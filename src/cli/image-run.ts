@@ -45,7 +45,7 @@ export async function prepareImageRun(
       onProgress: (e) => (display ??= new PullDisplay(process.stderr, source.image)).progress(e),
     });
   } finally {
-    display?.end();
+    display?.end(img !== undefined);
   }
   const spec = await imageSpec(store, img, base, processOptions, runOptions);
   const stopSignal = imageStopSignal(img);

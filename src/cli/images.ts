@@ -30,7 +30,7 @@ export async function pull(g: GlobalOptions, c: Extract<Command, { name: "pull" 
   try {
     img = await store.pull(c.ref, { ...(c.platform ? { platform: c.platform } : {}), onProgress: (e) => display.progress(e) });
   } finally {
-    display.end();
+    display.end(img !== undefined);
   }
   out(img.name);
   return 0;

@@ -71,9 +71,11 @@ export class PullDisplay {
     this.drawn = lines.length;
   }
 
-  end(): void {
+  /** The last frame; the summary line only for a pull that succeeded (a failure's line is the error). */
+  end(ok = true): void {
     if (this.quiet || this.rows.size === 0) return;
     if (this.tty) this.draw(performance.now());
+    if (!ok) return;
     const secs = (performance.now() - this.started) / 1000;
     this.out.write(`${this.ref}: ${human(this.total.size)} in ${secs.toFixed(1)}s\n`);
   }

@@ -297,6 +297,30 @@ describeWith([...NEEDS], "images: the store through the CLI", () => {
     expect(dirEntries(join(env.root, "containers", env.namespace))).toEqual([]);
   }, 60_000);
 
+  test("a registry that serves a corrupted layer: the unpack reading it as it downloads reports the digest mismatch; nothing named, no snapshot, no temp", async () => {
+    // a registry of its own: the shared one's blobs must stay whole
+    const liar = await startRegistry();
+    try {
+      await pushFixture("busybox", liar.host, "test/liar:1");
+      const manifest = JSON.parse(readFileSync(join(imageFixtures().layout, "blobs/sha256", fixtureDescriptor("busybox").digest.slice(7)), "utf8"));
+      const layer = manifest.layers[0] as { digest: string; size: number };
+      writeFileSync(liar.blobFile(layer.digest), new Uint8Array(layer.size).fill(0x5a));
+      const env = await freshEnv();
+      const failed = await env.run(["pull", `${liar.host}/test/liar:1`]);
+      // progress lines, then the error: no "… in 0.1s" summary for a pull that failed
+      expect(failed.stderr).not.toMatch(/ in \d+\.\ds\n/);
+      expect(failed.stderr.trimEnd().split("\n").at(-1)).toMatch(new RegExp(`^bunker: blob ${layer.digest} from ${liar.host}/test/liar: digest mismatch`));
+      expectOneLineError(await env.run(["pull", "-q", `${liar.host}/test/liar:1`]), 1, new RegExp(`blob ${layer.digest} from ${liar.host}/test/liar: digest mismatch`));
+      expect(await images(env)).toEqual([]);
+      expect(existsSync(join(env.root, "content/blobs/sha256", layer.digest.slice(7)))).toBe(false);
+      expect(dirEntries(join(env.root, "content/ingest"))).toEqual([]);
+      expect(dirEntries(join(env.root, "snapshots/overlayfs/by-chain"))).toEqual([]);
+      expect(dirEntries(join(env.root, "snapshots/overlayfs/tmp")).filter((n) => !n.startsWith("spare."))).toEqual([]);
+    } finally {
+      await liar.stop();
+    }
+  }, 60_000);
+
   test("a pull SIGKILLed mid-download names nothing; the next pull resumes and completes", async () => {
     const env = await freshEnv();
     const layer = blobsOfFixture("big").layers[1]!;
