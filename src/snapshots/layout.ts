@@ -302,25 +302,25 @@ export class StoreLayout {
 }
 
 /**
- * Writes a small metadata file durably enough for ordering: written and fsynced before the rename
- * that publishes it. `durable: false` for what a power loss makes moot anyway (a container's layer
- * and its mount targets: after a reboot nothing is mounted and the container's record removes the
- * layer), where each fsync cost a `run IMAGE` 2-10 ms; a process crash loses nothing either way.
+ * Writes a small metadata file without an fsync: for what a power loss makes moot anyway (a
+ * container's layer and its mount targets: after a reboot nothing is mounted and the container's
+ * record removes the layer), where each fsync cost a `run IMAGE` 2-10 ms; a process crash loses
+ * nothing either way. What must survive a power loss (a committed layer's metadata) goes through
+ * writeSmallSynced.
  */
-export function writeSmall(path: string, text: string, durable = true): void {
+export function writeSmall(path: string, text: string): void {
   const fd = fs.openSync(path, "w", 0o600);
   try {
     fs.writeSync(fd, text);
-    if (durable) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
 }
 
 /**
- * writeSmall's durable form with the fsync on Bun's thread pool: the caller goes on (an unpack
- * applies its layer meanwhile) and awaits it before the rename that publishes. Three fsyncs a layer
- * on the unpack's own thread cost a 10-layer pull ~25 ms.
+ * Writes a small metadata file durably enough for ordering, with the fsync on Bun's thread pool:
+ * the caller goes on (an unpack applies its layer meanwhile) and awaits it before the rename that
+ * publishes. Three fsyncs a layer on the unpack's own thread cost a 10-layer pull ~25 ms.
  */
 export function writeSmallSynced(path: string, text: string): Promise<void> {
   const fd = fs.openSync(path, "w", 0o600);

@@ -217,8 +217,8 @@ class LayerStore implements Snapshotter {
       // a spare made ahead (makeSpare) has every dir and file already: only renamed and written into
       const spare = this.kind === "overlayfs" ? this.layout.takeSpare(lockName) : undefined;
       temp = spare ?? this.layout.makeTemp(lockName);
-      writeSmall(join(temp, "key"), key, false);
-      writeSmall(join(temp, "parent"), parent, false);
+      writeSmall(join(temp, "key"), key);
+      writeSmall(join(temp, "parent"), parent);
       if (spare !== undefined) {
         // made whole by makeSpare
       } else if (this.kind === "overlayfs") {
@@ -234,11 +234,11 @@ class LayerStore implements Snapshotter {
         const target = resolve(opts.mountAt);
         const targetsFile = join(this.layout.snapshotDir(id), "targets");
         // recorded before the mount, as mount() does; the layer stays prepared if the mount fails
-        writeSmall(targetsFile, target, false);
+        writeSmall(targetsFile, target);
         try {
           this.mountAt({ id, key, parent, ancestors: [], targets: [target] }, key, target, opts.volatile === true, parentMeta);
         } catch (err) {
-          writeSmall(targetsFile, "", false);
+          writeSmall(targetsFile, "");
           throw err;
         }
       }
@@ -266,11 +266,11 @@ class LayerStore implements Snapshotter {
     this.withKeyLockNow(key, (meta) => {
       const targets = meta.targets.includes(abs) ? meta.targets : [...meta.targets, abs];
       // recorded before the mount, so that a crash right after it still leaves remove() the target
-      writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), targets.join("\n"), false);
+      writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), targets.join("\n"));
       try {
         this.mountAt(meta, key, abs, opts.volatile === true);
       } catch (err) {
-        writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), meta.targets.join("\n"), false);
+        writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), meta.targets.join("\n"));
         throw err;
       }
     });
@@ -279,7 +279,7 @@ class LayerStore implements Snapshotter {
   unmount(key: string): void {
     this.withKeyLockNow(key, (meta) => {
       for (const t of meta.targets) sys().unmountAll(t);
-      writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), "", false);
+      writeSmall(join(this.layout.snapshotDir(meta.id), "targets"), "");
     });
   }
 
